@@ -1,0 +1,3 @@
+"""orchestrator: a self-hosting delivery pipeline for coding agents."""
+
+__version__ = "0.1.0"

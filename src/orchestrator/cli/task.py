@@ -1,0 +1,127 @@
+"""`orch task`: submit tasks and follow them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.output import STATE_STYLE, console, emit_json, emit_raw, notice
+from orchestrator.documents import task_document
+from orchestrator.errors import InputError
+from orchestrator.intake import submit_task
+from orchestrator.pipeline.names import check_artifact_name, check_task_id
+from orchestrator.pipeline.stages import STAGE_ORDER, Stage, TaskState
+from orchestrator.store import Task
+
+
+@click.group()
+def task() -> None:
+    """Submit tasks and follow them through the pipeline."""
+
+
+def _read_description(text: str | None, file: Path | None) -> str:
+    if text is not None and file is not None:
+        raise click.UsageError("give the description with -d or -f, not both")
+    if file is None:
+        return text or ""
+    if str(file) == "-":
+        return sys.stdin.read()
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the description from {file}: {exc}") from None
+
+
+@task.command("add")
+@click.argument("repo")
+@click.argument("title")
+@click.option("-d", "--description", "text", help="What the task is about.")
+@click.option("-f", "--file", type=click.Path(path_type=Path), help="Read the description "
+              "from a file ('-' for stdin).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the new task as JSON.")
+@pass_app
+def task_add(
+    app: AppContext, repo: str, title: str, text: str | None, file: Path | None, as_json: bool
+) -> None:
+    """Submit a task on REPO; prints its id."""
+    description = _read_description(text, file)
+    created = submit_task(app.store, app.settings.home, repo, title, description)
+    if as_json:
+        emit_json(task_document(created, app.store.artifact_names([created.id])[created.id]))
+        return
+    notice(f"task {created.id} is in {created.stage} (branch {created.branch})")
+    click.echo(created.id)
+
+
+@task.command("list")
+@click.option("--state", type=click.Choice([s.value for s in TaskState]))
+@click.option("--stage", type=click.Choice([s.value for s in STAGE_ORDER]))
+@click.option("--repo")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@pass_app
+def task_list(
+    app: AppContext, state: str | None, stage: str | None, repo: str | None, as_json: bool
+) -> None:
+    """List tasks, oldest first."""
+    tasks = app.store.list_tasks(
+        state=TaskState(state) if state else None,
+        stage=Stage(stage) if stage else None,
+        repo=repo,
+    )
+    if as_json:
+        names = app.store.artifact_names([t.id for t in tasks])
+        emit_json([task_document(t, names[t.id]) for t in tasks])
+        return
+    if not tasks:
+        notice(
+            "no tasks" + (" match" if state or stage or repo else " yet: orch task add REPO TITLE")
+        )
+        return
+    table = Table("id", "repo", "stage", "state", "round", "title", box=None)
+    for t in tasks:
+        table.add_row(t.id, t.repo, t.stage, _state(t), str(t.round), t.title)
+    console.print(table)
+
+
+@task.command("show")
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
+@pass_app
+def task_show(app: AppContext, task_id: str, as_json: bool) -> None:
+    """Show a task with its stage history and artifacts."""
+    shown = app.store.get_task(check_task_id(task_id))
+    events = app.store.events(shown.id)
+    artifacts = app.store.artifact_names([shown.id])[shown.id]
+    if as_json:
+        emit_json(task_document(shown, artifacts, events))
+        return
+    console.print(f"[bold]{shown.id}[/]  {shown.title}")
+    console.print(f"repo {shown.repo}  branch {shown.branch}  round {shown.round}")
+    console.print(f"stage {shown.stage}  state {_state(shown)}")
+    if shown.reason:
+        console.print(f"reason: {shown.reason}")
+    table = Table("at", "from", "to", "verdict", "by", "round", box=None)
+    for e in events:
+        table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.from_stage or "-", e.to_stage,
+                      e.verdict or "-", e.producer, str(e.round))  # fmt: skip
+    console.print(table)
+    console.print("artifacts: " + (", ".join(artifacts) or "-"))
+
+
+@task.command("artifact")
+@click.argument("task_id")
+@click.argument("name")
+@click.option("--round", "round_", type=click.IntRange(min=1), help="The version of that round.")
+@pass_app
+def task_artifact(app: AppContext, task_id: str, name: str, round_: int | None) -> None:
+    """Print an artifact's stored text, byte for byte (the latest version by default)."""
+    artifact = app.store.get_artifact(check_task_id(task_id), check_artifact_name(name), round_)
+    emit_raw(artifact.text)
+
+
+def _state(t: Task) -> str:
+    return f"[{STATE_STYLE[t.state]}]{t.state}[/]"

@@ -1,0 +1,172 @@
+"""Stages, task states, producers and `STAGE_TRANSITIONS`: the pipeline table as data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class Stage(StrEnum):
+    """A step a task passes through; each stage runs one job that leaves one artifact."""
+
+    ANALYSIS = "analysis"
+    DESIGN = "design"
+    DEVELOPMENT = "development"
+    REVIEW = "review"
+    TESTING = "testing"
+    DEPLOY_STAGING = "deploy-staging"
+    DEPLOY = "deploy"
+    POST_DEPLOY = "post-deploy"
+
+
+class TaskState(StrEnum):
+    """Where a task stands. Blocked, done, failed and cancelled are states, never stages."""
+
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """True for the states a task never leaves."""
+        return self in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED)
+
+
+class Producer(StrEnum):
+    """Who wrote an artifact or caused an event; the exact agent names of SPEC section 2."""
+
+    INTAKE = "intake"
+    ANALYST = "analyst"
+    ARCHITECT = "architect"
+    DEVELOPER = "developer"
+    REVIEWER = "reviewer"
+    TESTER = "tester"
+    DEPLOYER = "deployer"
+    TEST_RUNNER = "test-runner"
+    STAGING_RUNNER = "staging-runner"
+    DEPLOY_FINALIZER = "deploy-finalizer"
+    POST_DEPLOY_MONITOR = "post-deploy-monitor"
+
+    @property
+    def is_llm(self) -> bool:
+        """True for the roles an LLM agent plays."""
+        return self in LLM_ROLES
+
+
+LLM_ROLES = frozenset(
+    {
+        Producer.ANALYST,
+        Producer.ARCHITECT,
+        Producer.DEVELOPER,
+        Producer.REVIEWER,
+        Producer.TESTER,
+        Producer.DEPLOYER,
+    }
+)
+
+
+class Outcome(StrEnum):
+    """Where a gate verdict sends a task that is not moving to another stage."""
+
+    NEXT = "next"  # on to `StageSpec.on_pass`
+    DONE = "done"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+    ROLLBACK = "development"  # back to development, in a new round
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One row of the SPEC section 2 table."""
+
+    stage: Stage
+    llm_role: Producer | None  # the LLM agent for the stage; None when only code may produce it
+    runner: Producer | None  # the deterministic runner that claims the stage, if any
+    artifact: str
+    verdict_keys: tuple[str, ...]
+    on_pass: Stage | None  # None: passing this stage finishes the task
+    on_fail: Outcome
+    optional: bool
+
+
+def _row(
+    stage: Stage,
+    llm_role: Producer | None,
+    runner: Producer | None,
+    artifact: str,
+    keys: tuple[str, ...],
+    on_pass: Stage | None,
+    on_fail: Outcome,
+    optional: bool,
+) -> tuple[Stage, StageSpec]:
+    return stage, StageSpec(stage, llm_role, runner, artifact, keys, on_pass, on_fail, optional)
+
+
+S = Stage
+P = Producer
+
+STAGE_TRANSITIONS: Mapping[Stage, StageSpec] = MappingProxyType(
+    dict(
+        [
+            _row(S.ANALYSIS, P.ANALYST, None, "02-analysis.md",
+                 ("analysis_status",), S.DESIGN, Outcome.BLOCKED, False),
+            _row(S.DESIGN, P.ARCHITECT, None, "05-design.md",
+                 ("design_status",), S.DEVELOPMENT, Outcome.BLOCKED, True),
+            _row(S.DEVELOPMENT, P.DEVELOPER, None, "10-development.md",
+                 ("dev_status",), S.REVIEW, Outcome.BLOCKED, False),
+            _row(S.REVIEW, P.REVIEWER, None, "11-code-review.md",
+                 ("review_verdict",), S.TESTING, Outcome.ROLLBACK, True),
+            _row(S.TESTING, P.TESTER, P.TEST_RUNNER, "13-test-report.md",
+                 ("result", "status", "tests_failed"), S.DEPLOY_STAGING, Outcome.ROLLBACK, False),
+            _row(S.DEPLOY_STAGING, P.DEPLOYER, P.STAGING_RUNNER, "15-staging-log.md",
+                 ("staging_status",), S.DEPLOY, Outcome.ROLLBACK, True),
+            _row(S.DEPLOY, None, P.DEPLOY_FINALIZER, "16-deploy-log.md",
+                 ("deploy_status",), S.POST_DEPLOY, Outcome.BLOCKED, True),
+            _row(S.POST_DEPLOY, None, P.POST_DEPLOY_MONITOR, "17-monitor-report.md",
+                 ("monitor_status",), None, Outcome.FAILED, True),
+        ]
+    )
+)  # fmt: skip
+
+STAGE_ORDER: tuple[Stage, ...] = tuple(STAGE_TRANSITIONS)
+FIRST_STAGE = Stage.ANALYSIS
+OPTIONAL_STAGES = frozenset(spec.stage for spec in STAGE_TRANSITIONS.values() if spec.optional)
+
+# The serial gate covers the stages that touch shared targets (staging, the default branch,
+# the running service): per repo, one task at a time from deploy-staging to the end.
+SERIAL_STAGES = frozenset({Stage.DEPLOY_STAGING, Stage.DEPLOY, Stage.POST_DEPLOY})
+
+TASK_ARTIFACT = "01-task.md"
+
+
+def artifact_for(stage: Stage) -> str:
+    """The name of the artifact a stage's job must leave."""
+    return STAGE_TRANSITIONS[stage].artifact
+
+
+def parse_stage_list(csv: str) -> frozenset[Stage]:
+    """Parse a comma-separated list of stages a repo switches off; ValueError names the culprit."""
+    stages: set[Stage] = set()
+    for raw in csv.split(","):
+        name = raw.strip().lower()
+        if not name:
+            continue
+        try:
+            stage = Stage(name)
+        except ValueError:
+            known = ", ".join(STAGE_ORDER)
+            raise ValueError(f"unknown stage {raw.strip()!r} (stages: {known})") from None
+        if stage not in OPTIONAL_STAGES:
+            optional = ", ".join(s for s in STAGE_ORDER if s in OPTIONAL_STAGES)
+            raise ValueError(f"stage {stage} cannot be switched off (optional: {optional})")
+        stages.add(stage)
+    return frozenset(stages)
+
+
+def format_stage_list(stages: frozenset[Stage]) -> str:
+    """The canonical CSV of a set of stages, in pipeline order."""
+    return ",".join(s.value for s in STAGE_ORDER if s in stages)

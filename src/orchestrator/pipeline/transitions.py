@@ -1,0 +1,77 @@
+"""Where a gate verdict takes a task: the pure decision behind every stage move."""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import dataclass
+
+from orchestrator.pipeline.gates import GateResult, GateStatus
+from orchestrator.pipeline.stages import STAGE_TRANSITIONS, Outcome, Stage, TaskState
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The result of a verdict: the task's new stage, state and round, and what to record."""
+
+    stage: Stage  # the task's stage afterwards; a finished or blocked task keeps its last one
+    state: TaskState
+    round: int
+    event_to: str  # `to_stage` of the event: a stage, or "done", "failed", "blocked"
+    alert: str | None = None  # set when a person should hear about it
+    rollback: bool = False  # back to development: the failing artifact becomes feedback
+
+
+def next_stage(after: Stage, skipped: Set[Stage]) -> Stage | None:
+    """The stage that follows `after`, skipping switched-off stages; None when the task is done."""
+    candidate = STAGE_TRANSITIONS[after].on_pass
+    while candidate is not None and candidate in skipped:
+        candidate = STAGE_TRANSITIONS[candidate].on_pass
+    return candidate
+
+
+def decide_transition(
+    stage: Stage,
+    gate: GateResult,
+    round: int,
+    max_dev_retries: int,
+    skipped: Set[Stage] = frozenset(),
+) -> Transition:
+    """Decide the move a gate verdict makes, by the table, the skips and the retry limit."""
+    spec = STAGE_TRANSITIONS[stage]
+    if gate.status is GateStatus.INVALID:
+        return Transition(
+            stage,
+            TaskState.BLOCKED,
+            round,
+            "blocked",
+            alert=f"{spec.artifact} has no valid verdict ({gate.reason}); a person must look",
+        )
+    if gate.status is GateStatus.PASSED:
+        following = next_stage(stage, skipped)
+        if following is None:
+            return Transition(stage, TaskState.DONE, round, "done")
+        return Transition(following, TaskState.ACTIVE, round, following.value)
+
+    if spec.on_fail is Outcome.ROLLBACK:
+        returns_so_far = round - 1
+        if returns_so_far >= max_dev_retries:
+            return Transition(
+                stage,
+                TaskState.FAILED,
+                round,
+                "failed",
+                alert=(
+                    f"{stage} failed in round {round} ({gate.reason}) and the task has used "
+                    f"all {max_dev_retries} returns to development (ORCH_MAX_DEV_RETRIES)"
+                ),
+            )
+        return Transition(
+            Stage.DEVELOPMENT, TaskState.ACTIVE, round + 1, Stage.DEVELOPMENT.value, rollback=True
+        )
+    if spec.on_fail is Outcome.FAILED:
+        return Transition(
+            stage, TaskState.FAILED, round, "failed", alert=f"{stage} failed: {gate.reason}"
+        )
+    return Transition(
+        stage, TaskState.BLOCKED, round, "blocked", alert=f"{stage} blocked: {gate.reason}"
+    )

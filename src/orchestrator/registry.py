@@ -1,0 +1,110 @@
+"""Registering repositories: validate what the user says, then store it."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from orchestrator.errors import Conflict, InputError
+from orchestrator.pipeline.names import check_repo_name
+from orchestrator.pipeline.stages import parse_stage_list
+from orchestrator.store import Repo, RepoSpec, Store
+from orchestrator.workspace import git
+
+
+@dataclass(frozen=True)
+class RepoOptions:
+    """A repo's settings as a user typed them; None leaves a setting as it is (or default)."""
+
+    default_branch: str | None = None
+    test_target: str | None = None
+    test_command: str | None = None
+    staging_command: str | None = None
+    deploy_command: str | None = None
+    health_url: str | None = None
+    setup_command: str | None = None
+    skip_stages: str | None = None
+    is_self: bool | None = None
+
+
+def register_repo(store: Store, name: str, path: Path, options: RepoOptions) -> Repo:
+    """Add a repo: `path` must be a git working copy; the default branch defaults to its own."""
+    check_repo_name(name)
+    root = git.toplevel(path.expanduser().resolve())
+    branch = options.default_branch or git.current_branch(root)
+    if branch is None:
+        raise InputError(f"{root} has a detached HEAD: give --default-branch")
+    spec = _spec(options, root, branch)
+    _check_single_self(store, name, spec)
+    return store.add_repo(name, RepoSpec(**{**spec.__dict__, "path": str(root)}))
+
+
+def change_repo(store: Store, name: str, options: RepoOptions) -> Repo:
+    """Change a repo's settings; only the options given change."""
+    check_repo_name(name)
+    repo = store.get_repo(name)
+    spec = _spec(options, Path(repo.path), options.default_branch)
+    _check_single_self(store, name, spec)
+    return store.update_repo(name, spec)
+
+
+def _spec(options: RepoOptions, root: Path, branch: str | None) -> RepoSpec:
+    if branch is not None:
+        git.check_branch_name(root, branch)
+        if not git.has_branch(root, branch):
+            raise InputError(f"{root} has no branch {branch!r} with a commit on it")
+    try:
+        skip = parse_stage_list(options.skip_stages) if options.skip_stages is not None else None
+    except ValueError as exc:
+        raise InputError(f"--skip-stages: {exc}") from None
+    return RepoSpec(
+        default_branch=branch,
+        test_target=_test_target(options.test_target),
+        test_command=_command("--test-command", options.test_command),
+        staging_command=_command("--staging-command", options.staging_command),
+        deploy_command=_command("--deploy-command", options.deploy_command),
+        setup_command=_command("--setup-command", options.setup_command),
+        health_url=_url("--health-url", options.health_url),
+        skip_stages=skip,
+        is_self=options.is_self,
+    )
+
+
+def _command(option: str, value: str | None) -> str | None:
+    """A command is stored as typed and split into an argv at run time; check it splits now."""
+    if value is None or value == "":
+        return value  # "" clears it
+    try:
+        argv = shlex.split(value)
+    except ValueError as exc:
+        raise InputError(f"{option}: cannot split {value!r} into arguments: {exc}") from None
+    if not argv:
+        raise InputError(f"{option}: the command is blank")
+    return value
+
+
+def _url(option: str, value: str | None) -> str | None:
+    if value and not value.startswith(("http://", "https://")):
+        raise InputError(f"{option}: expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def _test_target(value: str | None) -> str | None:
+    if value is None:
+        return None
+    target = PurePosixPath(value.strip())
+    if not value.strip() or target.is_absolute() or ".." in target.parts:
+        raise InputError(f"--test-target: expected a path inside the repo, got {value!r}")
+    return str(target)
+
+
+def _check_single_self(store: Store, name: str, spec: RepoSpec) -> None:
+    # The self repo is the checkout the running service is started from: there is one.
+    if not spec.is_self:
+        return
+    others = [repo.name for repo in store.list_repos() if repo.is_self and repo.name != name]
+    if others:
+        raise Conflict(
+            f"repo {others[0]!r} is already the self repo (orch repo set {others[0]} --no-self)"
+        )

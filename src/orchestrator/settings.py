@@ -1,0 +1,158 @@
+"""Settings: one frozen object built at start from `ORCH_*` variables and `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from orchestrator.errors import ConfigError
+
+AgentBackend = Literal["claude", "codex", "command", "scripted"]
+Seconds = Annotated[float, Field(gt=0)]
+RepoScope = Annotated[frozenset[str], NoDecode]
+
+ENV_PREFIX = "ORCH_"
+# Settings whose values are secrets: never echoed in errors, never passed to agents.
+SECRET_FIELDS = frozenset({"api_token", "db_url", "alert_webhook_url"})
+
+
+def _default_home() -> Path:
+    return Path("~/.orch").expanduser()
+
+
+class Settings(BaseSettings):
+    """Every setting of orchestrator, with its default and the reason for it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `ORCH_API_TOKEN=` means "no token", not an empty token
+        extra="ignore",  # `.env` may hold the user's other variables
+        frozen=True,
+        validate_default=True,
+    )
+
+    # Where orchestrator keeps its database, worktrees and artifacts.
+    home: Path = Field(default_factory=_default_home)
+    # None: SQLite (WAL) at $ORCH_HOME/orch.db, the zero-setup default.
+    db_url: str | None = None
+    # Loopback by default: the API is open to whoever can reach it unless a token is set.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    api_token: SecretStr | None = None
+
+    # Two cores run four agent processes comfortably; agents mostly wait on the network.
+    max_parallel_jobs: int = Field(default=4, ge=1, le=1024)
+    # How many times a task may go back to development (so at most 1 + 3 rounds).
+    max_dev_retries: int = Field(default=3, ge=0, le=100)
+
+    agent_backend: AgentBackend = "claude"
+    agent_command: str | None = None
+    # Real agents take minutes on real changes; half an hour stops only a stuck one.
+    agent_timeout_s: Seconds = 1800.0
+    agent_retries: int = Field(default=2, ge=0, le=20)
+
+    test_runner_enabled: bool = True
+    test_runner_repos: RepoScope = frozenset({"*"})
+    test_runner_timeout_s: Seconds = 1800.0
+    test_runner_infra_retries: int = Field(default=3, ge=0, le=100)
+    test_runner_smoke_url: str | None = None
+
+    staging_runner_enabled: bool = True
+    staging_runner_repos: RepoScope = frozenset({"*"})
+    staging_runner_timeout_s: Seconds = 1800.0
+    staging_runner_infra_retries: int = Field(default=3, ge=0, le=100)
+
+    # Off means the stage blocks the task for a person (these runners have no LLM fallback).
+    deploy_finalizer_enabled: bool = True
+    post_deploy_monitor_enabled: bool = True
+
+    # A deferred job waits 30 s, then twice as long each time, never more than 10 min.
+    defer_backoff_s: Seconds = 30.0
+    defer_backoff_max_s: Seconds = 600.0
+
+    # One minute of health polls every five seconds catches a service that dies at start.
+    monitor_window_s: Seconds = 60.0
+    monitor_interval_s: Seconds = 5.0
+    alert_webhook_url: str | None = None
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("db_url", mode="after")
+    @classmethod
+    def _check_db_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith(("postgresql://", "postgres://")):
+            # psycopg 3 is the driver we ship; accept the plain URL form users copy around.
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite://", "postgresql+psycopg://")):
+            raise ValueError("expected a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("test_runner_repos", "staging_runner_repos", mode="before")
+    @classmethod
+    def _split_scope(cls, value: object) -> object:
+        if isinstance(value, str):
+            names = frozenset(part.strip() for part in value.split(",") if part.strip())
+            if not names:
+                raise ValueError("expected '*' or a comma-separated list of repo names")
+            return names
+        return value
+
+    @field_validator("test_runner_smoke_url", "alert_webhook_url", mode="after")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if self.agent_backend == "command" and not self.agent_command:
+            raise ValueError("agent_command: required when ORCH_AGENT_BACKEND=command")
+        if self.defer_backoff_max_s < self.defer_backoff_s:
+            raise ValueError("defer_backoff_max_s: must not be below ORCH_DEFER_BACKOFF_S")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL of the store."""
+        return self.db_url or f"sqlite:///{self.home / 'orch.db'}"
+
+    @property
+    def token(self) -> str | None:
+        """The API token in clear, for comparison only."""
+        return self.api_token.get_secret_value() if self.api_token else None
+
+
+def env_key(field: str) -> str:
+    """The environment variable that sets a settings field."""
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings; a bad value raises ConfigError with one line naming the key."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if not field and ":" in message:  # a model-level check names its field first
+        field, message = (part.strip() for part in message.split(":", 1))
+    shown = error.get("input")
+    echo = field and field not in SECRET_FIELDS and isinstance(shown, str | int | float)
+    got = f" (got {shown!r})" if echo else ""
+    return f"{env_key(field) if field else 'settings'}: {message}{got}"

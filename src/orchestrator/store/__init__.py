@@ -1,0 +1,57 @@
+"""The store: the only code that talks to the database."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from orchestrator.settings import Settings
+from orchestrator.store import migrate
+from orchestrator.store.alerts import AlertQueries
+from orchestrator.store.base import translate
+from orchestrator.store.engine import make_engine
+from orchestrator.store.records import Alert, Artifact, Event, Repo, RepoSpec, Task
+from orchestrator.store.repos import RepoQueries
+from orchestrator.store.tasks import NewTask, TaskQueries
+
+
+class Store(RepoQueries, TaskQueries, AlertQueries):
+    """The narrow interface every other module uses to read and change state."""
+
+    def ensure_schema(self) -> None:
+        """Bring the database up to the code's schema (a no-op when it is)."""
+        try:
+            migrate.ensure_schema(self.engine)
+        except SQLAlchemyError as exc:
+            raise translate(exc) from exc
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """Apply pending migrations; the revisions before and after."""
+        try:
+            return migrate.upgrade(self.engine)
+        except SQLAlchemyError as exc:
+            raise translate(exc) from exc
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """Open the configured database, bringing its schema up to date on first use."""
+    store = Store(make_engine(settings.database_url))
+    if migrate:
+        try:
+            store.ensure_schema()
+        except BaseException:
+            store.close()
+            raise
+    return store
+
+
+__all__ = [
+    "Alert",
+    "Artifact",
+    "Event",
+    "NewTask",
+    "Repo",
+    "RepoSpec",
+    "Store",
+    "Task",
+    "open_store",
+]

@@ -1,0 +1,64 @@
+"""The store's plumbing: transactions, and driver errors translated once, here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from orchestrator.errors import Conflict, StoreError
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC: the only kind of time the store accepts."""
+    return datetime.now(UTC)
+
+
+class StoreBase:
+    """Holds the engine and opens the read and write transactions every query runs in."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A read-only transaction (rolled back at the end)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise translate(exc) from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One transaction that commits every change in it, or none of them."""
+        try:
+            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+                yield conn
+        except SQLAlchemyError as exc:
+            raise translate(exc) from exc
+
+
+def translate(exc: SQLAlchemyError) -> StoreError | Conflict:
+    """The orchestrator error for a driver error (the caller chains the original)."""
+    if isinstance(exc, IntegrityError):
+        return Conflict(f"the change conflicts with existing data ({_first_line(exc.orig)})")
+    if isinstance(exc, OperationalError):
+        return StoreError(f"database unavailable: {_first_line(exc.orig)}")
+    return StoreError(f"database error: {_first_line(exc)}")
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,142 @@
+"""Records: frozen snapshots of rows. A record never holds a session or saves itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from orchestrator.pipeline.stages import Producer, Stage, TaskState, parse_stage_list
+
+DEFAULT_TEST_TARGET = "tests"
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    """What a user says about a repo when adding or changing it (None: keep or default)."""
+
+    path: str | None = None
+    default_branch: str | None = None
+    test_target: str | None = None
+    test_command: str | None = None
+    staging_command: str | None = None
+    deploy_command: str | None = None
+    health_url: str | None = None
+    setup_command: str | None = None
+    skip_stages: frozenset[Stage] | None = None
+    is_self: bool | None = None
+
+
+@dataclass(frozen=True)
+class Repo:
+    """A registered git repository and how to test, stage and deploy it."""
+
+    id: int
+    name: str
+    path: str
+    default_branch: str
+    test_target: str
+    test_command: str | None
+    staging_command: str | None
+    deploy_command: str | None
+    health_url: str | None
+    setup_command: str | None
+    skip_stages: frozenset[Stage]
+    is_self: bool
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Repo:
+        """Build from a `repos` row."""
+        values = dict(row._mapping)
+        values["skip_stages"] = parse_stage_list(values["skip_stages"] or "")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A unit of work on a repo, moving through the stages."""
+
+    id: str
+    repo: str
+    title: str
+    description: str
+    stage: Stage
+    state: TaskState
+    round: int
+    branch: str
+    worktree: str
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Task:
+        """Build from a `tasks` row joined with its repo's name as `repo`."""
+        m = row._mapping
+        return cls(
+            id=m["id"], repo=m["repo"], title=m["title"], description=m["description"],
+            stage=Stage(m["stage"]), state=TaskState(m["state"]), round=m["round"],
+            branch=m["branch"], worktree=m["worktree"], reason=m["reason"],
+            created_at=m["created_at"], updated_at=m["updated_at"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Event:
+    """One stage move in a task's append-only history."""
+
+    id: int
+    task_id: str
+    job_id: int | None
+    from_stage: str | None
+    to_stage: str
+    verdict: str | None
+    producer: Producer
+    round: int
+    at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Event:
+        """Build from an `events` row."""
+        values = dict(row._mapping)
+        values["producer"] = Producer(values["producer"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One stored version of a task's Markdown artifact (the database copy is the truth)."""
+
+    id: int
+    task_id: str
+    job_id: int | None
+    name: str
+    round: int
+    producer: Producer
+    text: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Artifact:
+        """Build from an `artifacts` row."""
+        values = dict(row._mapping)
+        values["producer"] = Producer(values["producer"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something a person should hear about."""
+
+    id: int
+    task_id: str | None
+    kind: str
+    message: str
+    created_at: datetime
+    acknowledged_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Alert:
+        """Build from an `alerts` row."""
+        return cls(**dict(row._mapping))

@@ -1,0 +1,184 @@
+"""The database tables. Alembic migrations create them; this metadata is what code queries.
+
+A test compares this metadata with a freshly migrated database, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, whatever the backend stores."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use datetime.now(UTC)")
+        value = value.astimezone(UTC)
+        # SQLite has no time zones: store naive UTC, which also sorts correctly as text.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Jobs in these states are "live": a task has at most one (enforced by a partial unique index).
+LIVE_JOB_STATES = ("queued", "running", "deferred")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+repos = Table(
+    "repos",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("path", Text, nullable=False),
+    Column("default_branch", String(255), nullable=False),
+    Column("test_target", Text, nullable=False),
+    Column("test_command", Text),  # NULL: `python -m pytest <test_target>`
+    Column("staging_command", Text),
+    Column("deploy_command", Text),
+    Column("health_url", Text),
+    Column("setup_command", Text),
+    Column("skip_stages", Text, nullable=False, server_default=""),
+    Column("is_self", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id"), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("stage", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("round", Integer, nullable=False, server_default=text("1")),
+    Column("branch", Text, nullable=False),
+    Column("worktree", Text, nullable=False),
+    Column("reason", Text),  # why the task is blocked or failed, for people
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "state", "stage"),
+    Index(None, "repo_id", "state"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task_id", String(40), ForeignKey("tasks.id"), nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("producer", String(32)),
+    Column("status", String(16), nullable=False),
+    # Bumped at every claim: the fencing token a worker must still hold to commit a result.
+    Column("attempt", Integer, nullable=False, server_default=text("0")),
+    Column("infra_failures", Integer, nullable=False, server_default=text("0")),
+    Column("agent_failures", Integer, nullable=False, server_default=text("0")),
+    Column("not_before", UTCDateTime),  # a deferred job waits until then
+    Column("worker_id", String(64)),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("pgid", Integer),
+    Column("proc_started_at", Float),  # psutil create_time: a reused pid is not our process
+    Column("lease_expires_at", UTCDateTime),
+    Column("heartbeat_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("outcome", String(32)),
+    Column("error_kind", String(32)),
+    Column("error_message", Text),
+    Column("exit_code", Integer),
+    Column("log_path", Text),
+    Column("backend", String(32)),
+    Column("tokens_in", Integer),
+    Column("tokens_out", Integer),
+    Column("cost_usd", Float),
+    Column("duration_s", Float),
+    Index(None, "task_id"),
+    Index(None, "status", "not_before"),
+    Index(
+        "uq_jobs_live_task",
+        "task_id",
+        unique=True,
+        sqlite_where=text("status IN ('queued', 'running', 'deferred')"),
+        postgresql_where=text("status IN ('queued', 'running', 'deferred')"),
+    ),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task_id", String(40), ForeignKey("tasks.id"), nullable=False),
+    # One event per job at most: a verdict can never be recorded twice.
+    Column("job_id", Integer, ForeignKey("jobs.id"), unique=True),
+    Column("from_stage", String(32)),
+    Column("to_stage", String(32), nullable=False),
+    Column("verdict", String(32)),
+    Column("producer", String(32), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "task_id", "id"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task_id", String(40), ForeignKey("tasks.id"), nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id")),
+    Column("name", String(128), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("producer", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "task_id", "name", "id"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task_id", String(40), ForeignKey("tasks.id")),
+    Column("kind", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("acknowledged_at", UTCDateTime),
+    Index(None, "acknowledged_at"),
+)

@@ -1,0 +1,137 @@
+"""Queries on tasks, their stage history (events) and their artifacts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Select, insert, select
+
+from orchestrator.errors import NotFound
+from orchestrator.pipeline.stages import TASK_ARTIFACT, Producer, Stage, TaskState
+from orchestrator.store.base import StoreBase, utcnow
+from orchestrator.store.records import Artifact, Event, Task
+from orchestrator.store.schema import artifacts, events, repos, tasks
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A task as intake creates it, before it has a row."""
+
+    id: str
+    repo_id: int
+    title: str
+    description: str
+    branch: str
+    worktree: str
+    stage: Stage = Stage.ANALYSIS
+
+
+def _task_select() -> Select[tuple[object, ...]]:
+    return select(tasks, repos.c.name.label("repo")).join(repos, repos.c.id == tasks.c.repo_id)
+
+
+class TaskQueries(StoreBase):
+    """Create, find and list tasks; read their events and artifacts."""
+
+    def create_task(self, new: NewTask, task_md: str) -> Task:
+        """Insert the task, its intake event and its `01-task.md`, in one transaction."""
+        now = utcnow()
+        with self._write() as conn:
+            conn.execute(
+                insert(tasks).values(
+                    id=new.id, repo_id=new.repo_id, title=new.title,
+                    description=new.description, stage=new.stage, state=TaskState.ACTIVE,
+                    round=1, branch=new.branch, worktree=new.worktree,
+                    created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+            conn.execute(
+                insert(events).values(
+                    task_id=new.id, from_stage=None, to_stage=new.stage, verdict=None,
+                    producer=Producer.INTAKE, round=1, at=now,
+                )
+            )  # fmt: skip
+            self._insert_artifact(conn, new.id, TASK_ARTIFACT, 1, Producer.INTAKE, task_md)
+            return self._task(conn, new.id)
+
+    def get_task(self, task_id: str) -> Task:
+        """The task with that id; NotFound otherwise."""
+        with self._read() as conn:
+            return self._task(conn, task_id)
+
+    def list_tasks(
+        self,
+        *,
+        state: TaskState | None = None,
+        stage: Stage | None = None,
+        repo: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Task]:
+        """Tasks, oldest first, filtered by state, stage and repo name."""
+        query = _task_select().order_by(tasks.c.created_at, tasks.c.id)
+        if state is not None:
+            query = query.where(tasks.c.state == state)
+        if stage is not None:
+            query = query.where(tasks.c.stage == stage)
+        if repo is not None:
+            query = query.where(repos.c.name == repo)
+        query = query.offset(offset).limit(limit)
+        with self._read() as conn:
+            return [Task.from_row(row) for row in conn.execute(query)]
+
+    def events(self, task_id: str) -> list[Event]:
+        """The task's stage moves, oldest first."""
+        query = select(events).where(events.c.task_id == task_id).order_by(events.c.id)
+        with self._read() as conn:
+            return [Event.from_row(row) for row in conn.execute(query)]
+
+    def artifact_names(self, task_ids: list[str]) -> dict[str, list[str]]:
+        """The distinct artifact names of each task, sorted (one query for many tasks)."""
+        query = (
+            select(artifacts.c.task_id, artifacts.c.name)
+            .where(artifacts.c.task_id.in_(task_ids))
+            .distinct()
+        )
+        names: dict[str, list[str]] = defaultdict(list)
+        with self._read() as conn:
+            for task_id, name in conn.execute(query):
+                names[task_id].append(name)
+        return {task_id: sorted(names[task_id]) for task_id in task_ids}
+
+    def get_artifact(self, task_id: str, name: str, round: int | None = None) -> Artifact:
+        """The latest stored version of an artifact (of one round, when given)."""
+        query = select(artifacts).where(artifacts.c.task_id == task_id, artifacts.c.name == name)
+        if round is not None:
+            query = query.where(artifacts.c.round == round)
+        query = query.order_by(artifacts.c.id.desc()).limit(1)
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            where = f" in round {round}" if round is not None else ""
+            raise NotFound(f"task {task_id} has no artifact {name}{where}")
+        return Artifact.from_row(row)
+
+    def _task(self, conn: Connection, task_id: str) -> Task:
+        row = conn.execute(_task_select().where(tasks.c.id == task_id)).first()
+        if row is None:
+            raise NotFound(f"no task {task_id} (see: orch task list)")
+        return Task.from_row(row)
+
+    @staticmethod
+    def _insert_artifact(
+        conn: Connection,
+        task_id: str,
+        name: str,
+        round: int,
+        producer: Producer,
+        text: str,
+        job_id: int | None = None,
+    ) -> None:
+        conn.execute(
+            insert(artifacts).values(
+                task_id=task_id, job_id=job_id, name=name, round=round,
+                producer=producer, text=text, created_at=utcnow(),
+            )
+        )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Git: repositories, task branches and worktrees."""

@@ -1,0 +1,82 @@
+"""Git operations on users' repositories, through the process layer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from orchestrator.errors import GitError
+from orchestrator.proc import CommandResult, run_command
+
+# Variables that would point git at another repository than the one we name (set, for
+# instance, when orchestrator runs inside a git hook). Identity and config pass through.
+_REDIRECTING = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+                "GIT_COMMON_DIR", "GIT_NAMESPACE", "GIT_CEILING_DIRECTORIES")  # fmt: skip
+
+
+def git_env() -> dict[str, str]:
+    """The environment git runs in: ours, minus redirections, never prompting."""
+    env = {k: v for k, v in os.environ.items() if k not in _REDIRECTING}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["LC_ALL"] = "C"  # messages we match on are in English
+    return env
+
+
+def git(repo: Path | str, *args: str, check: bool = True, timeout: float = 120.0) -> CommandResult:
+    """Run `git -C repo args...`; GitError with git's own message when it fails and `check`."""
+    result = run_command(["git", "-C", str(repo), *args], env=git_env(), timeout=timeout)
+    if check and not result.ok:
+        message = (result.stderr or result.stdout).strip().splitlines()
+        raise GitError(f"git {args[0]} failed: {message[-1] if message else result.returncode}")
+    return result
+
+
+def toplevel(path: Path) -> Path:
+    """The root of the working copy that contains `path`; GitError when it is none."""
+    if not path.is_dir():
+        raise GitError(f"{path} is not a directory")
+    result = git(path, "rev-parse", "--show-toplevel", check=False)
+    if not result.ok or not result.stdout.strip():
+        raise GitError(f"{path} is not a git repository (no working copy found)")
+    return Path(result.stdout.strip())
+
+
+def current_branch(repo: Path) -> str | None:
+    """The branch checked out in `repo`, or None on a detached HEAD."""
+    result = git(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    if not result.ok:
+        return None
+    return result.stdout.strip() or None
+
+
+def has_branch(repo: Path, branch: str) -> bool:
+    """True when `repo` has a local branch of that name (with at least one commit)."""
+    result = git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}",
+                 check=False)  # fmt: skip
+    return result.ok
+
+
+def check_branch_name(repo: Path, branch: str) -> None:
+    """GitError when `branch` is not a valid branch name."""
+    if branch.startswith("-") or not git(repo, "check-ref-format", "--branch", branch,
+                                          check=False).ok:  # fmt: skip
+        raise GitError(f"{branch!r} is not a valid branch name")
+
+
+def add_worktree(repo: Path, worktree: Path, branch: str, base: str) -> None:
+    """Create `branch` from `base` and check it out in a new worktree at `worktree`."""
+    worktree.parent.mkdir(parents=True, exist_ok=True)
+    git(repo, "worktree", "add", "--quiet", "-b", branch, str(worktree), base)
+
+
+def remove_worktree(repo: Path, worktree: Path) -> None:
+    """Remove a worktree (and its files) if it is there; git's bookkeeping is pruned."""
+    if worktree.exists():
+        git(repo, "worktree", "remove", "--force", str(worktree), check=False)
+    git(repo, "worktree", "prune", check=False)
+
+
+def delete_branch(repo: Path, branch: str) -> None:
+    """Delete a local branch if it exists."""
+    if has_branch(repo, branch):
+        git(repo, "branch", "-D", branch, check=False)

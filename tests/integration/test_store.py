@@ -1,0 +1,193 @@
+"""The store on SQLite and PostgreSQL: the same tests, both backends."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import func, select, text
+
+from orchestrator.errors import Conflict, NotFound, StoreError
+from orchestrator.pipeline.stages import Producer, Stage, TaskState
+from orchestrator.settings import load_settings
+from orchestrator.store import NewTask, RepoSpec, Store, open_store
+from orchestrator.store.migrate import HEAD_REVISION, MIGRATIONS, current_revision, upgrade
+from orchestrator.store.schema import artifacts, events, metadata, tasks
+
+
+def add_repo(store: Store, name: str = "app") -> int:
+    return store.add_repo(name, RepoSpec(path=f"/srv/{name}", default_branch="main")).id
+
+
+def new_task(repo_id: int, task_id: str = "abcd2345", title: str = "Add a flag") -> NewTask:
+    return NewTask(task_id, repo_id, title, "details", f"orch/{task_id}", f"/wt/{task_id}")
+
+
+def test_head_revision_constant_is_the_scripts_head() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_fresh_database_is_migrated_to_head_on_first_use(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert current_revision(conn) == HEAD_REVISION
+
+
+def test_migrated_schema_matches_the_code_metadata(store: Store) -> None:
+    with store.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert differences == []
+
+
+def test_upgrade_twice_is_a_no_op(store: Store) -> None:
+    assert upgrade(store.engine) == (HEAD_REVISION, HEAD_REVISION)
+
+
+def test_sqlite_store_runs_in_wal_mode(tmp_path: Path) -> None:
+    opened = open_store(load_settings(db_url=f"sqlite:///{tmp_path / 'x.db'}"))
+    with opened.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    opened.close()
+
+
+def test_repo_round_trip_keeps_every_setting(store: Store) -> None:
+    spec = RepoSpec(
+        path="/srv/app", default_branch="trunk", test_target="tests/unit",
+        test_command="make test", staging_command="make staging", deploy_command="make deploy",
+        health_url="http://127.0.0.1:9/health", setup_command="bash setup.sh",
+        skip_stages=frozenset({Stage.DESIGN, Stage.POST_DEPLOY}), is_self=True,
+    )  # fmt: skip
+    added = store.add_repo("app", spec)
+    assert store.get_repo("app") == added
+    assert added.skip_stages == {Stage.DESIGN, Stage.POST_DEPLOY}
+    assert (added.test_target, added.deploy_command, added.is_self) == (
+        "tests/unit",
+        "make deploy",
+        True,
+    )
+
+
+def test_new_repo_defaults_to_pytest_on_tests(store: Store) -> None:
+    add_repo(store)
+    repo = store.get_repo("app")
+    assert (repo.test_target, repo.test_command, repo.skip_stages) == ("tests", None, frozenset())
+
+
+def test_duplicate_repo_name_is_a_conflict_and_adds_nothing(store: Store) -> None:
+    add_repo(store)
+    with pytest.raises(Conflict, match="already exists"):
+        add_repo(store)
+    assert [r.name for r in store.list_repos()] == ["app"]
+
+
+def test_update_repo_changes_only_given_fields_and_empty_clears(store: Store) -> None:
+    store.add_repo("app", RepoSpec(path="/a", default_branch="main", staging_command="x"))
+    changed = store.update_repo("app", RepoSpec(deploy_command="make deploy", staging_command=""))
+    assert (changed.path, changed.deploy_command, changed.staging_command) == (
+        "/a", "make deploy", None,
+    )  # fmt: skip
+
+
+def test_unknown_repo_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        store.get_repo("nope")
+    with pytest.raises(NotFound):
+        store.update_repo("nope", RepoSpec(test_target="t"))
+
+
+def test_create_task_stores_task_intake_event_and_task_artifact(store: Store) -> None:
+    task = store.create_task(new_task(add_repo(store)), "# Add a flag\n")
+    assert (task.stage, task.state, task.round, task.repo) == (
+        Stage.ANALYSIS, TaskState.ACTIVE, 1, "app",
+    )  # fmt: skip
+    [event] = store.events(task.id)
+    assert (event.from_stage, event.to_stage, event.producer, event.round) == (
+        None, "analysis", Producer.INTAKE, 1,
+    )  # fmt: skip
+    assert store.artifact_names([task.id]) == {task.id: ["01-task.md"]}
+    assert store.get_artifact(task.id, "01-task.md").text == "# Add a flag\n"
+
+
+def test_failed_create_task_leaves_no_partial_rows(store: Store) -> None:
+    repo_id = add_repo(store)
+    store.create_task(new_task(repo_id), "first")
+    with pytest.raises(Conflict):
+        store.create_task(new_task(repo_id, title="same id again"), "second")
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(tasks)).scalar() == 1
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == 1
+        assert conn.execute(select(func.count()).select_from(artifacts)).scalar() == 1
+
+
+def test_list_tasks_filters_by_state_stage_and_repo(store: Store) -> None:
+    first, second = add_repo(store, "one"), add_repo(store, "two")
+    store.create_task(new_task(first, "aaaa2222"), "x")
+    store.create_task(new_task(second, "bbbb3333"), "x")
+    assert [t.id for t in store.list_tasks()] == ["aaaa2222", "bbbb3333"]
+    assert [t.id for t in store.list_tasks(repo="two")] == ["bbbb3333"]
+    assert [t.id for t in store.list_tasks(stage=Stage.ANALYSIS, state=TaskState.ACTIVE)] == [
+        "aaaa2222", "bbbb3333",
+    ]  # fmt: skip
+    assert store.list_tasks(state=TaskState.DONE) == []
+    assert [t.id for t in store.list_tasks(limit=1, offset=1)] == ["bbbb3333"]
+
+
+def test_missing_task_and_artifact_are_not_found(store: Store) -> None:
+    task = store.create_task(new_task(add_repo(store)), "x")
+    with pytest.raises(NotFound):
+        store.get_task("zzzz9999")
+    with pytest.raises(NotFound, match=r"02-analysis\.md"):
+        store.get_artifact(task.id, "02-analysis.md")
+    with pytest.raises(NotFound, match="round 2"):
+        store.get_artifact(task.id, "01-task.md", round=2)
+
+
+def test_alerts_are_raised_listed_and_acknowledged_once(store: Store) -> None:
+    first = store.raise_alert("retry_limit", "gave up")
+    store.raise_alert("agent_error", "auth failed")
+    assert [a.kind for a in store.list_alerts(open_only=True)] == ["agent_error", "retry_limit"]
+    acknowledged = store.acknowledge_alert(first.id)
+    assert acknowledged.acknowledged_at is not None
+    assert store.acknowledge_alert(first.id).acknowledged_at == acknowledged.acknowledged_at
+    assert [a.kind for a in store.list_alerts(open_only=True)] == ["agent_error"]
+    with pytest.raises(NotFound):
+        store.acknowledge_alert(999)
+
+
+def test_concurrent_writers_all_commit(store: Store) -> None:
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(15):
+                store.raise_alert("load", f"writer {n} alert {i}")
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(store.list_alerts()) == 90
+
+
+def test_unreachable_database_is_a_store_error() -> None:
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    with pytest.raises(StoreError, match="database unavailable"):
+        open_store(load_settings(db_url=url))
+
+
+def test_unwritable_sqlite_location_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises((StoreError, OSError)):
+        open_store(load_settings(db_url=f"sqlite:///{blocker / 'orch.db'}"))

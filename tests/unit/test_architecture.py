@@ -1,0 +1,74 @@
+"""The folders are the architecture: these checks keep each layer to its own job."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "orchestrator"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def _relative(path: Path) -> str:
+    return path.relative_to(PACKAGE).as_posix()
+
+
+def _imports(path: Path) -> Iterator[str]:
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+def _in(path: Path, *folders: str) -> bool:
+    return _relative(path).split("/")[0] in folders
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_relative)
+def test_no_module_is_over_400_lines(path: Path) -> None:
+    assert len(path.read_text().splitlines()) <= 400
+
+
+PURE_STDLIB = {"__future__", "collections", "collections.abc", "dataclasses", "enum", "re",
+               "types", "typing", "math", "itertools", "functools"}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if _in(p, "pipeline")], ids=_relative)
+def test_pipeline_model_imports_nothing_with_side_effects(path: Path) -> None:
+    for module in _imports(path):
+        allowed = module in PURE_STDLIB or module.startswith("orchestrator.pipeline")
+        assert allowed or module == "orchestrator.errors", f"{_relative(path)} imports {module}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_relative)
+def test_only_the_process_layer_starts_subprocesses(path: Path) -> None:
+    if _in(path, "proc"):
+        return
+    for module in _imports(path):
+        assert module.split(".")[0] not in {"subprocess", "pty", "multiprocessing"}, module
+    source = path.read_text()
+    for call in ("os.system", "os.popen", "os.exec", "os.spawn", "os.fork", "create_subprocess"):
+        assert call not in source, f"{_relative(path)} uses {call}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_relative)
+def test_no_call_uses_a_shell(path: Path) -> None:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            for keyword in node.keywords:
+                is_true = isinstance(keyword.value, ast.Constant) and keyword.value.value is True
+                assert not (keyword.arg == "shell" and is_true), f"shell=True in {_relative(path)}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_relative)
+def test_only_the_store_talks_to_the_database(path: Path) -> None:
+    if _in(path, "store"):
+        return
+    for module in _imports(path):
+        assert module.split(".")[0] not in {"sqlalchemy", "alembic", "psycopg", "sqlite3"}, (
+            f"{_relative(path)} imports {module}"
+        )

@@ -1,0 +1,225 @@
+"""Verdict keys (SPEC section 3): column-0, lower-case, unfenced `key: VALUE` lines."""
+
+import pytest
+
+from orchestrator.pipeline.verdicts import KeyRead, parse_verdict_keys, read_key
+
+
+def test_column_0_key_is_read_with_its_value():
+    text = "# Review\n\nLooks good.\n\nreview_verdict: APPROVED\n"
+    assert parse_verdict_keys(text) == {"review_verdict": ("APPROVED",)}
+
+
+def test_keys_with_digits_and_underscores_are_read():
+    assert parse_verdict_keys("tests_failed: 0\nstep2_status: OK") == {
+        "tests_failed": ("0",),
+        "step2_status": ("OK",),
+    }
+
+
+def test_empty_text_has_no_keys():
+    assert parse_verdict_keys("") == {}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [" result: PASS", "  result: PASS", "   result: PASS", "    result: PASS", "\tresult: PASS"],
+)
+def test_indented_key_is_not_a_verdict(line):
+    assert parse_verdict_keys(f"intro\n{line}\n") == {}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Result: PASS",
+        "RESULT: PASS",
+        "Review_Verdict: APPROVED",
+        "resulT: PASS",
+        "- result: PASS",
+        "> result: PASS",
+        "**result**: PASS",
+        "`result: PASS`",
+        "result : PASS",
+        "1result: PASS",
+        "_result: PASS",
+    ],
+)
+def test_line_not_of_the_form_lower_case_key_colon_is_not_a_verdict(line):
+    assert parse_verdict_keys(line) == {}
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("result: PASS", "PASS"),
+        ("result:    PASS   ", "PASS"),
+        ("result:\tPASS\t", "PASS"),
+        ("result: pass", "pass"),
+        ("result:", ""),
+        ("result: PASS with words", "PASS with words"),
+    ],
+)
+def test_values_are_trimmed(line, value):
+    assert parse_verdict_keys(line) == {"result": (value,)}
+
+
+def test_every_value_of_a_repeated_key_is_kept_in_order():
+    text = "result: PASS\nprose\nresult: FAIL\nresult: pass"
+    assert parse_verdict_keys(text) == {"result": ("PASS", "FAIL", "pass")}
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\n", "\r"])
+def test_all_markdown_line_endings_separate_lines(ending):
+    text = ending.join(["# Report", "result: PASS", "status: PASS", "tests_failed: 0", ""])
+    assert parse_verdict_keys(text) == {
+        "result": ("PASS",),
+        "status": ("PASS",),
+        "tests_failed": ("0",),
+    }
+
+
+def test_crlf_fence_hides_keys_and_closes():
+    text = "```\r\nresult: FAIL\r\n```\r\nresult: PASS\r\n"
+    assert parse_verdict_keys(text) == {"result": ("PASS",)}
+
+
+@pytest.mark.parametrize(
+    "separator", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+)
+def test_unicode_line_separators_do_not_start_a_new_line(separator):
+    # Markdown ends lines only at LF, CR and CRLF: this is one prose line, not a key.
+    assert parse_verdict_keys(f"the old run said{separator}result: PASS") == {}
+
+
+# ---------------------------------------------------------------- fences
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```\nresult: PASS\n```",
+        "~~~\nresult: PASS\n~~~",
+        "```text\nresult: PASS\n```",
+        "``` markdown title\nresult: PASS\n```",
+        "~~~ info with `backticks`\nresult: PASS\n~~~",
+        " ```\nresult: PASS\n ```",
+        "  ~~~\nresult: PASS\n  ~~~",
+        "   ```\nresult: PASS\n   ```",
+        "   ```\nresult: PASS\n```",
+        "```\nresult: PASS\n   ```",
+        "`````\nresult: PASS\n`````",
+        "```\nresult: PASS\n```   ",
+    ],
+)
+def test_fenced_key_is_not_a_verdict(text):
+    assert parse_verdict_keys(f"intro: yes\n{text}\n") == {"intro": ("yes",)}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```\nresult: FAIL\n```\nresult: PASS",
+        "~~~\nresult: FAIL\n~~~\nresult: PASS",
+        "```\nresult: FAIL\n``````\nresult: PASS",
+        "~~~\nresult: FAIL\n~~~~~~~\nresult: PASS",
+        "   ```\nresult: FAIL\n  ```\nresult: PASS",
+    ],
+)
+def test_key_after_a_closed_fence_is_read(text):
+    assert parse_verdict_keys(text) == {"result": ("PASS",)}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```\n~~~\nresult: FAIL\n```\nresult: PASS",
+        "~~~\n```\nresult: FAIL\n~~~\nresult: PASS",
+        "````\n```\nresult: FAIL\n````\nresult: PASS",
+        "~~~~\n~~~\nresult: FAIL\n~~~~\nresult: PASS",
+        "```\n```python\nresult: FAIL\n```\nresult: PASS",
+        "```\n    ```\nresult: FAIL\n```\nresult: PASS",
+    ],
+)
+def test_only_a_matching_bare_fence_at_least_as_long_closes(text):
+    # The other marker, a shorter run, a run with an info string or indented four spaces
+    # stays inside the block; only the last bare fence closes it.
+    assert parse_verdict_keys(text) == {"result": ("PASS",)}
+
+
+@pytest.mark.parametrize("opener", ["```", "~~~", "````", "   ~~~", "``` bash"])
+def test_unclosed_fence_hides_everything_after_it(opener):
+    text = f"dev_status: DONE\n{opener}\nresult: PASS\n\nstatus: PASS\n\ntests_failed: 0\n"
+    assert parse_verdict_keys(text) == {"dev_status": ("DONE",)}
+
+
+def test_four_space_indented_fence_is_not_a_fence():
+    text = "    ```\nresult: PASS\n    ```"
+    assert parse_verdict_keys(text) == {"result": ("PASS",)}
+
+
+@pytest.mark.parametrize("line", ["``", "~~", "`` `", "``` a`b", "```` x`"])
+def test_backtick_run_that_cannot_open_a_fence_hides_nothing(line):
+    # Fewer than three markers, or a backtick info string holding a backtick, is inline code.
+    assert parse_verdict_keys(f"{line}\nresult: PASS") == {"result": ("PASS",)}
+
+
+def test_fences_can_follow_each_other():
+    text = "```\nresult: FAIL\n```\nstatus: PASS\n~~~\nstatus: FAIL\n~~~\n```\nx: 1\n```"
+    assert parse_verdict_keys(text) == {"status": ("PASS",)}
+
+
+# ---------------------------------------------------------------- read_key
+
+
+def test_missing_key_reads_as_missing():
+    read = read_key({"status": ("PASS",)}, "result")
+    assert read == KeyRead(None, "missing")
+    assert read.missing
+
+
+@pytest.mark.parametrize(
+    "values", [("PASS",), ("pass",), ("Pass",), (" pass ",), ("PASS", "pass", " Pass")]
+)
+def test_value_is_compared_case_insensitively_after_trimming(values):
+    read = read_key({"result": values}, "result")
+    assert read.value == "PASS"
+    assert read.problem is None
+    assert not read.missing
+
+
+def test_duplicate_key_with_the_same_value_is_fine():
+    keys = parse_verdict_keys("result: PASS\nsome prose\nresult: PASS\n")
+    assert read_key(keys, "result") == KeyRead("PASS")
+
+
+@pytest.mark.parametrize(
+    "values", [("PASS", "FAIL"), ("PASS", "PASS", "fail"), ("PASS", ""), ("PASS", "PASSED")]
+)
+def test_duplicate_key_with_different_values_is_a_conflict(values):
+    read = read_key({"result": values}, "result")
+    assert read.value is None
+    assert not read.missing
+    assert read.problem is not None
+    assert "result" in read.problem
+    assert "conflicting" in read.problem
+
+
+def test_conflict_names_the_values_it_saw():
+    read = read_key(parse_verdict_keys("result: pass\nresult: FAIL"), "result")
+    assert read.problem is not None
+    assert "PASS" in read.problem
+    assert "FAIL" in read.problem
+
+
+@pytest.mark.parametrize("value", ["paß", "PAſS", "P\u0410SS", "ｐａｓｓ"])
+def test_non_ascii_look_alike_is_not_the_ascii_value(value):
+    # Case-insensitive means ASCII case: "paß".upper() is "PASS" in Python, but it is not PASS.
+    assert read_key({"result": (value,)}, "result").value != "PASS"
+    assert read_key({"result": ("PASS", value)}, "result").value is None
+
+
+def test_empty_value_is_present_but_empty():
+    read = read_key(parse_verdict_keys("result:"), "result")
+    assert read.value == ""
+    assert not read.missing
