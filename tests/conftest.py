@@ -133,6 +133,28 @@ def store(db_url: str) -> Iterator[Store]:
     opened.close()
 
 
+# --- agents --------------------------------------------------------------------------------
+
+FAKES = Path(__file__).parent / "fakes"
+
+
+@pytest.fixture
+def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder first on PATH with fake `claude` and `codex` executables and `fake-agent`."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for name, source in (
+        ("claude", "claude.py"),
+        ("codex", "codex.py"),
+        ("fake-agent", "agent.py"),
+    ):
+        script = folder / name
+        script.write_text(f"#!{sys.executable}\n" + (FAKES / source).read_text())
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return folder
+
+
 # --- the command line ----------------------------------------------------------------------
 
 
@@ -168,9 +190,13 @@ def orch_exe() -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [ORCH_EXE, *args], capture_output=True, text=True, input=input, timeout=120,
+            [ORCH_EXE, *args],
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=120,
             check=False,
-        )  # fmt: skip
+        )
 
     return run
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestrator.store import Alert, Event, Repo, Task
+from orchestrator.store import Alert, Counts, Event, Job, Queue, QueuedJob, Repo, Task, Worker
 
 
 def _time(value: datetime | None) -> str | None:
@@ -75,4 +75,86 @@ def alert_document(alert: Alert) -> dict[str, Any]:
         "message": alert.message,
         "created_at": _time(alert.created_at),
         "acknowledged_at": _time(alert.acknowledged_at),
+    }
+
+
+def job_document(job: Job) -> dict[str, Any]:
+    """A job: what ran, where, how it ended, what it cost."""
+    return {
+        "id": job.id,
+        "task_id": job.task_id,
+        "stage": job.stage.value,
+        "round": job.round,
+        "producer": job.producer,
+        "status": job.status.value,
+        "attempt": job.attempt,
+        "infra_failures": job.infra_failures,
+        "agent_failures": job.agent_failures,
+        "not_before": _time(job.not_before),
+        "worker_id": job.worker_id,
+        "host": job.host,
+        "pid": job.pid,
+        "lease_expires_at": _time(job.lease_expires_at),
+        "created_at": _time(job.created_at),
+        "started_at": _time(job.started_at),
+        "finished_at": _time(job.finished_at),
+        "outcome": job.outcome,
+        "error_kind": job.error_kind,
+        "error_message": job.error_message,
+        "exit_code": job.exit_code,
+        "backend": job.backend,
+        "tokens_in": job.tokens_in,
+        "tokens_out": job.tokens_out,
+        "cost_usd": job.cost_usd,
+        "duration_s": job.duration_s,
+    }
+
+
+def _queued(item: QueuedJob) -> dict[str, Any]:
+    return {**job_document(item.job), "repo": item.repo, "title": item.title}
+
+
+def queue_document(queue: Queue) -> dict[str, Any]:
+    """Running, queued and deferred jobs, and the serial gate of every repo."""
+    return {
+        "running": [_queued(item) for item in queue.running],
+        "queued": [_queued(item) for item in queue.queued],
+        "deferred": [_queued(item) for item in queue.deferred],
+        "serial_gate": {
+            repo: {"holder": gate.holder, "waiting": list(gate.waiting)}
+            for repo, gate in queue.serial_gate.items()
+        },
+    }
+
+
+def worker_document(worker: Worker) -> dict[str, Any]:
+    """A worker process."""
+    return {
+        "id": worker.id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "started_at": _time(worker.started_at),
+        "heartbeat_at": _time(worker.heartbeat_at),
+        "stopped_at": _time(worker.stopped_at),
+    }
+
+
+def status_document(
+    counts: Counts,
+    queue: Queue,
+    alerts: list[Alert],
+    workers: list[Worker],
+    blocked: list[Task],
+) -> dict[str, Any]:
+    """The whole pipeline at a glance."""
+    return {
+        "tasks": {"by_state": counts.by_state, "by_stage": counts.by_stage},
+        "jobs": {
+            "running": len(queue.running),
+            "queued": len(queue.queued),
+            "deferred": len(queue.deferred),
+        },
+        "blocked": [{"id": t.id, "stage": t.stage.value, "reason": t.reason} for t in blocked],
+        "alerts": {"open": len(alerts), "latest": [alert_document(a) for a in alerts[:20]]},
+        "workers": [worker_document(w) for w in workers],
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,6 +16,8 @@ Seconds = Annotated[float, Field(gt=0)]
 RepoScope = Annotated[frozenset[str], NoDecode]
 
 ENV_PREFIX = "ORCH_"
+# What an ORCH_AGENT_COMMAND argv template may refer to.
+AGENT_PLACEHOLDERS = ("role", "stage", "task_id", "round", "worktree", "artifact_path")
 # Settings whose values are secrets: never echoed in errors, never passed to agents.
 SECRET_FIELDS = frozenset({"api_token", "db_url", "alert_webhook_url"})
 
@@ -52,9 +55,18 @@ class Settings(BaseSettings):
 
     agent_backend: AgentBackend = "claude"
     agent_command: str | None = None
+    # Extra arguments for the claude and codex CLIs (e.g. "--model sonnet"), split like argv.
+    agent_args: str | None = None
+    # The scripted backend's scenario (TOML); none: every role writes a passing artifact.
+    agent_scenario: Path | None = None
     # Real agents take minutes on real changes; half an hour stops only a stuck one.
     agent_timeout_s: Seconds = 1800.0
     agent_retries: int = Field(default=2, ge=0, le=20)
+    # Time a killed job gets between SIGTERM and SIGKILL to clean up.
+    kill_grace_s: Seconds = 5.0
+    # A worker holds a running job for this long and renews it every third of it; a dead
+    # worker's jobs are taken over once it runs out.
+    lease_s: Seconds = 30.0
 
     test_runner_enabled: bool = True
     test_runner_repos: RepoScope = frozenset({"*"})
@@ -96,6 +108,33 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite://", "postgresql+psycopg://")):
             raise ValueError("expected a sqlite:// or postgresql+psycopg:// URL")
         return value
+
+    @field_validator("agent_command", "agent_args", mode="after")
+    @classmethod
+    def _check_argv_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split into arguments: {exc}") from None
+        if not argv:
+            raise ValueError("blank command")
+        placeholders = dict.fromkeys(AGENT_PLACEHOLDERS, "x")
+        for arg in argv:
+            try:
+                arg.format_map(placeholders)
+            except (KeyError, IndexError, ValueError) as exc:
+                known = " ".join("{" + name + "}" for name in AGENT_PLACEHOLDERS)
+                raise ValueError(f"bad placeholder in {arg!r} ({exc}); known: {known}") from None
+        return value
+
+    @field_validator("agent_scenario", mode="after")
+    @classmethod
+    def _check_scenario(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_file():
+            raise ValueError(f"no scenario file at {value}")
+        return value.expanduser().absolute() if value is not None else None
 
     @field_validator("test_runner_repos", "staging_runner_repos", mode="before")
     @classmethod

@@ -37,9 +37,15 @@ def test_register_submit_show_list_and_read_artifact(
     assert (shown["repo"], shown["title"], shown["round"]) == ("shop", "Add a --json flag", 1)
     assert shown["artifacts"] == ["01-task.md"]
     assert shown["events"] == [
-        {"from_stage": None, "to_stage": "analysis", "verdict": None, "producer": "intake",
-         "round": 1, "at": shown["events"][0]["at"]},
-    ]  # fmt: skip
+        {
+            "from_stage": None,
+            "to_stage": "analysis",
+            "verdict": None,
+            "producer": "intake",
+            "round": 1,
+            "at": shown["events"][0]["at"],
+        },
+    ]
 
     listed = json.loads(orch_exe("task", "list", "--json").stdout)
     assert [t["id"] for t in listed] == [task["id"]] and "events" not in listed[0]
@@ -61,9 +67,11 @@ def test_plain_task_add_prints_only_the_id(
 
 def test_python_dash_m_orchestrator_is_orch() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "--help"], capture_output=True, text=True,
+        [sys.executable, "-m", "orchestrator", "--help"],
+        capture_output=True,
+        text=True,
         check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 0 and "repo" in result.stdout and "task" in result.stdout
 
 
@@ -77,14 +85,18 @@ BAD_INPUTS = {
     "escaping task id": (["task", "show", "../../etc"], "invalid task id"),
     "escaping artifact": (["task", "artifact", "abcd2345", "../../x.md"], "invalid artifact"),
     "escaping repo name": (["repo", "add", "../evil", "{repo}"], "invalid repo name"),
-    "unsplittable command": (["repo", "add", "new", "{repo}", "--test-command", "pytest 'x"],
-                             "cannot split"),
-    "missing default branch": (["repo", "add", "new", "{repo}", "--default-branch", "nope"],
-                               "no branch 'nope'"),
+    "unsplittable command": (
+        ["repo", "add", "new", "{repo}", "--test-command", "pytest 'x"],
+        "cannot split",
+    ),
+    "missing default branch": (
+        ["repo", "add", "new", "{repo}", "--default-branch", "nope"],
+        "no branch 'nope'",
+    ),
     "description twice": (["task", "add", "app", "t", "-d", "x", "-f", "y"], "not both"),
     "missing argument": (["repo", "add", "new"], "Missing argument"),
     "unknown state": (["task", "list", "--state", "paused"], "paused"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))

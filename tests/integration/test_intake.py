@@ -34,8 +34,11 @@ def test_task_gets_branch_worktree_and_task_artifact(
 ) -> None:
     task = submit_task(store, orch_home, "app", "Add a --json flag", "to the export command")
     assert (task.stage, task.state, task.round, task.branch) == (
-        Stage.ANALYSIS, TaskState.ACTIVE, 1, f"orch/{task.id}",
-    )  # fmt: skip
+        Stage.ANALYSIS,
+        TaskState.ACTIVE,
+        1,
+        f"orch/{task.id}",
+    )
     worktree = Path(task.worktree)
     assert worktree == orch_home / "worktrees" / task.id
     assert git(worktree, "rev-parse", "--abbrev-ref", "HEAD").strip() == task.branch

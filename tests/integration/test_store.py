@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -16,6 +17,7 @@ from orchestrator.errors import Conflict, NotFound, StoreError
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
 from orchestrator.settings import load_settings
 from orchestrator.store import NewTask, RepoSpec, Store, open_store
+from orchestrator.store.engine import make_engine
 from orchestrator.store.migrate import HEAD_REVISION, MIGRATIONS, current_revision, upgrade
 from orchestrator.store.schema import artifacts, events, metadata, tasks
 
@@ -45,6 +47,28 @@ def test_migrated_schema_matches_the_code_metadata(store: Store) -> None:
     assert differences == []
 
 
+def test_upgrade_from_the_first_revision_keeps_the_data(db_url: str) -> None:
+    engine = make_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as conn, conn.begin():
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(
+            text(
+                "INSERT INTO repos (name, path, default_branch, test_target, created_at) "
+                "VALUES ('old', '/srv/old', 'main', 'tests', CURRENT_TIMESTAMP)"
+            )
+        )
+    engine.dispose()
+    upgraded = open_store(load_settings(db_url=db_url))
+    assert upgraded.get_repo("old").path == "/srv/old"
+    with upgraded.engine.connect() as conn:
+        assert current_revision(conn) == HEAD_REVISION
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    upgraded.close()
+
+
 def test_upgrade_twice_is_a_no_op(store: Store) -> None:
     assert upgrade(store.engine) == (HEAD_REVISION, HEAD_REVISION)
 
@@ -59,11 +83,17 @@ def test_sqlite_store_runs_in_wal_mode(tmp_path: Path) -> None:
 
 def test_repo_round_trip_keeps_every_setting(store: Store) -> None:
     spec = RepoSpec(
-        path="/srv/app", default_branch="trunk", test_target="tests/unit",
-        test_command="make test", staging_command="make staging", deploy_command="make deploy",
-        health_url="http://127.0.0.1:9/health", setup_command="bash setup.sh",
-        skip_stages=frozenset({Stage.DESIGN, Stage.POST_DEPLOY}), is_self=True,
-    )  # fmt: skip
+        path="/srv/app",
+        default_branch="trunk",
+        test_target="tests/unit",
+        test_command="make test",
+        staging_command="make staging",
+        deploy_command="make deploy",
+        health_url="http://127.0.0.1:9/health",
+        setup_command="bash setup.sh",
+        skip_stages=frozenset({Stage.DESIGN, Stage.POST_DEPLOY}),
+        is_self=True,
+    )
     added = store.add_repo("app", spec)
     assert store.get_repo("app") == added
     assert added.skip_stages == {Stage.DESIGN, Stage.POST_DEPLOY}
@@ -91,8 +121,10 @@ def test_update_repo_changes_only_given_fields_and_empty_clears(store: Store) ->
     store.add_repo("app", RepoSpec(path="/a", default_branch="main", staging_command="x"))
     changed = store.update_repo("app", RepoSpec(deploy_command="make deploy", staging_command=""))
     assert (changed.path, changed.deploy_command, changed.staging_command) == (
-        "/a", "make deploy", None,
-    )  # fmt: skip
+        "/a",
+        "make deploy",
+        None,
+    )
 
 
 def test_unknown_repo_is_not_found(store: Store) -> None:
@@ -105,12 +137,18 @@ def test_unknown_repo_is_not_found(store: Store) -> None:
 def test_create_task_stores_task_intake_event_and_task_artifact(store: Store) -> None:
     task = store.create_task(new_task(add_repo(store)), "# Add a flag\n")
     assert (task.stage, task.state, task.round, task.repo) == (
-        Stage.ANALYSIS, TaskState.ACTIVE, 1, "app",
-    )  # fmt: skip
+        Stage.ANALYSIS,
+        TaskState.ACTIVE,
+        1,
+        "app",
+    )
     [event] = store.events(task.id)
     assert (event.from_stage, event.to_stage, event.producer, event.round) == (
-        None, "analysis", Producer.INTAKE, 1,
-    )  # fmt: skip
+        None,
+        "analysis",
+        Producer.INTAKE,
+        1,
+    )
     assert store.artifact_names([task.id]) == {task.id: ["01-task.md"]}
     assert store.get_artifact(task.id, "01-task.md").text == "# Add a flag\n"
 
@@ -133,8 +171,9 @@ def test_list_tasks_filters_by_state_stage_and_repo(store: Store) -> None:
     assert [t.id for t in store.list_tasks()] == ["aaaa2222", "bbbb3333"]
     assert [t.id for t in store.list_tasks(repo="two")] == ["bbbb3333"]
     assert [t.id for t in store.list_tasks(stage=Stage.ANALYSIS, state=TaskState.ACTIVE)] == [
-        "aaaa2222", "bbbb3333",
-    ]  # fmt: skip
+        "aaaa2222",
+        "bbbb3333",
+    ]
     assert store.list_tasks(state=TaskState.DONE) == []
     assert [t.id for t in store.list_tasks(limit=1, offset=1)] == ["bbbb3333"]
 

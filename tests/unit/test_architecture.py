@@ -33,8 +33,19 @@ def test_no_module_is_over_400_lines(path: Path) -> None:
     assert len(path.read_text().splitlines()) <= 400
 
 
-PURE_STDLIB = {"__future__", "collections", "collections.abc", "dataclasses", "enum", "re",
-               "types", "typing", "math", "itertools", "functools"}  # fmt: skip
+PURE_STDLIB = {
+    "__future__",
+    "collections",
+    "collections.abc",
+    "dataclasses",
+    "enum",
+    "re",
+    "types",
+    "typing",
+    "math",
+    "itertools",
+    "functools",
+}
 
 
 @pytest.mark.parametrize("path", [p for p in MODULES if _in(p, "pipeline")], ids=_relative)

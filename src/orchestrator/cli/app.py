@@ -8,7 +8,10 @@ from orchestrator import __version__
 from orchestrator.cli.context import AppContext
 from orchestrator.cli.db import db
 from orchestrator.cli.repo import repo
+from orchestrator.cli.status import queue, status
 from orchestrator.cli.task import task
+from orchestrator.cli.watch import watch
+from orchestrator.cli.worker import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -27,3 +30,7 @@ def orch(ctx: click.Context) -> None:
 orch.add_command(repo)
 orch.add_command(task)
 orch.add_command(db)
+orch.add_command(worker)
+orch.add_command(queue)
+orch.add_command(status)
+task.add_command(watch)

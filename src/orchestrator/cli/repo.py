@@ -18,21 +18,34 @@ from orchestrator.store import Repo
 
 def _repo_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--default-branch", help="Branch tasks start from and merge into "
-                     "[default: the repo's current branch]."),
+        click.option(
+            "--default-branch",
+            help="Branch tasks start from and merge into [default: the repo's current branch].",
+        ),
         click.option("--test-target", help="What pytest runs [default: tests]."),
         click.option("--test-command", help="Test command [default: python -m pytest TARGET]."),
         click.option("--staging-command", help="Staging suite, run in the task's worktree."),
         click.option("--deploy-command", help="Run after the merge into the default branch."),
         click.option("--health-url", help="URL the post-deploy monitor polls."),
-        click.option("--setup-command", help="Run once in each new worktree before its first "
-                     "job (e.g. 'bash scripts/setup.sh')."),
-        click.option("--skip-stages", metavar="S1,S2", help="Optional stages to switch off "
-                     "(design, review, deploy-staging, deploy, post-deploy)."),
-        click.option("--self/--no-self", "is_self", default=None,
-                     help="This is the checkout the running orchestrator is started from."),
+        click.option(
+            "--setup-command",
+            help="Run once in each new worktree before its first "
+            "job (e.g. 'bash scripts/setup.sh').",
+        ),
+        click.option(
+            "--skip-stages",
+            metavar="S1,S2",
+            help="Optional stages to switch off "
+            "(design, review, deploy-staging, deploy, post-deploy).",
+        ),
+        click.option(
+            "--self/--no-self",
+            "is_self",
+            default=None,
+            help="This is the checkout the running orchestrator is started from.",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the repo as JSON."),
-    ]  # fmt: skip
+    ]
     for option in reversed(options):
         command = option(command)
     return command
@@ -90,6 +103,7 @@ def repo_list(app: AppContext, as_json: bool) -> None:
     for r in repos:
         tests = r.test_command or f"python -m pytest {r.test_target}"
         skipped = ",".join(sorted(r.skip_stages)) or "-"
-        table.add_row(r.name + (" (self)" if r.is_self else ""), r.path, r.default_branch,
-                      tests, skipped)  # fmt: skip
+        table.add_row(
+            r.name + (" (self)" if r.is_self else ""), r.path, r.default_branch, tests, skipped
+        )
     console.print(table)

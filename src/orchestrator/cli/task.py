@@ -10,6 +10,7 @@ from rich.table import Table
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import STATE_STYLE, console, emit_json, emit_raw, notice
+from orchestrator.control import cancel_task, resume_task
 from orchestrator.documents import task_document
 from orchestrator.errors import InputError
 from orchestrator.intake import submit_task
@@ -40,8 +41,12 @@ def _read_description(text: str | None, file: Path | None) -> str:
 @click.argument("repo")
 @click.argument("title")
 @click.option("-d", "--description", "text", help="What the task is about.")
-@click.option("-f", "--file", type=click.Path(path_type=Path), help="Read the description "
-              "from a file ('-' for stdin).")  # fmt: skip
+@click.option(
+    "-f",
+    "--file",
+    type=click.Path(path_type=Path),
+    help="Read the description from a file ('-' for stdin).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new task as JSON.")
 @pass_app
 def task_add(
@@ -106,10 +111,34 @@ def task_show(app: AppContext, task_id: str, as_json: bool) -> None:
         console.print(f"reason: {shown.reason}")
     table = Table("at", "from", "to", "verdict", "by", "round", box=None)
     for e in events:
-        table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.from_stage or "-", e.to_stage,
-                      e.verdict or "-", e.producer, str(e.round))  # fmt: skip
+        table.add_row(
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.from_stage or "-",
+            e.to_stage,
+            e.verdict or "-",
+            e.producer,
+            str(e.round),
+        )
     console.print(table)
     console.print("artifacts: " + (", ".join(artifacts) or "-"))
+
+
+@task.command("cancel")
+@click.argument("task_id")
+@pass_app
+def task_cancel(app: AppContext, task_id: str) -> None:
+    """Cancel a task; its running job is killed at once."""
+    cancelled = cancel_task(app.store, app.settings, task_id)
+    notice(f"task {cancelled.id} cancelled in {cancelled.stage}")
+
+
+@task.command("resume")
+@click.argument("task_id")
+@pass_app
+def task_resume(app: AppContext, task_id: str) -> None:
+    """Send a blocked task back into its stage (a worker picks it up)."""
+    resumed = resume_task(app.store, task_id)
+    notice(f"task {resumed.id} is back in {resumed.stage} (round {resumed.round})")
 
 
 @task.command("artifact")

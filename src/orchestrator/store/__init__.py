@@ -9,12 +9,35 @@ from orchestrator.store import migrate
 from orchestrator.store.alerts import AlertQueries
 from orchestrator.store.base import translate
 from orchestrator.store.engine import make_engine
-from orchestrator.store.records import Alert, Artifact, Event, Repo, RepoSpec, Task
+from orchestrator.store.jobs import JobQueries
+from orchestrator.store.lifecycle import LifecycleQueries, Verdict
+from orchestrator.store.records import (
+    Alert,
+    Artifact,
+    Event,
+    Job,
+    JobMetrics,
+    JobStatus,
+    Repo,
+    RepoSpec,
+    Task,
+    Worker,
+)
 from orchestrator.store.repos import RepoQueries
 from orchestrator.store.tasks import NewTask, TaskQueries
+from orchestrator.store.views import Counts, Queue, QueuedJob, SerialGate, ViewQueries
+from orchestrator.store.workers import WorkerQueries
 
 
-class Store(RepoQueries, TaskQueries, AlertQueries):
+class Store(
+    RepoQueries,
+    TaskQueries,
+    JobQueries,
+    LifecycleQueries,
+    WorkerQueries,
+    AlertQueries,
+    ViewQueries,
+):
     """The narrow interface every other module uses to read and change state."""
 
     def ensure_schema(self) -> None:
@@ -47,11 +70,20 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
 __all__ = [
     "Alert",
     "Artifact",
+    "Counts",
     "Event",
+    "Job",
+    "JobMetrics",
+    "JobStatus",
     "NewTask",
+    "Queue",
+    "QueuedJob",
     "Repo",
     "RepoSpec",
+    "SerialGate",
     "Store",
     "Task",
+    "Verdict",
+    "Worker",
     "open_store",
 ]

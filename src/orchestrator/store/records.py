@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from orchestrator.pipeline.stages import Producer, Stage, TaskState, parse_stage_list
@@ -67,6 +68,8 @@ class Task:
     branch: str
     worktree: str
     reason: str | None
+    gate_acquired_at: datetime | None
+    setup_done_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -75,11 +78,21 @@ class Task:
         """Build from a `tasks` row joined with its repo's name as `repo`."""
         m = row._mapping
         return cls(
-            id=m["id"], repo=m["repo"], title=m["title"], description=m["description"],
-            stage=Stage(m["stage"]), state=TaskState(m["state"]), round=m["round"],
-            branch=m["branch"], worktree=m["worktree"], reason=m["reason"],
-            created_at=m["created_at"], updated_at=m["updated_at"],
-        )  # fmt: skip
+            id=m["id"],
+            repo=m["repo"],
+            title=m["title"],
+            description=m["description"],
+            stage=Stage(m["stage"]),
+            state=TaskState(m["state"]),
+            round=m["round"],
+            branch=m["branch"],
+            worktree=m["worktree"],
+            reason=m["reason"],
+            gate_acquired_at=m["gate_acquired_at"],
+            setup_done_at=m["setup_done_at"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+        )
 
 
 @dataclass(frozen=True)
@@ -139,4 +152,104 @@ class Alert:
     @classmethod
     def from_row(cls, row: Any) -> Alert:
         """Build from an `alerts` row."""
+        return cls(**dict(row._mapping))
+
+
+class JobStatus(StrEnum):
+    """The states of a job."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DEFERRED = "deferred"  # waiting out a backoff before its next attempt
+    DONE = "done"  # produced a verdict, or ended its task (blocked)
+    ABANDONED = "abandoned"  # its worker died or stopped; a new job took its place
+    CANCELLED = "cancelled"  # its task was cancelled
+
+
+# A task has at most one live job (a partial unique index enforces it).
+LIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DEFERRED)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One attempt-carrying unit of work: a task's stage in one round."""
+
+    id: int
+    task_id: str
+    stage: Stage
+    round: int
+    producer: str | None
+    status: JobStatus
+    attempt: int
+    infra_failures: int
+    agent_failures: int
+    not_before: datetime | None
+    worker_id: str | None
+    host: str | None
+    pid: int | None
+    pgid: int | None
+    proc_started_at: float | None
+    marker: str | None
+    lease_expires_at: datetime | None
+    heartbeat_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str | None
+    error_kind: str | None
+    error_message: str | None
+    exit_code: int | None
+    log_path: str | None
+    backend: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    cost_usd: float | None
+    duration_s: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        """Build from a `jobs` row (extra columns of a join are ignored)."""
+        m = row._mapping
+        values = {name: m[name] for name in cls.__dataclass_fields__}
+        values["stage"] = Stage(values["stage"])
+        values["status"] = JobStatus(values["status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class JobMetrics:
+    """What running a job measured, stored on its row when it ends."""
+
+    producer: str
+    outcome: str  # verdict, blocked, deferred, ...
+    error_kind: str | None = None
+    error_message: str | None = None
+    exit_code: int | None = None
+    log_path: str | None = None
+    backend: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost_usd: float | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A running (or stopped) `orch worker` process."""
+
+    id: str
+    host: str
+    pid: int
+    proc_started_at: float
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Worker:
+        """Build from a `workers` row."""
         return cls(**dict(row._mapping))

@@ -47,9 +47,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-# Jobs in these states are "live": a task has at most one (enforced by a partial unique index).
-LIVE_JOB_STATES = ("queued", "running", "deferred")
-
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -90,10 +87,32 @@ tasks = Table(
     Column("branch", Text, nullable=False),
     Column("worktree", Text, nullable=False),
     Column("reason", Text),  # why the task is blocked or failed, for people
+    # Set while the task holds its repo's serial gate (deploy-staging to end of post-deploy).
+    Column("gate_acquired_at", UTCDateTime),
+    Column("setup_done_at", UTCDateTime),  # the repo's setup command ran in the worktree
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index(None, "state", "stage"),
     Index(None, "repo_id", "state"),
+    Index(
+        "uq_tasks_serial_gate",
+        "repo_id",
+        unique=True,
+        sqlite_where=text("gate_acquired_at IS NOT NULL"),
+        postgresql_where=text("gate_acquired_at IS NOT NULL"),
+    ),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("proc_started_at", Float, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),
 )
 
 jobs = Table(
@@ -115,6 +134,7 @@ jobs = Table(
     Column("pid", Integer),
     Column("pgid", Integer),
     Column("proc_started_at", Float),  # psutil create_time: a reused pid is not our process
+    Column("marker", Text),  # in every descendant's environment: finds escaped processes
     Column("lease_expires_at", UTCDateTime),
     Column("heartbeat_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
@@ -128,10 +148,13 @@ jobs = Table(
     Column("backend", String(32)),
     Column("tokens_in", Integer),
     Column("tokens_out", Integer),
+    Column("cache_read_tokens", Integer),
+    Column("cache_write_tokens", Integer),
     Column("cost_usd", Float),
     Column("duration_s", Float),
     Index(None, "task_id"),
     Index(None, "status", "not_before"),
+    # A task has at most one live job: the database, not the scheduler, guarantees it.
     Index(
         "uq_jobs_live_task",
         "task_id",

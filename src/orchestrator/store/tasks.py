@@ -5,13 +5,20 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Select, insert, select
+from sqlalchemy import Connection, Select, func, insert, select
 
 from orchestrator.errors import NotFound
-from orchestrator.pipeline.stages import TASK_ARTIFACT, Producer, Stage, TaskState
+from orchestrator.pipeline.stages import (
+    STAGE_TRANSITIONS,
+    TASK_ARTIFACT,
+    Outcome,
+    Producer,
+    Stage,
+    TaskState,
+)
 from orchestrator.store.base import StoreBase, utcnow
-from orchestrator.store.records import Artifact, Event, Task
-from orchestrator.store.schema import artifacts, events, repos, tasks
+from orchestrator.store.records import Artifact, Event, JobStatus, Task
+from orchestrator.store.schema import artifacts, events, jobs, repos, tasks
 
 
 @dataclass(frozen=True)
@@ -27,32 +34,68 @@ class NewTask:
     stage: Stage = Stage.ANALYSIS
 
 
-def _task_select() -> Select[tuple[object, ...]]:
+def task_select() -> Select[tuple[object, ...]]:
+    """Tasks joined with their repo's name (as `repo`)."""
     return select(tasks, repos.c.name.label("repo")).join(repos, repos.c.id == tasks.c.repo_id)
+
+
+# The stages whose failing verdict sends a task back to development.
+ROLLBACK_STAGES = tuple(
+    spec.stage for spec in STAGE_TRANSITIONS.values() if spec.on_fail is Outcome.ROLLBACK
+)
+
+
+def fetch_task(conn: Connection, task_id: str) -> Task:
+    """The task with that id, read in the caller's transaction; NotFound otherwise."""
+    row = conn.execute(task_select().where(tasks.c.id == task_id)).first()
+    if row is None:
+        raise NotFound(f"no task {task_id} (see: orch task list)")
+    return Task.from_row(row)
 
 
 class TaskQueries(StoreBase):
     """Create, find and list tasks; read their events and artifacts."""
 
     def create_task(self, new: NewTask, task_md: str) -> Task:
-        """Insert the task, its intake event and its `01-task.md`, in one transaction."""
+        """Insert the task, its intake event, its `01-task.md` and its first job, at once."""
         now = utcnow()
         with self._write() as conn:
             conn.execute(
                 insert(tasks).values(
-                    id=new.id, repo_id=new.repo_id, title=new.title,
-                    description=new.description, stage=new.stage, state=TaskState.ACTIVE,
-                    round=1, branch=new.branch, worktree=new.worktree,
-                    created_at=now, updated_at=now,
+                    id=new.id,
+                    repo_id=new.repo_id,
+                    title=new.title,
+                    description=new.description,
+                    stage=new.stage,
+                    state=TaskState.ACTIVE,
+                    round=1,
+                    branch=new.branch,
+                    worktree=new.worktree,
+                    created_at=now,
+                    updated_at=now,
                 )
-            )  # fmt: skip
+            )
             conn.execute(
                 insert(events).values(
-                    task_id=new.id, from_stage=None, to_stage=new.stage, verdict=None,
-                    producer=Producer.INTAKE, round=1, at=now,
+                    task_id=new.id,
+                    from_stage=None,
+                    to_stage=new.stage,
+                    verdict=None,
+                    producer=Producer.INTAKE,
+                    round=1,
+                    at=now,
                 )
-            )  # fmt: skip
+            )
             self._insert_artifact(conn, new.id, TASK_ARTIFACT, 1, Producer.INTAKE, task_md)
+            conn.execute(
+                insert(jobs).values(
+                    task_id=new.id,
+                    stage=new.stage,
+                    round=1,
+                    status=JobStatus.QUEUED,
+                    created_at=now,
+                )
+            )
             return self._task(conn, new.id)
 
     def get_task(self, task_id: str) -> Task:
@@ -70,7 +113,7 @@ class TaskQueries(StoreBase):
         offset: int = 0,
     ) -> list[Task]:
         """Tasks, oldest first, filtered by state, stage and repo name."""
-        query = _task_select().order_by(tasks.c.created_at, tasks.c.id)
+        query = task_select().order_by(tasks.c.created_at, tasks.c.id)
         if state is not None:
             query = query.where(tasks.c.state == state)
         if stage is not None:
@@ -113,11 +156,37 @@ class TaskQueries(StoreBase):
             raise NotFound(f"task {task_id} has no artifact {name}{where}")
         return Artifact.from_row(row)
 
+    def latest_artifacts(self, task_id: str) -> list[Artifact]:
+        """The latest version of each of the task's artifacts, by name."""
+        newest = (
+            select(func.max(artifacts.c.id))
+            .where(artifacts.c.task_id == task_id)
+            .group_by(artifacts.c.name)
+        )
+        query = select(artifacts).where(artifacts.c.id.in_(newest)).order_by(artifacts.c.name)
+        with self._read() as conn:
+            return [Artifact.from_row(row) for row in conn.execute(query)]
+
+    def rollback_feedback(self, task_id: str, round: int) -> Artifact | None:
+        """The artifact whose verdict started `round` by sending the task back to development."""
+        query = (
+            select(artifacts)
+            .join(events, events.c.job_id == artifacts.c.job_id)
+            .where(
+                events.c.task_id == task_id,
+                events.c.to_stage == Stage.DEVELOPMENT,
+                events.c.round == round - 1,
+                events.c.from_stage.in_(ROLLBACK_STAGES),
+            )
+            .order_by(events.c.id.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return Artifact.from_row(row) if row else None
+
     def _task(self, conn: Connection, task_id: str) -> Task:
-        row = conn.execute(_task_select().where(tasks.c.id == task_id)).first()
-        if row is None:
-            raise NotFound(f"no task {task_id} (see: orch task list)")
-        return Task.from_row(row)
+        return fetch_task(conn, task_id)
 
     @staticmethod
     def _insert_artifact(
@@ -131,7 +200,12 @@ class TaskQueries(StoreBase):
     ) -> None:
         conn.execute(
             insert(artifacts).values(
-                task_id=task_id, job_id=job_id, name=name, round=round,
-                producer=producer, text=text, created_at=utcnow(),
+                task_id=task_id,
+                job_id=job_id,
+                name=name,
+                round=round,
+                producer=producer,
+                text=text,
+                created_at=utcnow(),
             )
-        )  # fmt: skip
+        )

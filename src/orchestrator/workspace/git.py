@@ -10,8 +10,15 @@ from orchestrator.proc import CommandResult, run_command
 
 # Variables that would point git at another repository than the one we name (set, for
 # instance, when orchestrator runs inside a git hook). Identity and config pass through.
-_REDIRECTING = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-                "GIT_COMMON_DIR", "GIT_NAMESPACE", "GIT_CEILING_DIRECTORIES")  # fmt: skip
+_REDIRECTING = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+)
 
 
 def git_env() -> dict[str, str]:
@@ -22,9 +29,16 @@ def git_env() -> dict[str, str]:
     return env
 
 
-def git(repo: Path | str, *args: str, check: bool = True, timeout: float = 120.0) -> CommandResult:
+def git(
+    repo: Path | str,
+    *args: str,
+    check: bool = True,
+    timeout: float = 120.0,
+    extra_env: dict[str, str] | None = None,
+) -> CommandResult:
     """Run `git -C repo args...`; GitError with git's own message when it fails and `check`."""
-    result = run_command(["git", "-C", str(repo), *args], env=git_env(), timeout=timeout)
+    env = {**git_env(), **(extra_env or {})}
+    result = run_command(["git", "-C", str(repo), *args], env=env, timeout=timeout)
     if check and not result.ok:
         message = (result.stderr or result.stdout).strip().splitlines()
         raise GitError(f"git {args[0]} failed: {message[-1] if message else result.returncode}")
@@ -51,15 +65,18 @@ def current_branch(repo: Path) -> str | None:
 
 def has_branch(repo: Path, branch: str) -> bool:
     """True when `repo` has a local branch of that name (with at least one commit)."""
-    result = git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}",
-                 check=False)  # fmt: skip
+    result = git(
+        repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}", check=False
+    )
     return result.ok
 
 
 def check_branch_name(repo: Path, branch: str) -> None:
     """GitError when `branch` is not a valid branch name."""
-    if branch.startswith("-") or not git(repo, "check-ref-format", "--branch", branch,
-                                          check=False).ok:  # fmt: skip
+    if (
+        branch.startswith("-")
+        or not git(repo, "check-ref-format", "--branch", branch, check=False).ok
+    ):
         raise GitError(f"{branch!r} is not a valid branch name")
 
 
@@ -80,3 +97,52 @@ def delete_branch(repo: Path, branch: str) -> None:
     """Delete a local branch if it exists."""
     if has_branch(repo, branch):
         git(repo, "branch", "-D", branch, check=False)
+
+
+_FALLBACK_IDENTITY = {
+    "GIT_AUTHOR_NAME": "orchestrator",
+    "GIT_AUTHOR_EMAIL": "orchestrator@localhost",
+    "GIT_COMMITTER_NAME": "orchestrator",
+    "GIT_COMMITTER_EMAIL": "orchestrator@localhost",
+}
+
+
+def identity_env(repo: Path) -> dict[str, str]:
+    """The user's own identity when git has one; a neutral one on a machine with none.
+
+    A fresh CI box or the demo with an empty HOME has no identity, and a commit must never
+    fail for want of a name.
+    """
+    if (
+        "GIT_AUTHOR_EMAIL" in os.environ
+        or git(repo, "config", "user.email", check=False).stdout.strip()
+    ):
+        return {}
+    return dict(_FALLBACK_IDENTITY)
+
+
+def is_dirty(worktree: Path) -> bool:
+    """True when the worktree has changes or untracked files to commit."""
+    return bool(git(worktree, "status", "--porcelain", "--untracked-files=all").stdout.strip())
+
+
+def commit_all(worktree: Path, message: str) -> str | None:
+    """Commit everything in the worktree (hooks skipped); the new commit, or None if clean."""
+    if not is_dirty(worktree):
+        return None
+    git(worktree, "add", "--all")
+    git(
+        worktree,
+        "commit",
+        "--quiet",
+        "--no-verify",
+        "-m",
+        message,
+        extra_env=identity_env(worktree),
+    )
+    return head(worktree)
+
+
+def head(repo: Path) -> str:
+    """The commit checked out in `repo`."""
+    return git(repo, "rev-parse", "HEAD").stdout.strip()

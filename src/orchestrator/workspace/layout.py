@@ -22,6 +22,11 @@ def artifact_path(home: Path, task_id: str, name: str) -> Path:
     return artifact_dir(home, task_id) / check_artifact_name(name)
 
 
+def log_dir(home: Path, task_id: str) -> Path:
+    """The folder of a task's job logs."""
+    return home / "logs" / check_task_id(task_id)
+
+
 def task_branch(task_id: str) -> str:
     """The branch a task's work happens on."""
     return f"orch/{check_task_id(task_id)}"

@@ -1,0 +1,43 @@
+"""What people do to running tasks: cancel and resume. Shared by the CLI and the API."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+from orchestrator.errors import GitError
+from orchestrator.pipeline.names import check_task_id
+from orchestrator.proc import terminate_group
+from orchestrator.settings import Settings
+from orchestrator.store import Store, Task
+from orchestrator.workspace import git
+
+log = logging.getLogger(__name__)
+
+
+def retire_worktree(store: Store, task: Task) -> None:
+    """Remove a finished task's worktree (its branch stays); never fatal."""
+    try:
+        repo = store.get_repo(task.repo)
+        git.remove_worktree(Path(repo.path), Path(task.worktree))
+    except GitError as exc:
+        log.warning("task %s: could not remove its worktree: %s", task.id, exc)
+
+
+def cancel_task(store: Store, settings: Settings, task_id: str) -> Task:
+    """Cancel a task: its running job's processes are killed and its worktree removed."""
+    task, job = store.cancel_task(check_task_id(task_id))
+    if job is not None and job.pgid is not None and job.host == socket.gethostname():
+        # The worker would notice at its next heartbeat; kill now so the agent stops at once.
+        # (terminate_group checks the recorded start time: a finished attempt's pid that was
+        # reused since is never killed.)
+        marker = job.marker or f"{job.worker_id}.{job.id}.{job.attempt}"
+        terminate_group(job.pgid, job.proc_started_at, marker, settings.kill_grace_s)
+    retire_worktree(store, task)
+    return task
+
+
+def resume_task(store: Store, task_id: str) -> Task:
+    """Send a blocked task back into its stage."""
+    return store.resume_task(check_task_id(task_id))

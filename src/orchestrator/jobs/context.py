@@ -1,0 +1,103 @@
+"""What every job runs with, how it can end, and how its verdict is committed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+
+from orchestrator.control import retire_worktree
+from orchestrator.pipeline.gates import GateResult, GateStatus, run_gate
+from orchestrator.pipeline.stages import STAGE_TRANSITIONS, Outcome, Producer, Stage, TaskState
+from orchestrator.pipeline.transitions import Transition, decide_transition
+from orchestrator.proc import CancelToken, Started
+from orchestrator.settings import Settings
+from orchestrator.store import Job, JobMetrics, Repo, Store, Verdict
+from orchestrator.workspace import layout
+
+log = logging.getLogger(__name__)
+
+
+class JobEnd(StrEnum):
+    """How a job ended, for the scheduler."""
+
+    VERDICT = "verdict"  # a verdict was committed; the next stage's job is queued
+    DEFERRED = "deferred"  # it will run again after a backoff
+    BLOCKED = "blocked"  # its task waits for a person
+    CANCELLED = "cancelled"  # stopped before it ended; nothing was committed
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a running job needs: the store, the settings, and its way to be stopped."""
+
+    store: Store
+    settings: Settings
+    cancel: CancelToken
+    worker_id: str
+    secrets: tuple[str, ...] = ()
+
+    def marker(self, job: Job) -> str:
+        """Tags every process of this job attempt, so that recovery can find them all."""
+        return f"{self.worker_id}.{job.id}.{job.attempt}"
+
+    def log_path(self, job: Job, producer: str) -> Path:
+        """Where this attempt's output goes."""
+        folder = layout.log_dir(self.settings.home, job.task_id)
+        return folder / f"{job.id}-{job.attempt}-{producer}.log"
+
+    def on_start(self, job: Job) -> Callable[[Started], None]:
+        """A callback that records the started process on the job."""
+
+        def record(started: Started) -> None:
+            self.store.record_process(
+                job.id, job.attempt, started.pid, started.create_time, started.marker
+            )
+
+        return record
+
+
+def commit_verdict(
+    ctx: JobContext,
+    job: Job,
+    repo: Repo,
+    producer: Producer,
+    name: str,
+    text: str,
+    metrics: JobMetrics,
+) -> JobEnd:
+    """Hand an artifact to its stage's gate and commit the verdict and the move it makes."""
+    gate = run_gate(job.stage, text)
+    move = decide_transition(
+        job.stage, gate, job.round, ctx.settings.max_dev_retries, repo.skip_stages
+    )
+    metrics = replace(metrics, outcome="verdict")
+    kind = alert_kind(job.stage, gate, move)
+    task = ctx.store.finish_job(
+        Verdict(job, producer, name, text, gate.verdict, move, metrics, alert_kind=kind)
+    )
+    log.info(
+        "task %s: %s %s by %s -> %s (round %d)",
+        task.id,
+        job.stage,
+        gate.verdict,
+        producer,
+        move.event_to,
+        move.round,
+    )
+    if task.state in (TaskState.DONE, TaskState.CANCELLED):
+        retire_worktree(ctx.store, task)
+    return JobEnd.VERDICT
+
+
+def alert_kind(stage: Stage, gate: GateResult, move: Transition) -> str:
+    """What kind of alert a verdict raises, when it raises one."""
+    if gate.status is GateStatus.INVALID:
+        return "invalid_verdict"
+    if move.state is TaskState.FAILED:
+        return (
+            "retry_limit" if STAGE_TRANSITIONS[stage].on_fail is Outcome.ROLLBACK else "task_failed"
+        )
+    return "task_blocked"

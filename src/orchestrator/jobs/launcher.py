@@ -1,0 +1,161 @@
+"""`launch_job`: the single place where a stage's job starts.
+
+It first asks the reserved-agent table whether a deterministic runner claims the stage and,
+if one does, runs it (intercepting BEFORE `_spawn`). Only when no runner claims the stage does
+`_spawn` start an LLM agent through the transport. Either way the artifact goes to the stage's
+unchanged gate, and the verdict, the event and the move commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+from orchestrator.errors import GitError
+from orchestrator.jobs.context import JobContext, JobEnd, commit_verdict
+from orchestrator.jobs.policy import Next, after_agent_failure, backoff_s
+from orchestrator.jobs.reserved import claiming_runner
+from orchestrator.pipeline.stages import STAGE_TRANSITIONS, TASK_ARTIFACT, Producer
+from orchestrator.prompts import PromptContext, render_prompt
+from orchestrator.redact import redact
+from orchestrator.store import Job, JobMetrics, Repo, Store, Task
+from orchestrator.store.base import utcnow
+from orchestrator.transport import AgentRequest, AgentResult, ErrorKind, call_agent
+from orchestrator.workspace import git, layout
+
+log = logging.getLogger(__name__)
+
+
+def launch_job(ctx: JobContext, job: Job) -> JobEnd:
+    """Run one job of a task's stage to its end: a reserved runner, else an LLM agent."""
+    task = ctx.store.get_task(job.task_id)
+    repo = ctx.store.get_repo(task.repo)
+    reserved = claiming_runner(job.stage, repo, ctx.settings)
+    if reserved is not None:
+        return reserved.launch(ctx, job, task, repo)
+    role = STAGE_TRANSITIONS[job.stage].llm_role
+    if role is None:
+        runner = STAGE_TRANSITIONS[job.stage].runner
+        reason = (
+            f"{runner} is switched off or does not cover repo {repo.name}, and the {job.stage} "
+            "stage has no LLM fallback: a person must finish it (then: orch task resume)"
+        )
+        metrics = JobMetrics(producer=str(runner), outcome="blocked", error_kind="no_runner")
+        ctx.store.block_task(job, reason, metrics, alert_kind="no_runner")
+        return JobEnd.BLOCKED
+    return _spawn(ctx, job, task, repo, role)
+
+
+def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) -> JobEnd:
+    """Start the stage's LLM agent through the single transport and judge its artifact."""
+    name = STAGE_TRANSITIONS[job.stage].artifact
+    path = layout.artifact_path(ctx.settings.home, task.id, name)
+    request = AgentRequest(
+        role=role.value,
+        stage=job.stage.value,
+        task_id=task.id,
+        round=job.round,
+        worktree=Path(task.worktree),
+        artifact_dir=path.parent,
+        artifact_path=path,
+        prompt=build_prompt(ctx.store, task, repo, role, job.round, path),
+        log_path=ctx.log_path(job, role.value),
+        timeout_s=ctx.settings.agent_timeout_s,
+    )
+    # A file left by an earlier round must never pass for this round's artifact; the
+    # database keeps every earlier version.
+    path.unlink(missing_ok=True)
+    result = call_agent(
+        ctx.settings,
+        request,
+        cancel=ctx.cancel,
+        on_start=ctx.on_start(job),
+        marker=ctx.marker(job),
+    )
+    metrics = _metrics(role, result, ctx.secrets)
+    if result.kind is ErrorKind.CANCELLED:
+        return JobEnd.CANCELLED
+    if not result.ok:
+        return _agent_failed(ctx, job, role, result, metrics)
+
+    text = redact(path.read_text(encoding="utf-8", errors="replace"), ctx.secrets)
+    try:
+        git.commit_all(
+            Path(task.worktree), f"{role}: {task.title} (task {task.id}, round {job.round})"
+        )
+    except GitError as exc:
+        failed = replace(
+            result, kind=ErrorKind.AGENT_ERROR, message=f"cannot commit its work: {exc}"
+        )
+        return _agent_failed(ctx, job, role, failed, replace(metrics, error_kind="agent_error"))
+    return commit_verdict(ctx, job, repo, role, name, text, metrics)
+
+
+def _agent_failed(
+    ctx: JobContext, job: Job, role: Producer, result: AgentResult, metrics: JobMetrics
+) -> JobEnd:
+    settings = ctx.settings
+    if after_agent_failure(result.kind, job.agent_failures, settings.agent_retries) is Next.RETRY:
+        wait = backoff_s(
+            job.agent_failures + 1, settings.defer_backoff_s, settings.defer_backoff_max_s
+        )
+        ctx.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, infra=False)
+        log.info("job %s (%s): %s, retrying in %.1fs", job.id, role, result.kind, wait)
+        return JobEnd.DEFERRED
+    tries = job.agent_failures + 1
+    reason = redact(
+        f"the {role} agent failed ({result.kind}) after {tries} attempt{'s' * (tries > 1)}: "
+        f"{result.message or 'no message'}",
+        ctx.secrets,
+    )
+    ctx.store.block_task(job, reason, metrics, alert_kind=f"agent_{result.kind}")
+    return JobEnd.BLOCKED
+
+
+def _metrics(role: Producer, result: AgentResult, secrets: tuple[str, ...]) -> JobMetrics:
+    usage = result.usage
+    return JobMetrics(
+        producer=role.value,
+        outcome="agent_call",
+        error_kind=result.kind.value,
+        error_message=redact(result.message, secrets) or None,
+        exit_code=result.exit_code,
+        log_path=str(result.log_path),
+        backend=result.backend,
+        tokens_in=usage.tokens_in,
+        tokens_out=usage.tokens_out,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cost_usd=usage.cost_usd,
+        duration_s=result.duration_s,
+    )
+
+
+def build_prompt(
+    store: Store, task: Task, repo: Repo, role: Producer, round: int, artifact_path: Path
+) -> str:
+    """Render the role's prompt with the task, its earlier artifacts and, from round 2, the
+    artifact that sent the task back (for the developer)."""
+    artifacts = store.latest_artifacts(task.id)
+    task_text = next((a.text for a in artifacts if a.name == TASK_ARTIFACT), task.title)
+    feedback = store.rollback_feedback(task.id, round) if role is Producer.DEVELOPER else None
+    shown = [
+        (a.name, a.text)
+        for a in artifacts
+        if a.name != TASK_ARTIFACT and (feedback is None or a.name != feedback.name)
+    ]
+    return render_prompt(
+        PromptContext(
+            role=role.value,
+            task_id=task.id,
+            round=round,
+            branch=task.branch,
+            base_branch=repo.default_branch,
+            task_text=task_text,
+            artifacts=shown,
+            artifact_path=str(artifact_path),
+            feedback=(feedback.name, feedback.text) if feedback else None,
+        )
+    )

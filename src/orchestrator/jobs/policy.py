@@ -1,0 +1,33 @@
+"""Pure decisions about failed jobs: retry after a backoff, or stop and ask a person."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from orchestrator.transport.types import ErrorKind
+
+
+class Next(StrEnum):
+    """What to do with a job that did not produce a verdict."""
+
+    RETRY = "retry"  # defer it, then run it again
+    GIVE_UP = "give_up"  # the budget is spent, or retrying cannot help
+
+
+def backoff_s(failures: int, first_s: float, cap_s: float) -> float:
+    """The wait before the next attempt after `failures` failures: first, doubling, capped."""
+    if failures < 1:
+        return 0.0
+    return min(cap_s, first_s * float(2 ** min(failures - 1, 32)))
+
+
+def after_agent_failure(kind: ErrorKind, failures_before: int, retries: int) -> Next:
+    """An agent call failed: retry it within `ORCH_AGENT_RETRIES`, unless that cannot help."""
+    if not kind.retryable or failures_before >= retries:
+        return Next.GIVE_UP
+    return Next.RETRY
+
+
+def after_tool_error(failures_before: int, budget: int) -> Next:
+    """A runner could not run its suite: defer it within its infra-retry budget."""
+    return Next.RETRY if failures_before < budget else Next.GIVE_UP

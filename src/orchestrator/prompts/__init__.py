@@ -1,0 +1,82 @@
+"""Role prompts: one Markdown file per role, framed with the task, its artifacts and feedback."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+ROLES = ("analyst", "architect", "developer", "reviewer", "tester", "deployer")
+
+# What each role must write: the exact verdict lines its stage's gate reads, when the work
+# passes and when it does not.
+VERDICTS: Mapping[str, tuple[str, str]] = {
+    "analyst": ("analysis_status: READY", "analysis_status: BLOCKED"),
+    "architect": ("design_status: READY", "design_status: BLOCKED"),
+    "developer": ("dev_status: DONE", "dev_status: BLOCKED"),
+    "reviewer": ("review_verdict: APPROVED", "review_verdict: CHANGES_REQUESTED"),
+    "tester": (
+        "result: PASS\nstatus: PASS\ntests_failed: 0",
+        "result: FAIL\nstatus: FAIL\ntests_failed: <how many failed>",
+    ),
+    "deployer": ("staging_status: PASSED", "staging_status: FAILED"),
+}
+
+
+def _indent(lines: str) -> str:
+    return "\n".join("    " + line for line in lines.splitlines())
+
+
+@dataclass(frozen=True)
+class PromptContext:
+    """Everything a prompt is rendered from."""
+
+    role: str
+    task_id: str
+    round: int
+    branch: str
+    base_branch: str
+    task_text: str  # 01-task.md
+    artifacts: Sequence[tuple[str, str]]  # (name, text) of the earlier artifacts, in order
+    artifact_path: str
+    feedback: tuple[str, str] | None = None  # (name, text) of what sent the task back
+    summary: str | None = None  # an optional short note on the feedback, above it
+
+
+@cache
+def role_text(role: str) -> str:
+    """The role's own Markdown prompt, shipped in the package."""
+    if role not in ROLES:
+        raise ValueError(f"no prompt for role {role!r}")
+    return files(__package__).joinpath(f"{role}.md").read_text(encoding="utf-8")
+
+
+def render_prompt(context: PromptContext) -> str:
+    """The full prompt an agent reads on stdin."""
+    parts = [
+        role_text(context.role).rstrip(),
+        f"## The task ({context.task_id}, round {context.round})\n\n"
+        f"Branch `{context.branch}`, based on `{context.base_branch}`.\n\n"
+        + context.task_text.strip(),
+    ]
+    for name, text in context.artifacts:
+        parts.append(f"## Earlier artifact: {name}\n\n{text.strip()}")
+    if context.feedback is not None:
+        name, text = context.feedback
+        note = f"{context.summary.strip()}\n\n" if context.summary else ""
+        parts.append(
+            f"## Feedback: why round {context.round} exists\n\n"
+            f"The previous round was sent back by {name}. {note}"
+            f"The report, whole:\n\n{text.strip()}"
+        )
+    passing, failing = VERDICTS[context.role]
+    parts.append(
+        "## Your artifact\n\n"
+        f"Write your artifact, in Markdown, to this file:\n\n    {context.artifact_path}\n\n"
+        "End it with the verdict, each line on its own, starting at column 0, outside any code "
+        f"block. When the work passes:\n\n{_indent(passing)}\n\nWhen it does not:\n\n"
+        f"{_indent(failing)}\n\n"
+        "Only these lines decide what happens next; everything else is for people."
+    )
+    return "\n\n".join(parts) + "\n"

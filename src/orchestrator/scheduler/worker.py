@@ -1,0 +1,219 @@
+"""The worker: one event-driven scheduler loop.
+
+When a job ends, its thread wakes the loop, which claims the next runnable jobs at once: the
+next stage never waits for a poll. A slow fallback poll picks up work other processes added
+(a task submitted from the CLI, a deferred job coming due). The wake-up flag is cleared
+BEFORE each claim, never after: a wake-up that arrives while a claim runs is kept, so the
+work it announces is never left to the fallback poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+import psutil
+
+from orchestrator.errors import StaleState
+from orchestrator.jobs.context import JobContext, JobEnd
+from orchestrator.jobs.launcher import launch_job
+from orchestrator.jobs.policy import Next, after_tool_error, backoff_s
+from orchestrator.proc import CancelToken
+from orchestrator.redact import secret_values
+from orchestrator.scheduler.recovery import Identity, take_over
+from orchestrator.settings import Settings
+from orchestrator.store import Job, JobMetrics, Store
+from orchestrator.store.base import utcnow
+
+log = logging.getLogger(__name__)
+
+# The loop looks for work added by other processes at least this often.
+FALLBACK_POLL_S = 0.5
+# An unexpected exception in the orchestrator's own code while running a job is retried this
+# many times (it may be a passing fault), then the task is blocked for a person.
+INTERNAL_ERROR_RETRIES = 2
+
+
+@dataclass
+class _Running:
+    job: Job
+    cancel: CancelToken
+    future: Future[JobEnd | None]
+
+
+class Worker:
+    """Claims runnable jobs and runs up to `ORCH_MAX_PARALLEL_JOBS` of them at once."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        drain: bool = False,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.drain = drain
+        self.on_change = on_change
+        self.identity = Identity(
+            worker_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
+            host=socket.gethostname(),
+        )
+        self._secrets = secret_values(settings)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._running: dict[int, _Running] = {}
+        self._lock = threading.Lock()
+
+    # --- control ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to stop: running jobs are killed and their stages re-queued."""
+        self._stopping.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Something changed: look for work now."""
+        self._wake.set()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stopped (or, with drain, until no task can make progress); exit status."""
+        me = self.identity
+        self.store.register_worker(
+            me.worker_id, me.host, os.getpid(), psutil.Process().create_time()
+        )
+        take_over(self.store, me, self.settings.kill_grace_s)
+        heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        heartbeat.start()
+        pool = ThreadPoolExecutor(self.settings.max_parallel_jobs, thread_name_prefix="job")
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()  # before the claim: see the module docstring
+                self._reap()
+                self._claim(pool)
+                if self.drain and self._drained():
+                    break
+                self._wake.wait(self._next_wait())
+        finally:
+            self._shutdown(pool)
+        return 0
+
+    def _claim(self, pool: ThreadPoolExecutor) -> None:
+        free = self.settings.max_parallel_jobs - len(self._running)
+        if free <= 0:
+            return
+        claimed = self.store.claim_jobs(
+            self.identity.worker_id, self.identity.host, free, self.settings.lease_s
+        )
+        for job in claimed:
+            cancel = CancelToken()
+            future = pool.submit(self._run_job, job, cancel)
+            with self._lock:
+                self._running[job.id] = _Running(job, cancel, future)
+            future.add_done_callback(lambda _: self._wake.set())
+
+    def _reap(self) -> None:
+        with self._lock:
+            done = [job_id for job_id, r in self._running.items() if r.future.done()]
+            finished = [self._running.pop(job_id) for job_id in done]
+        for running in finished:
+            if running.future.result() is JobEnd.CANCELLED and not self._stopping.is_set():
+                # Cancelled under us (task cancelled, or the job was taken over): nothing to do.
+                log.info("job %s stopped before it ended", running.job.id)
+        if finished and self.on_change is not None:
+            self.on_change()
+
+    def _drained(self) -> bool:
+        return not self._running and self.store.pending_work() == (0, 0)
+
+    def _next_wait(self) -> float:
+        due = self.store.next_due()
+        if due is None:
+            return FALLBACK_POLL_S
+        return max(0.0, min(FALLBACK_POLL_S, (due - utcnow()).total_seconds()))
+
+    # --- one job ------------------------------------------------------------------------------
+
+    def _run_job(self, job: Job, cancel: CancelToken) -> JobEnd | None:
+        context = JobContext(
+            self.store, self.settings, cancel, self.identity.worker_id, self._secrets
+        )
+        try:
+            return launch_job(context, job)
+        except StaleState as exc:
+            log.info("job %s: result not committed: %s", job.id, exc)
+            return None
+        except Exception:
+            log.exception(
+                "job %s (%s of task %s) failed inside orchestrator", job.id, job.stage, job.task_id
+            )
+            self._internal_error(job)
+            return None
+        finally:
+            cancel.close()
+
+    def _internal_error(self, job: Job) -> None:
+        message = "unexpected error inside orchestrator; see the worker log"
+        metrics = JobMetrics(
+            producer=job.producer or "orchestrator",
+            outcome="internal_error",
+            error_kind="internal_error",
+            error_message=message,
+        )
+        settings = self.settings
+        try:
+            if after_tool_error(job.agent_failures, INTERNAL_ERROR_RETRIES) is Next.RETRY:
+                wait = backoff_s(
+                    job.agent_failures + 1, settings.defer_backoff_s, settings.defer_backoff_max_s
+                )
+                self.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, infra=False)
+            else:
+                reason = f"the {job.stage} job kept failing: {message}"
+                self.store.block_task(job, reason, metrics, alert_kind="internal_error")
+        except Exception:
+            log.exception("job %s: could not record the failure; recovery will re-queue it", job.id)
+
+    # --- leases and shutdown --------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        interval = self.settings.lease_s / 3
+        while not self._stopping.wait(interval):
+            try:
+                with self._lock:
+                    held = {job_id: r.job.attempt for job_id, r in self._running.items()}
+                    tokens = {job_id: r.cancel for job_id, r in self._running.items()}
+                still = self.store.renew_leases(
+                    self.identity.worker_id, held, self.settings.lease_s
+                )
+                for job_id in set(held) - still:
+                    log.warning(
+                        "job %s is no longer ours (cancelled or taken over): stopping it", job_id
+                    )
+                    tokens[job_id].cancel()
+                self.store.worker_heartbeat(self.identity.worker_id)
+                if take_over(self.store, self.identity, self.settings.kill_grace_s):
+                    self._wake.set()
+            except Exception:
+                log.exception("heartbeat failed; retrying")
+
+    def _shutdown(self, pool: ThreadPoolExecutor) -> None:
+        self._stopping.set()
+        with self._lock:
+            running = list(self._running.values())
+        for r in running:
+            r.cancel.cancel()
+        pool.shutdown(wait=True)
+        for r in running:
+            if r.future.result() is JobEnd.CANCELLED:
+                self.store.abandon_job(r.job, "the worker stopped; re-queued")
+        self.store.stop_worker(self.identity.worker_id)

@@ -1,0 +1,243 @@
+"""Queries on jobs: claiming, leases, deferral and recovery.
+
+Every change to a running job is conditional on its status and attempt (the fencing token):
+a worker that lost its job, to a cancel or to another worker, cannot change it any more.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from orchestrator.errors import StaleState
+from orchestrator.pipeline.stages import SERIAL_STAGES, TaskState
+from orchestrator.store.base import StoreBase, utcnow
+from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus
+from orchestrator.store.schema import jobs, tasks
+
+# How many more candidates than free slots a claim looks at, so that jobs waiting for a
+# serial gate do not hide runnable ones behind them.
+_CLAIM_LOOKAHEAD = 32
+
+
+def _runnable(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(
+        jobs.c.status == JobStatus.QUEUED,
+        and_(jobs.c.status == JobStatus.DEFERRED, jobs.c.not_before <= now),
+    )
+
+
+def _held(job_id: int, attempt: int):  # type: ignore[no-untyped-def]
+    return and_(jobs.c.id == job_id, jobs.c.attempt == attempt, jobs.c.status == JobStatus.RUNNING)
+
+
+def metrics_values(metrics: JobMetrics) -> dict[str, object]:
+    """The job columns a finished attempt writes."""
+    return {key: getattr(metrics, key) for key in JobMetrics.__dataclass_fields__}
+
+
+class JobQueries(StoreBase):
+    """Claim runnable jobs, hold them, and give them up."""
+
+    def claim_jobs(self, worker_id: str, host: str, limit: int, lease_s: float) -> list[Job]:
+        """Take up to `limit` runnable jobs, respecting each repo's serial gate.
+
+        Older tasks go first, so that a task's next stage starts the moment its job ends
+        instead of queueing behind every newer task's first stage.
+
+        On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets several workers claim at once without
+        taking the same job; each claim bumps the job's attempt.
+        """
+        if limit <= 0:
+            return []
+        now = utcnow()
+        candidates = (
+            select(
+                jobs.c.id, jobs.c.task_id, jobs.c.stage, tasks.c.repo_id, tasks.c.gate_acquired_at
+            )
+            .join(tasks, tasks.c.id == jobs.c.task_id)
+            .where(_runnable(now), tasks.c.state == TaskState.ACTIVE)
+            .order_by(tasks.c.created_at, tasks.c.id, jobs.c.id)
+            .limit(limit + _CLAIM_LOOKAHEAD)
+            .with_for_update(skip_locked=True, of=jobs)
+        )
+        claimed: list[Job] = []
+        with self._write() as conn:
+            for row in conn.execute(candidates).all():
+                if len(claimed) == limit:
+                    break
+                needs_gate = row.stage in SERIAL_STAGES and row.gate_acquired_at is None
+                if needs_gate and not self._acquire_gate(conn, row.task_id, row.repo_id, now):
+                    continue
+                job = conn.execute(
+                    update(jobs)
+                    .where(
+                        jobs.c.id == row.id,
+                        jobs.c.status.in_([JobStatus.QUEUED, JobStatus.DEFERRED]),
+                    )
+                    .values(
+                        status=JobStatus.RUNNING,
+                        attempt=jobs.c.attempt + 1,
+                        worker_id=worker_id,
+                        host=host,
+                        started_at=now,
+                        heartbeat_at=now,
+                        lease_expires_at=now + timedelta(seconds=lease_s),
+                        pid=None,
+                        pgid=None,
+                        proc_started_at=None,
+                        marker=None,
+                    )
+                    .returning(jobs)
+                ).first()
+                if job is not None:
+                    claimed.append(Job.from_row(job))
+        return claimed
+
+    @staticmethod
+    def _acquire_gate(conn: Connection, task_id: str, repo_id: int, now: datetime) -> bool:
+        holder = conn.execute(
+            select(tasks.c.id).where(
+                tasks.c.repo_id == repo_id, tasks.c.gate_acquired_at.is_not(None)
+            )
+        ).first()
+        if holder is not None:
+            return bool(holder.id == task_id)
+        try:
+            with conn.begin_nested():  # a concurrent claim may take it first: unique index
+                conn.execute(
+                    update(tasks)
+                    .where(tasks.c.id == task_id, tasks.c.gate_acquired_at.is_(None))
+                    .values(gate_acquired_at=now)
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def record_process(
+        self, job_id: int, attempt: int, pid: int, create_time: float, marker: str
+    ) -> bool:
+        """Note the process of a running job, so that a later start can kill it if we die."""
+        with self._write() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(_held(job_id, attempt))
+                .values(pid=pid, pgid=pid, proc_started_at=create_time, marker=marker)
+            )
+        return result.rowcount == 1
+
+    def renew_leases(self, worker_id: str, held: dict[int, int], lease_s: float) -> set[int]:
+        """Extend the leases of the jobs this worker runs; returns the ids it still holds."""
+        if not held:
+            return set()
+        now = utcnow()
+        with self._write() as conn:
+            rows = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id.in_(held),
+                    jobs.c.worker_id == worker_id,
+                    jobs.c.status == JobStatus.RUNNING,
+                )
+                .values(lease_expires_at=now + timedelta(seconds=lease_s), heartbeat_at=now)
+                .returning(jobs.c.id, jobs.c.attempt)
+            ).all()
+        return {row.id for row in rows if held.get(row.id) == row.attempt}
+
+    def defer_job(self, job: Job, not_before: datetime, metrics: JobMetrics, *, infra: bool) -> Job:
+        """Put a job aside until `not_before`, counting the failure against its budget."""
+        counter = jobs.c.infra_failures if infra else jobs.c.agent_failures
+        with self._write() as conn:
+            row = conn.execute(
+                update(jobs)
+                .where(_held(job.id, job.attempt))
+                .values(
+                    status=JobStatus.DEFERRED,
+                    not_before=not_before,
+                    finished_at=utcnow(),
+                    lease_expires_at=None,
+                    **{counter.key: counter + 1},
+                    **metrics_values(metrics),
+                )
+                .returning(jobs)
+            ).first()
+        if row is None:
+            raise StaleState(f"job {job.id} is no longer held by this attempt")
+        return Job.from_row(row)
+
+    def abandon_job(self, job: Job, reason: str) -> Job | None:
+        """Give up a running job (its worker died or stops) and queue a fresh one in its place.
+
+        The new job keeps the failure counters: a crash never counts against a budget, and
+        never wipes the failures that did count. None when the job was no longer running.
+        """
+        now = utcnow()
+        with self._write() as conn:
+            row = conn.execute(
+                update(jobs)
+                .where(_held(job.id, job.attempt))
+                .values(
+                    status=JobStatus.ABANDONED,
+                    finished_at=now,
+                    outcome="abandoned",
+                    error_message=reason,
+                    lease_expires_at=None,
+                )
+                .returning(jobs)
+            ).first()
+            if row is None:
+                return None
+            fresh = conn.execute(
+                insert(jobs)
+                .values(
+                    task_id=row.task_id,
+                    stage=row.stage,
+                    round=row.round,
+                    status=JobStatus.QUEUED,
+                    created_at=now,
+                    infra_failures=row.infra_failures,
+                    agent_failures=row.agent_failures,
+                )
+                .returning(jobs)
+            ).one()
+        return Job.from_row(fresh)
+
+    def get_job(self, job_id: int) -> Job:
+        """One job by id."""
+        with self._read() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise StaleState(f"job {job_id} does not exist")
+        return Job.from_row(row)
+
+    def running_jobs(self) -> list[Job]:
+        """Every job some worker holds."""
+        with self._read() as conn:
+            rows = conn.execute(select(jobs).where(jobs.c.status == JobStatus.RUNNING)).all()
+        return [Job.from_row(row) for row in rows]
+
+    def task_jobs(self, task_id: str) -> list[Job]:
+        """A task's jobs, oldest first."""
+        query = select(jobs).where(jobs.c.task_id == task_id).order_by(jobs.c.id)
+        with self._read() as conn:
+            return [Job.from_row(row) for row in conn.execute(query)]
+
+    def next_due(self) -> datetime | None:
+        """When the earliest deferred job becomes runnable."""
+        with self._read() as conn:
+            return conn.execute(
+                select(func.min(jobs.c.not_before)).where(jobs.c.status == JobStatus.DEFERRED)
+            ).scalar()
+
+    def pending_work(self) -> tuple[int, int]:
+        """(active tasks, live jobs): the pipeline is drained when both are zero."""
+        with self._read() as conn:
+            active = conn.execute(
+                select(func.count()).select_from(tasks).where(tasks.c.state == TaskState.ACTIVE)
+            ).scalar_one()
+            live = conn.execute(
+                select(func.count()).select_from(jobs).where(jobs.c.status.in_(LIVE_JOB_STATUSES))
+            ).scalar_one()
+        return active, live

@@ -1,0 +1,199 @@
+"""The transactions that move a task: a verdict, a block, a cancel, a resume.
+
+Each is one database transaction: the job's end, its artifact, the event, the task's new
+stage and the next job commit together or not at all, so a crash can never leave a verdict
+half-recorded or recorded twice (`events.job_id` is unique as well).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert, update
+
+from orchestrator.errors import Conflict, StaleState
+from orchestrator.pipeline.stages import SERIAL_STAGES, Producer, Stage, TaskState
+from orchestrator.pipeline.transitions import Transition
+from orchestrator.store.base import StoreBase, utcnow
+from orchestrator.store.jobs import metrics_values
+from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus, Task
+from orchestrator.store.schema import alerts, artifacts, events, jobs, tasks
+from orchestrator.store.tasks import fetch_task
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A finished job's verdict and everything it changes."""
+
+    job: Job
+    producer: Producer
+    artifact_name: str
+    artifact_text: str
+    verdict: str  # the value the gate read, e.g. "PASS" or "CHANGES_REQUESTED"
+    transition: Transition
+    metrics: JobMetrics
+    alert_kind: str = "verdict"
+
+
+class LifecycleQueries(StoreBase):
+    """Commit verdicts and the moves people make (cancel, resume)."""
+
+    def finish_job(self, verdict: Verdict) -> Task:
+        """Record a verdict: job done, artifact, event, the task's move and its next job."""
+        job, move = verdict.job, verdict.transition
+        now = utcnow()
+        with self._write() as conn:
+            self._end_job(conn, job, JobStatus.DONE, verdict.metrics)
+            conn.execute(
+                insert(artifacts).values(
+                    task_id=job.task_id,
+                    job_id=job.id,
+                    name=verdict.artifact_name,
+                    round=job.round,
+                    producer=verdict.producer,
+                    text=verdict.artifact_text,
+                    created_at=now,
+                )
+            )
+            conn.execute(
+                insert(events).values(
+                    task_id=job.task_id,
+                    job_id=job.id,
+                    from_stage=job.stage,
+                    to_stage=move.event_to,
+                    verdict=verdict.verdict,
+                    producer=verdict.producer,
+                    round=job.round,
+                    at=now,
+                )
+            )
+            self._move_task(conn, job, move.stage, move.state, move.round, move.alert)
+            if move.state is TaskState.ACTIVE:
+                self._queue(conn, job.task_id, move.stage, move.round)
+            if move.alert:
+                self._alert(conn, verdict.alert_kind, move.alert, job.task_id)
+            return fetch_task(conn, job.task_id)
+
+    def block_task(self, job: Job, reason: str, metrics: JobMetrics, alert_kind: str) -> Task:
+        """End a job without a verdict and park its task for a person, with an alert."""
+        with self._write() as conn:
+            self._end_job(conn, job, JobStatus.DONE, metrics)
+            self._move_task(conn, job, job.stage, TaskState.BLOCKED, job.round, reason)
+            self._alert(conn, alert_kind, reason, job.task_id)
+            return fetch_task(conn, job.task_id)
+
+    def cancel_task(self, task_id: str) -> tuple[Task, Job | None]:
+        """Cancel a task that is not finished; returns it and the live job it had, if any."""
+        now = utcnow()
+        with self._write() as conn:
+            task = fetch_task(conn, task_id)
+            if task.state.is_final:
+                raise Conflict(f"task {task_id} is already {task.state}")
+            live = conn.execute(
+                update(jobs)
+                .where(jobs.c.task_id == task_id, jobs.c.status.in_(LIVE_JOB_STATUSES))
+                .values(status=JobStatus.CANCELLED, finished_at=now, outcome="cancelled")
+                .returning(jobs)
+            ).first()
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id)
+                .values(
+                    state=TaskState.CANCELLED,
+                    reason="cancelled by a person",
+                    gate_acquired_at=None,
+                    updated_at=now,
+                )
+            )
+            return fetch_task(conn, task_id), Job.from_row(live) if live else None
+
+    def resume_task(self, task_id: str) -> Task:
+        """Send a blocked task back into its stage with a fresh job."""
+        with self._write() as conn:
+            task = fetch_task(conn, task_id)
+            if task.state is not TaskState.BLOCKED:
+                raise Conflict(f"task {task_id} is {task.state}, not blocked: nothing to resume")
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.state == TaskState.BLOCKED)
+                .values(state=TaskState.ACTIVE, reason=None, updated_at=utcnow())
+            )
+            self._queue(conn, task_id, task.stage, task.round)
+            return fetch_task(conn, task_id)
+
+    def mark_setup_done(self, task_id: str) -> None:
+        """Remember that the repo's setup command ran in this task's worktree."""
+        with self._write() as conn:
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(setup_done_at=utcnow()))
+
+    # --- the pieces every move is made of ----------------------------------------------------
+
+    @staticmethod
+    def _end_job(conn: Connection, job: Job, status: JobStatus, metrics: JobMetrics) -> None:
+        ended = conn.execute(
+            update(jobs)
+            .where(
+                jobs.c.id == job.id,
+                jobs.c.attempt == job.attempt,
+                jobs.c.status == JobStatus.RUNNING,
+            )
+            .values(
+                status=status,
+                finished_at=utcnow(),
+                lease_expires_at=None,
+                **metrics_values(metrics),
+            )
+        )
+        if ended.rowcount != 1:
+            # Cancelled, reclaimed by another worker, or already finished: this attempt's
+            # result must not count (the fencing rule).
+            raise StaleState(f"job {job.id} attempt {job.attempt} is no longer current")
+
+    @staticmethod
+    def _move_task(
+        conn: Connection,
+        job: Job,
+        stage: Stage,
+        state: TaskState,
+        round_: int,
+        reason: str | None,
+    ) -> None:
+        keeps_gate = state is TaskState.ACTIVE and stage in SERIAL_STAGES
+        values: dict[str, object] = {
+            "stage": stage,
+            "state": state,
+            "round": round_,
+            "updated_at": utcnow(),
+            "reason": reason if state is not TaskState.ACTIVE else None,
+        }
+        if not keeps_gate:
+            values["gate_acquired_at"] = None
+        moved = conn.execute(
+            update(tasks)
+            .where(
+                tasks.c.id == job.task_id,
+                tasks.c.state == TaskState.ACTIVE,
+                tasks.c.stage == job.stage,
+            )
+            .values(**values)
+        )
+        if moved.rowcount != 1:
+            raise StaleState(f"task {job.task_id} left {job.stage} before the job ended")
+
+    @staticmethod
+    def _queue(conn: Connection, task_id: str, stage: Stage, round_: int) -> None:
+        conn.execute(
+            insert(jobs).values(
+                task_id=task_id,
+                stage=stage,
+                round=round_,
+                status=JobStatus.QUEUED,
+                created_at=utcnow(),
+            )
+        )
+
+    @staticmethod
+    def _alert(conn: Connection, kind: str, message: str, task_id: str | None) -> None:
+        conn.execute(
+            insert(alerts).values(task_id=task_id, kind=kind, message=message, created_at=utcnow())
+        )

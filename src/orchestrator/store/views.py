@@ -1,0 +1,102 @@
+"""Read models for `orch queue`, `orch status` and their HTTP twins: few queries, no N+1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from orchestrator.pipeline.stages import SERIAL_STAGES, TaskState
+from orchestrator.store.base import StoreBase
+from orchestrator.store.records import Job, JobStatus
+from orchestrator.store.schema import jobs, repos, tasks
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """A live job with the task it serves."""
+
+    job: Job
+    repo: str
+    title: str
+
+
+@dataclass(frozen=True)
+class SerialGate:
+    """Per repo: the task between deploy-staging and the end of post-deploy, and who waits."""
+
+    holder: str | None
+    waiting: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Running, queued and deferred jobs, and every repo's serial gate."""
+
+    running: tuple[QueuedJob, ...]
+    queued: tuple[QueuedJob, ...]
+    deferred: tuple[QueuedJob, ...]
+    serial_gate: dict[str, SerialGate]
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Tasks by state and by stage (active tasks only for stages)."""
+
+    by_state: dict[str, int]
+    by_stage: dict[str, int]
+
+
+class ViewQueries(StoreBase):
+    """What the queue and the status pages show."""
+
+    def queue(self) -> Queue:
+        """The live jobs and the serial gates."""
+        live = (
+            select(jobs, repos.c.name.label("repo_name"), tasks.c.title.label("task_title"))
+            .join(tasks, tasks.c.id == jobs.c.task_id)
+            .join(repos, repos.c.id == tasks.c.repo_id)
+            .where(jobs.c.status.in_([JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.DEFERRED]))
+            .order_by(jobs.c.id)
+        )
+        gated = (
+            select(repos.c.name, tasks.c.id, tasks.c.gate_acquired_at)
+            .join(tasks, tasks.c.repo_id == repos.c.id)
+            .where(tasks.c.state == TaskState.ACTIVE, tasks.c.stage.in_(SERIAL_STAGES))
+            .order_by(tasks.c.updated_at, tasks.c.id)
+        )
+        with self._read() as conn:
+            rows = conn.execute(live).all()
+            gate_rows = conn.execute(gated).all()
+            repo_names = conn.execute(select(repos.c.name).order_by(repos.c.name)).scalars().all()
+        by_status: dict[str, list[QueuedJob]] = {s: [] for s in JobStatus}
+        for row in rows:
+            job = Job.from_row(row)
+            by_status[job.status].append(QueuedJob(job, row.repo_name, row.task_title))
+        holders: dict[str, str] = {}
+        waiting: dict[str, list[str]] = {}
+        for name, task_id, acquired in gate_rows:
+            if acquired is not None:
+                holders[name] = task_id
+            else:
+                waiting.setdefault(name, []).append(task_id)
+        gates = {
+            name: SerialGate(holders.get(name), tuple(waiting.get(name, ()))) for name in repo_names
+        }
+        return Queue(
+            tuple(by_status[JobStatus.RUNNING]),
+            tuple(by_status[JobStatus.QUEUED]),
+            tuple(by_status[JobStatus.DEFERRED]),
+            gates,
+        )
+
+    def counts(self) -> Counts:
+        """How many tasks are in each state, and active ones in each stage."""
+        with self._read() as conn:
+            states = conn.execute(select(tasks.c.state, func.count()).group_by(tasks.c.state)).all()
+            stages = conn.execute(
+                select(tasks.c.stage, func.count())
+                .where(tasks.c.state == TaskState.ACTIVE)
+                .group_by(tasks.c.stage)
+            ).all()
+        return Counts({s: n for s, n in states}, {s: n for s, n in stages})

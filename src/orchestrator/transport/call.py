@@ -1,0 +1,122 @@
+"""The single LLM transport: the only code that starts an agent.
+
+Every agent, whatever its backend, runs through `proc_group` in the task's worktree with the
+prompt on stdin and the task variables in its environment. The result says how the call
+ended (`ErrorKind`), with the tokens and cost the backend reported.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from orchestrator.errors import SpawnFailed
+from orchestrator.proc.group import CancelToken, ProcResult, Started, run_group
+from orchestrator.settings import Settings
+from orchestrator.transport import claude, codex
+from orchestrator.transport.env import agent_env
+from orchestrator.transport.types import AgentRequest, AgentResult, ErrorKind, Parsed, Usage
+
+SCRIPTED_AGENT = Path(__file__).with_name("scripted_agent.py")
+
+
+def build_argv(settings: Settings, request: AgentRequest) -> list[str]:
+    """The agent's command line for the configured backend (the prompt is never in it)."""
+    extra = shlex.split(settings.agent_args) if settings.agent_args else []
+    backend = settings.agent_backend
+    if backend == "claude":
+        return [*claude.ARGV, *extra]
+    if backend == "codex":
+        return [*codex.argv(request.worktree), *extra, "-"]
+    if backend == "command":
+        template = shlex.split(settings.agent_command or "")
+        values = request.placeholders()
+        return [arg.format_map(values) for arg in template]
+    # scripted: a real executable that replays a scenario, so it takes the real spawn path.
+    return [sys.executable, "-I", str(SCRIPTED_AGENT)]
+
+
+def _lines(log_path: Path) -> Iterator[str]:
+    with log_path.open(encoding="utf-8", errors="replace") as log:
+        yield from log
+
+
+def _parse(backend: str, proc: ProcResult) -> Parsed:
+    if backend == "claude":
+        return claude.parse(_lines(proc.log_path), proc.exit_code)
+    if backend == "codex":
+        return codex.parse(_lines(proc.log_path), proc.exit_code)
+    if proc.exit_code == 0:
+        return Parsed(ErrorKind.OK, final_text=proc.tail or proc.head)
+    last = (proc.tail or proc.head).strip().splitlines()
+    reason = f"exit {proc.exit_code}" if proc.exit_code is not None else f"signal {proc.signal}"
+    return Parsed(ErrorKind.AGENT_ERROR, f"{reason}: {last[-1] if last else 'no output'}")
+
+
+def call_agent(
+    settings: Settings,
+    request: AgentRequest,
+    *,
+    cancel: CancelToken | None = None,
+    on_start: Callable[[Started], None] | None = None,
+    marker: str | None = None,
+) -> AgentResult:
+    """Run one agent to its end and say how it went; never raises for the agent's faults."""
+    backend = settings.agent_backend
+    argv = build_argv(settings, request)
+
+    def failed(kind: ErrorKind, message: str) -> AgentResult:
+        return AgentResult(backend, kind, message, None, "", Usage(), 0.0, request.log_path)
+
+    if not request.worktree.is_dir():
+        return failed(ErrorKind.SPAWN_FAILED, f"the worktree {request.worktree} is missing")
+    if shutil.which(argv[0]) is None:
+        return failed(
+            ErrorKind.CLI_MISSING, f"{argv[0]} is not on PATH (ORCH_AGENT_BACKEND={backend})"
+        )
+    variables = request.variables()
+    if backend == "scripted" and settings.agent_scenario is not None:
+        variables["ORCH_AGENT_SCENARIO"] = str(settings.agent_scenario)
+    request.artifact_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        proc = run_group(
+            argv,
+            cwd=request.worktree,
+            env=agent_env(variables),
+            log_path=request.log_path,
+            timeout=request.timeout_s,
+            grace=settings.kill_grace_s,
+            stdin_data=request.prompt.encode("utf-8"),
+            cancel=cancel,
+            on_start=on_start,
+            marker=marker,
+        )
+    except SpawnFailed as exc:
+        return failed(ErrorKind.SPAWN_FAILED, str(exc))
+
+    if proc.cancelled:
+        parsed = Parsed(ErrorKind.CANCELLED, "stopped by the orchestrator")
+    elif proc.timed_out:
+        parsed = Parsed(ErrorKind.TIMEOUT, f"no result within {request.timeout_s:g}s")
+    else:
+        parsed = _parse(backend, proc)
+    if parsed.kind is ErrorKind.OK and not request.artifact_path.is_file():
+        parsed = Parsed(
+            ErrorKind.NO_ARTIFACT,
+            f"exited 0 without writing {request.artifact_path.name}",
+            parsed.final_text,
+            parsed.usage,
+        )
+    return AgentResult(
+        backend=backend,
+        kind=parsed.kind,
+        message=parsed.message,
+        exit_code=proc.exit_code,
+        final_text=parsed.final_text,
+        usage=parsed.usage,
+        duration_s=proc.duration_s,
+        log_path=proc.log_path,
+    )

@@ -1,0 +1,231 @@
+"""The scheduler with real agent processes (the contract-following fake agent)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from orchestrator.intake import submit_task
+from orchestrator.pipeline.stages import Stage, TaskState
+from orchestrator.scheduler import Worker
+from orchestrator.settings import Settings, load_settings
+from orchestrator.store import RepoSpec, Store, Task
+from orchestrator.store.records import JobStatus
+from tests.conftest import Run
+from tests.helpers import git
+
+LLM_ONLY = frozenset({Stage.DEPLOY, Stage.POST_DEPLOY})  # no runners yet: skip what needs one
+
+
+@pytest.fixture
+def repo_path(make_repo: Callable[..., Path], store: Store) -> Path:
+    path = make_repo("app")
+    store.add_repo("app", RepoSpec(path=str(path), default_branch="main", skip_stages=LLM_ONLY))
+    return path
+
+
+def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "db_url": db_url,
+        "home": home,
+        "agent_backend": "command",
+        "agent_command": "fake-agent {role} {stage} {task_id} {round}",
+        "defer_backoff_s": 0.05,
+        "defer_backoff_max_s": 0.2,
+        "kill_grace_s": 0.5,
+        **overrides,
+    }
+    return load_settings(**values)
+
+
+def drain(store: Store, settings: Settings) -> None:
+    assert Worker(store, settings, drain=True).run() == 0
+
+
+def submit(store: Store, home: Path, count: int) -> list[Task]:
+    return [submit_task(store, home, "app", f"Task {n}", f"do thing {n}") for n in range(count)]
+
+
+def test_tasks_go_through_every_llm_stage_to_done(
+    fake_bin: Path, repo_path: Path, store: Store, db_url: str, orch_home: Path
+) -> None:
+    tasks = submit(store, orch_home, 3)
+    drain(store, settings_for(db_url, orch_home))
+    for task in tasks:
+        done = store.get_task(task.id)
+        assert (done.state, done.round) == (TaskState.DONE, 1)
+        moves = [(e.from_stage, e.to_stage) for e in store.events(task.id)]
+        assert moves == [
+            (None, "analysis"),
+            ("analysis", "design"),
+            ("design", "development"),
+            ("development", "review"),
+            ("review", "testing"),
+            ("testing", "deploy-staging"),
+            ("deploy-staging", "done"),
+        ]
+        assert [e.producer for e in store.events(task.id)][-2:] == ["tester", "deployer"]
+        log = git(repo_path, "log", "--format=%s", task.branch)
+        assert "developer: Task" in log  # the developer's work was committed on its branch
+        assert not Path(done.worktree).exists()  # a done task's worktree is removed
+
+
+def test_changes_requested_sends_the_task_back_with_the_review_in_the_prompt(
+    fake_bin: Path,
+    repo_path: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "1")
+    [task] = submit(store, orch_home, 1)
+    drain(store, settings_for(db_url, orch_home))
+    done = store.get_task(task.id)
+    assert (done.state, done.round) == (TaskState.DONE, 2)
+    moves = [(e.from_stage, e.to_stage, e.verdict, e.round) for e in store.events(task.id)]
+    assert ("review", "development", "CHANGES_REQUESTED", 1) in moves
+    assert moves.count(("development", "review", "DONE", 2)) == 1
+    prompt = (orch_home / "tasks" / task.id / "prompt-developer-r2.txt").read_text()
+    assert "FAKE-REVIEW-NOTE" in prompt and "Feedback: why round 2 exists" in prompt
+    first = (orch_home / "tasks" / task.id / "prompt-developer-r1.txt").read_text()
+    assert "Feedback" not in first
+    assert "CHANGES_REQUESTED" in store.get_artifact(task.id, "11-code-review.md", round=1).text
+    assert "APPROVED" in store.get_artifact(task.id, "11-code-review.md").text
+    reviewer_r2 = (orch_home / "tasks" / task.id / "prompt-reviewer-r2.txt").read_text()
+    assert "round 2" in reviewer_r2  # every role of round 2 sees round 2
+
+
+def test_retry_limit_fails_the_task_with_an_alert(
+    fake_bin: Path,
+    repo_path: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "99")
+    [task] = submit(store, orch_home, 1)
+    drain(store, settings_for(db_url, orch_home, max_dev_retries=1))
+    failed = store.get_task(task.id)
+    assert (failed.state, failed.stage, failed.round) == (TaskState.FAILED, Stage.REVIEW, 2)
+    assert store.events(task.id)[-1].to_stage == "failed"
+    [alert] = store.list_alerts(task_id=task.id)
+    assert alert.kind == "retry_limit" and "ORCH_MAX_DEV_RETRIES" in alert.message
+    assert Path(failed.worktree).exists()  # failed tasks keep theirs for inspection
+
+
+def test_agent_without_artifact_is_retried_then_blocked_with_an_alert(
+    fake_bin: Path, repo_path: Path, store: Store, db_url: str, orch_home: Path
+) -> None:
+    [task] = submit(store, orch_home, 1)
+    settings = settings_for(db_url, orch_home, agent_command="true", agent_retries=2)
+    drain(store, settings)
+    blocked = store.get_task(task.id)
+    assert (blocked.state, blocked.stage) == (TaskState.BLOCKED, Stage.ANALYSIS)
+    assert "no_artifact" in (blocked.reason or "") and "3 attempts" in (blocked.reason or "")
+    attempts = [j for j in store.task_jobs(task.id)]
+    assert len(attempts) == 1 and attempts[0].agent_failures == 2
+    [alert] = store.list_alerts(task_id=task.id)
+    assert alert.kind == "agent_no_artifact"
+    assert [e.to_stage for e in store.events(task.id)] == ["analysis"]  # retries are not events
+
+
+def test_missing_cli_blocks_at_once(
+    repo_path: Path, store: Store, db_url: str, orch_home: Path
+) -> None:
+    [task] = submit(store, orch_home, 1)
+    drain(store, settings_for(db_url, orch_home, agent_command="no-such-agent-cli {role}"))
+    blocked = store.get_task(task.id)
+    assert blocked.state is TaskState.BLOCKED and "cli_missing" in (blocked.reason or "")
+    assert store.task_jobs(task.id)[0].agent_failures == 0  # not retried: it cannot help
+
+
+def test_resume_sends_a_blocked_task_back_into_its_stage(
+    fake_bin: Path, repo_path: Path, store: Store, db_url: str, orch_home: Path
+) -> None:
+    [task] = submit(store, orch_home, 1)
+    drain(store, settings_for(db_url, orch_home, agent_command="no-such-agent-cli"))
+    assert store.get_task(task.id).state is TaskState.BLOCKED
+    resumed = store.resume_task(task.id)
+    assert (resumed.state, resumed.reason) == (TaskState.ACTIVE, None)
+    drain(store, settings_for(db_url, orch_home))
+    assert store.get_task(task.id).state is TaskState.DONE
+
+
+def test_stages_without_runner_or_llm_fallback_block_for_a_person(
+    fake_bin: Path, make_repo: Callable[..., Path], store: Store, db_url: str, orch_home: Path
+) -> None:
+    store.add_repo("full", RepoSpec(path=str(make_repo("full")), default_branch="main"))
+    task = submit_task(store, orch_home, "full", "Ship it", "")
+    drain(store, settings_for(db_url, orch_home, deploy_finalizer_enabled=False))
+    blocked = store.get_task(task.id)
+    assert (blocked.state, blocked.stage) == (TaskState.BLOCKED, Stage.DEPLOY)
+    assert "no LLM fallback" in (blocked.reason or "")
+    assert store.list_alerts(task_id=task.id)[0].kind == "no_runner"
+
+
+def test_parallel_jobs_are_bounded(
+    fake_bin: Path,
+    repo_path: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_SLEEP", "0.15")
+    tasks = submit(store, orch_home, 5)
+    drain(store, settings_for(db_url, orch_home, max_parallel_jobs=2))
+    spans = [
+        (j.started_at, j.finished_at)
+        for t in tasks
+        for j in store.task_jobs(t.id)
+        if j.started_at and j.finished_at
+    ]
+    for start, _ in spans:
+        overlapping = [1 for s, f in spans if s <= start < f]
+        assert len(overlapping) <= 2
+    assert max(sum(1 for s, f in spans if s <= start < f) for start, _ in spans) == 2
+
+
+def test_serial_gate_lets_one_task_per_repo_into_staging_at_a_time(
+    fake_bin: Path,
+    repo_path: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_SLEEP", "0.1")
+    tasks = submit(store, orch_home, 3)
+    drain(store, settings_for(db_url, orch_home))
+    staging = sorted(
+        (j.started_at, j.finished_at)
+        for t in tasks
+        for j in store.task_jobs(t.id)
+        if j.stage is Stage.DEPLOY_STAGING and j.status is JobStatus.DONE
+    )
+    assert len(staging) == 3
+    for (_, first_end), (second_start, _) in itertools.pairwise(staging):
+        assert second_start >= first_end - timedelta(milliseconds=1)
+    assert all(store.get_task(t.id).gate_acquired_at is None for t in tasks)
+
+
+def test_watch_shows_the_stages_and_returns_once_the_task_is_finished(
+    fake_bin: Path,
+    repo_path: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    orch: Callable[..., Run],
+) -> None:
+    [task] = submit(store, orch_home, 1)
+    drain(store, settings_for(db_url, orch_home))
+    watched = orch("task", "watch", task.id)
+    assert watched.code == 0
+    for text in (task.id, "done", "analysis", "deploy-staging", "APPROVED", "reviewer"):
+        assert text in watched.out
