@@ -79,9 +79,21 @@ class Settings(BaseSettings):
     staging_runner_timeout_s: Seconds = 1800.0
     staging_runner_infra_retries: int = Field(default=3, ge=0, le=100)
 
-    # Off means the stage blocks the task for a person (these runners have no LLM fallback).
+    # Off (or out of scope) means the stage blocks the task for a person: these two runners
+    # have no LLM fallback.
     deploy_finalizer_enabled: bool = True
+    deploy_finalizer_repos: RepoScope = frozenset({"*"})
+    # Room for a real deploy command (a build, a push, a restart).
+    deploy_finalizer_timeout_s: Seconds = 1800.0
+    deploy_finalizer_infra_retries: int = Field(default=3, ge=0, le=100)
     post_deploy_monitor_enabled: bool = True
+    post_deploy_monitor_repos: RepoScope = frozenset({"*"})
+    post_deploy_monitor_infra_retries: int = Field(default=3, ge=0, le=100)
+
+    # The repo's setup command (e.g. creating .venv) runs once per worktree before its first
+    # job; installing dependencies can take minutes.
+    setup_timeout_s: Seconds = 900.0
+    setup_retries: int = Field(default=2, ge=0, le=100)
 
     # A deferred job waits 30 s, then twice as long each time, never more than 10 min.
     defer_backoff_s: Seconds = 30.0
@@ -136,7 +148,13 @@ class Settings(BaseSettings):
             raise ValueError(f"no scenario file at {value}")
         return value.expanduser().absolute() if value is not None else None
 
-    @field_validator("test_runner_repos", "staging_runner_repos", mode="before")
+    @field_validator(
+        "test_runner_repos",
+        "staging_runner_repos",
+        "deploy_finalizer_repos",
+        "post_deploy_monitor_repos",
+        mode="before",
+    )
     @classmethod
     def _split_scope(cls, value: object) -> object:
         if isinstance(value, str):

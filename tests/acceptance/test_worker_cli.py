@@ -42,6 +42,7 @@ def pipeline(
     monkeypatch.setenv("ORCH_AGENT_COMMAND", "fake-agent {role} {round}")
     monkeypatch.setenv("ORCH_DEFER_BACKOFF_S", "0.1")
     monkeypatch.setenv("ORCH_KILL_GRACE_S", "0.5")
+    monkeypatch.setenv("ORCH_TEST_RUNNER_ENABLED", "false")  # the LLM tester is the path here
     repo = make_repo("app")
     added = orch_exe("repo", "add", "app", str(repo), "--skip-stages", "deploy,post-deploy")
     assert added.returncode == 0, added.stderr

@@ -37,6 +37,7 @@ def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
         "defer_backoff_s": 0.05,
         "defer_backoff_max_s": 0.2,
         "kill_grace_s": 0.5,
+        "test_runner_enabled": False,  # these tests are about the LLM path and the scheduler
         **overrides,
     }
     return load_settings(**values)

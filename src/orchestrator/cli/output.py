@@ -8,7 +8,8 @@ from typing import Any
 
 from rich.console import Console
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output is not cut at 80 columns: tables stay one row per line for grep and logs.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 notices = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

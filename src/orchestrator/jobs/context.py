@@ -67,6 +67,7 @@ def commit_verdict(
     name: str,
     text: str,
     metrics: JobMetrics,
+    extra_alert: tuple[str, str] | None = None,
 ) -> JobEnd:
     """Hand an artifact to its stage's gate and commit the verdict and the move it makes."""
     gate = run_gate(job.stage, text)
@@ -76,7 +77,9 @@ def commit_verdict(
     metrics = replace(metrics, outcome="verdict")
     kind = alert_kind(job.stage, gate, move)
     task = ctx.store.finish_job(
-        Verdict(job, producer, name, text, gate.verdict, move, metrics, alert_kind=kind)
+        Verdict(
+            job, producer, name, text, gate.verdict, move, metrics, kind, extra_alert=extra_alert
+        )
     )
     log.info(
         "task %s: %s %s by %s -> %s (round %d)",

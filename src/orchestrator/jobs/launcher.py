@@ -16,7 +16,8 @@ from pathlib import Path
 from orchestrator.errors import GitError
 from orchestrator.jobs.context import JobContext, JobEnd, commit_verdict
 from orchestrator.jobs.policy import Next, after_agent_failure, backoff_s
-from orchestrator.jobs.reserved import claiming_runner
+from orchestrator.jobs.reserved import claiming_runner, run_reserved
+from orchestrator.jobs.setup import ensure_setup
 from orchestrator.pipeline.stages import STAGE_TRANSITIONS, TASK_ARTIFACT, Producer
 from orchestrator.prompts import PromptContext, render_prompt
 from orchestrator.redact import redact
@@ -32,9 +33,12 @@ def launch_job(ctx: JobContext, job: Job) -> JobEnd:
     """Run one job of a task's stage to its end: a reserved runner, else an LLM agent."""
     task = ctx.store.get_task(job.task_id)
     repo = ctx.store.get_repo(task.repo)
+    not_ready = ensure_setup(ctx, job, task, repo)
+    if not_ready is not None:
+        return not_ready
     reserved = claiming_runner(job.stage, repo, ctx.settings)
     if reserved is not None:
-        return reserved.launch(ctx, job, task, repo)
+        return run_reserved(ctx, job, task, repo, reserved)
     role = STAGE_TRANSITIONS[job.stage].llm_role
     if role is None:
         runner = STAGE_TRANSITIONS[job.stage].runner

@@ -3,21 +3,35 @@
 A runner claims its stage when its kill-switch is on, the repo is in its repo-scope CSV
 (`*` = all), and the repo has the command it needs. Otherwise the stage falls back to its LLM
 agent (tester, deployer), or, for the stages that have none, blocks for a person.
+
+A runner's verdict goes to the stage's unchanged gate, exactly like an LLM artifact. A tool
+error defers the job; once the runner's infra-retry budget is spent, it writes a FAILED
+artifact with `failure_kind: infra`, the gate handles it as FAILED, and an alert is raised.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
-from orchestrator.pipeline.stages import Producer, Stage
+from orchestrator.jobs.context import JobContext, JobEnd, commit_verdict
+from orchestrator.jobs.policy import Next, after_tool_error, backoff_s
+from orchestrator.pipeline.stages import Producer, Stage, artifact_for
+from orchestrator.runners.base import Runner, RunnerOutcome, RunnerRequest, run_guarded
+from orchestrator.runners.deploy_finalizer import DeployFinalizer
+from orchestrator.runners.monitor import PostDeployMonitor
+from orchestrator.runners.staging_runner import StagingRunner
+from orchestrator.runners.test_runner import TestRunner
 from orchestrator.settings import Settings
-from orchestrator.store import Job, Repo, Task
+from orchestrator.store import Job, JobMetrics, Repo, Task
+from orchestrator.store.base import utcnow
+from orchestrator.workspace import layout
 
-if TYPE_CHECKING:
-    from orchestrator.jobs.context import JobContext, JobEnd
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,28 +40,133 @@ class ReservedAgent:
 
     producer: Producer
     stage: Stage
-    switch: str  # the settings field of its kill-switch
-    scope: str | None  # the settings field of its repo-scope CSV; None: every repo
+    runner: Runner
+    key: str  # its settings prefix: <key>_enabled, <key>_repos, <key>_infra_retries
     needs: Callable[[Repo], bool]  # does the repo have the command it needs?
-    launch: Callable[[JobContext, Job, Task, Repo], JobEnd]
 
     def claims(self, repo: Repo, settings: Settings) -> bool:
         """True when this runner, not an LLM, produces the stage's artifact for `repo`."""
-        if not getattr(settings, self.switch):
+        if not getattr(settings, f"{self.key}_enabled"):
             return False
-        if self.scope is not None:
-            scope: frozenset[str] = getattr(settings, self.scope)
-            if "*" not in scope and repo.name not in scope:
-                return False
+        scope: frozenset[str] = getattr(settings, f"{self.key}_repos")
+        if "*" not in scope and repo.name not in scope:
+            return False
         return self.needs(repo)
 
+    def budget(self, settings: Settings) -> int:
+        """How many tool errors in a row are deferred before the stage fails as infra."""
+        return int(getattr(settings, f"{self.key}_infra_retries"))
 
-# Filled by the runners (the next step of the roadmap); until then every stage goes to its
-# LLM agent, and the stages without one block for a person.
-RESERVED_AGENTS: Mapping[Stage, ReservedAgent] = MappingProxyType({})
+
+def _always(_repo: Repo) -> bool:
+    return True
+
+
+RESERVED_AGENTS: Mapping[Stage, ReservedAgent] = MappingProxyType(
+    {
+        # The test command always exists: its default is `python -m pytest <test target>`.
+        Stage.TESTING: ReservedAgent(
+            Producer.TEST_RUNNER, Stage.TESTING, TestRunner(), "test_runner", _always
+        ),
+        Stage.DEPLOY_STAGING: ReservedAgent(
+            Producer.STAGING_RUNNER,
+            Stage.DEPLOY_STAGING,
+            StagingRunner(),
+            "staging_runner",
+            lambda repo: bool(repo.staging_command),
+        ),
+        # The merge needs no command; the deploy command is optional.
+        Stage.DEPLOY: ReservedAgent(
+            Producer.DEPLOY_FINALIZER,
+            Stage.DEPLOY,
+            DeployFinalizer(),
+            "deploy_finalizer",
+            _always,
+        ),
+        # Without a health URL the monitor still answers: SKIPPED.
+        Stage.POST_DEPLOY: ReservedAgent(
+            Producer.POST_DEPLOY_MONITOR,
+            Stage.POST_DEPLOY,
+            PostDeployMonitor(),
+            "post_deploy_monitor",
+            _always,
+        ),
+    }
+)
 
 
 def claiming_runner(stage: Stage, repo: Repo, settings: Settings) -> ReservedAgent | None:
     """The runner that claims `stage` for `repo`, if any."""
     agent = RESERVED_AGENTS.get(stage)
     return agent if agent is not None and agent.claims(repo, settings) else None
+
+
+def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: ReservedAgent) -> JobEnd:
+    """Run a reserved runner for the job: verdict to the gate, or defer, or FAILED as infra."""
+    name = artifact_for(job.stage)
+    path = layout.artifact_path(ctx.settings.home, task.id, name)
+    log_path = ctx.log_path(job, agent.producer.value)
+    request = RunnerRequest(
+        task=task,
+        repo=repo,
+        job=job,
+        settings=ctx.settings,
+        artifact_path=path,
+        log_path=log_path,
+        cancel=ctx.cancel,
+        on_start=ctx.on_start(job),
+        marker=ctx.marker(job),
+        secrets=ctx.secrets,
+    )
+    outcome = run_guarded(agent.runner, request)
+    if outcome.cancelled:
+        return JobEnd.CANCELLED
+    metrics = _metrics(agent, outcome, str(log_path))
+    if outcome.artifact is not None:
+        _write(path, outcome.artifact)
+        return commit_verdict(ctx, job, repo, agent.producer, name, outcome.artifact, metrics)
+
+    settings = ctx.settings
+    if after_tool_error(job.infra_failures, agent.budget(settings)) is Next.RETRY:
+        wait = backoff_s(
+            job.infra_failures + 1, settings.defer_backoff_s, settings.defer_backoff_max_s
+        )
+        ctx.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, infra=True)
+        log.warning(
+            "task %s: %s could not run (%s); deferred %.1fs",
+            task.id,
+            agent.producer,
+            outcome.reason,
+            wait,
+        )
+        return JobEnd.DEFERRED
+
+    attempts = job.infra_failures + 1
+    text = agent.runner.infra_failure(request, outcome.reason, attempts)
+    _write(path, text)
+    alert = (
+        f"{agent.producer} could not run for task {task.id} in {attempts} attempts "
+        f"(infra-retry budget spent); the stage fails as infra: {outcome.reason}"
+    )
+    return commit_verdict(
+        ctx, job, repo, agent.producer, name, text, metrics, extra_alert=("infra", alert)
+    )
+
+
+def _write(path: Path, text: str) -> None:
+    # The file is for agents of later rounds; the database copy is the source of truth.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _metrics(agent: ReservedAgent, outcome: RunnerOutcome, log_path: str) -> JobMetrics:
+    return JobMetrics(
+        producer=agent.producer.value,
+        outcome="verdict" if outcome.is_verdict else "tool_error",
+        error_kind=None if outcome.is_verdict else "tool_error",
+        error_message=outcome.reason or None,
+        exit_code=outcome.exit_code,
+        log_path=log_path,
+        backend="deterministic",
+        duration_s=outcome.duration_s,
+    )

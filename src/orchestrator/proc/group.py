@@ -56,6 +56,10 @@ class CancelToken:
         """True once `cancel` was called."""
         return self._event.is_set()
 
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds, waking at once on a cancel; True if cancelled."""
+        return self._event.wait(timeout)
+
     def fileno(self) -> int:
         """Readable once cancelled: lets `select` wait for the child and the cancel together."""
         return self._read

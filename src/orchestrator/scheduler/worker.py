@@ -21,6 +21,7 @@ from datetime import timedelta
 
 import psutil
 
+from orchestrator.alerting import AlertNotifier
 from orchestrator.errors import StaleState
 from orchestrator.jobs.context import JobContext, JobEnd
 from orchestrator.jobs.launcher import launch_job
@@ -72,6 +73,8 @@ class Worker:
         self._stopping = threading.Event()
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
+        url = settings.alert_webhook_url
+        self._notifier = AlertNotifier(store, url) if url else None
 
     # --- control ------------------------------------------------------------------------------
 
@@ -95,6 +98,12 @@ class Worker:
         take_over(self.store, me, self.settings.kill_grace_s)
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         heartbeat.start()
+        notifier = None
+        if self._notifier is not None:
+            notifier = threading.Thread(
+                target=self._notifier.run, args=(self._stopping,), name="alerts", daemon=True
+            )
+            notifier.start()
         pool = ThreadPoolExecutor(self.settings.max_parallel_jobs, thread_name_prefix="job")
         try:
             while not self._stopping.is_set():
@@ -106,6 +115,9 @@ class Worker:
                 self._wake.wait(self._next_wait())
         finally:
             self._shutdown(pool)
+            if notifier is not None and self._notifier is not None:
+                self._notifier.wake.set()
+                notifier.join(timeout=15)
         return 0
 
     def _claim(self, pool: ThreadPoolExecutor) -> None:
@@ -130,6 +142,8 @@ class Worker:
             if running.future.result() is JobEnd.CANCELLED and not self._stopping.is_set():
                 # Cancelled under us (task cancelled, or the job was taken over): nothing to do.
                 log.info("job %s stopped before it ended", running.job.id)
+        if finished and self._notifier is not None:
+            self._notifier.wake.set()
         if finished and self.on_change is not None:
             self.on_change()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Connection, insert, select, update
 
 from orchestrator.errors import NotFound
@@ -40,6 +42,24 @@ class AlertQueries(StoreBase):
         if row is None:
             raise NotFound(f"no alert {alert_id}")
         return Alert.from_row(row)
+
+    def undelivered_alerts(self, since: datetime, limit: int = 50) -> list[Alert]:
+        """Alerts raised after `since` that have not reached the webhook yet, oldest first."""
+        query = (
+            select(alerts)
+            .where(alerts.c.delivered_at.is_(None), alerts.c.created_at >= since)
+            .order_by(alerts.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [Alert.from_row(row) for row in conn.execute(query)]
+
+    def mark_alert_delivered(self, alert_id: int) -> None:
+        """The webhook accepted the alert."""
+        with self._write() as conn:
+            conn.execute(
+                update(alerts).where(alerts.c.id == alert_id).values(delivered_at=utcnow())
+            )
 
     @staticmethod
     def _insert_alert(conn: Connection, kind: str, message: str, task_id: str | None) -> Alert:

@@ -33,6 +33,7 @@ class Verdict:
     transition: Transition
     metrics: JobMetrics
     alert_kind: str = "verdict"
+    extra_alert: tuple[str, str] | None = None  # (kind, message), e.g. an infra failure
 
 
 class LifecycleQueries(StoreBase):
@@ -72,6 +73,8 @@ class LifecycleQueries(StoreBase):
                 self._queue(conn, job.task_id, move.stage, move.round)
             if move.alert:
                 self._alert(conn, verdict.alert_kind, move.alert, job.task_id)
+            if verdict.extra_alert:
+                self._alert(conn, *verdict.extra_alert, job.task_id)
             return fetch_task(conn, job.task_id)
 
     def block_task(self, job: Job, reason: str, metrics: JobMetrics, alert_kind: str) -> Task:

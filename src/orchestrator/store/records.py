@@ -148,6 +148,7 @@ class Alert:
     message: str
     created_at: datetime
     acknowledged_at: datetime | None
+    delivered_at: datetime | None
 
     @classmethod
     def from_row(cls, row: Any) -> Alert:

@@ -203,5 +203,6 @@ alerts = Table(
     Column("message", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("acknowledged_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),  # posted to ORCH_ALERT_WEBHOOK_URL
     Index(None, "acknowledged_at"),
 )

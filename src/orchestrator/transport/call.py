@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from orchestrator.errors import SpawnFailed
+from orchestrator.proc.env import child_env
 from orchestrator.proc.group import CancelToken, ProcResult, Started, run_group
 from orchestrator.settings import Settings
 from orchestrator.transport import claude, codex
-from orchestrator.transport.env import agent_env
 from orchestrator.transport.types import AgentRequest, AgentResult, ErrorKind, Parsed, Usage
 
 SCRIPTED_AGENT = Path(__file__).with_name("scripted_agent.py")
@@ -85,7 +85,7 @@ def call_agent(
         proc = run_group(
             argv,
             cwd=request.worktree,
-            env=agent_env(variables),
+            env=child_env(variables),
             log_path=request.log_path,
             timeout=request.timeout_s,
             grace=settings.kill_grace_s,

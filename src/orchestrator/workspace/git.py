@@ -35,10 +35,12 @@ def git(
     check: bool = True,
     timeout: float = 120.0,
     extra_env: dict[str, str] | None = None,
+    stdin_text: str | None = None,
 ) -> CommandResult:
     """Run `git -C repo args...`; GitError with git's own message when it fails and `check`."""
     env = {**git_env(), **(extra_env or {})}
-    result = run_command(["git", "-C", str(repo), *args], env=env, timeout=timeout)
+    argv = ["git", "-C", str(repo), *args]
+    result = run_command(argv, env=env, timeout=timeout, stdin_text=stdin_text)
     if check and not result.ok:
         message = (result.stderr or result.stdout).strip().splitlines()
         raise GitError(f"git {args[0]} failed: {message[-1] if message else result.returncode}")
@@ -121,16 +123,50 @@ def identity_env(repo: Path) -> dict[str, str]:
     return dict(_FALLBACK_IDENTITY)
 
 
+# Never committed for an agent, even where the repo's .gitignore forgets them: the setup
+# command's virtualenv and the caches that running Python and pytest leave behind.
+NEVER_COMMITTED = (
+    ":(exclude,glob).venv/**",
+    ":(exclude,glob)**/__pycache__/**",
+    ":(exclude,glob).pytest_cache/**",
+)
+
+
+def changed_paths(worktree: Path) -> list[str]:
+    """Files changed, added or deleted in the worktree (ignored and never-committed ones aside)."""
+    status = git(
+        worktree,
+        "status",
+        "--porcelain",
+        "-z",
+        "--no-renames",
+        "--untracked-files=all",
+        "--",
+        ".",
+        *NEVER_COMMITTED,
+    )
+    return [entry[3:] for entry in status.stdout.split("\0") if len(entry) > 3]
+
+
 def is_dirty(worktree: Path) -> bool:
     """True when the worktree has changes or untracked files to commit."""
-    return bool(git(worktree, "status", "--porcelain", "--untracked-files=all").stdout.strip())
+    return bool(changed_paths(worktree))
 
 
 def commit_all(worktree: Path, message: str) -> str | None:
     """Commit everything in the worktree (hooks skipped); the new commit, or None if clean."""
-    if not is_dirty(worktree):
+    paths = changed_paths(worktree)
+    if not paths:
         return None
-    git(worktree, "add", "--all")
+    # Exactly the listed paths: a pathspec naming an ignored folder would make `git add` fail.
+    git(
+        worktree,
+        "add",
+        "--all",
+        "--pathspec-from-file=-",
+        "--pathspec-file-nul",
+        stdin_text="\0".join(paths),
+    )
     git(
         worktree,
         "commit",

@@ -1,4 +1,4 @@
-"""The environment an agent runs in: ours, minus our secrets, plus the task variables."""
+"""The environment of every child we start (agents and suites): ours, minus our secrets."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from orchestrator.settings import SECRET_FIELDS, env_key
 DENYLIST = frozenset({env_key(field) for field in SECRET_FIELDS} | {"CLAUDECODE", MARKER_VAR})
 
 
-def agent_env(
+def child_env(
     variables: Mapping[str, str], base: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """`base` (default: our environment) minus the denylist, plus the task `variables`."""

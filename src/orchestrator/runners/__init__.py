@@ -1,0 +1,1 @@
+"""Deterministic runners: code that produces the verdicts an LLM agent used to write."""

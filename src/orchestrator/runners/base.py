@@ -1,0 +1,233 @@
+"""The runner contract: a deterministic producer that never raises and answers in two levels.
+
+1. Verdict: the suite executed (passed or failed, or was killed at its timeout). The runner
+   hands back the artifact text, which goes to the stage's unchanged gate.
+2. Tool error: the suite did not execute (ERROR exit, worktree or interpreter missing, spawn
+   failure, an exception inside the runner). No verdict: the job is deferred and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.errors import SpawnFailed
+from orchestrator.pipeline.stages import Producer
+from orchestrator.proc import CancelToken, ProcResult, Started, run_group
+from orchestrator.proc.env import child_env
+from orchestrator.self_deploy import SuiteStatus, map_exit_code_to_status
+from orchestrator.settings import Settings
+from orchestrator.store import Job, Repo, Task
+
+log = logging.getLogger(__name__)
+
+
+class FailureKind(StrEnum):
+    """Why a runner's verdict is a failure (`failure_kind:` in its artifact)."""
+
+    NONE = "none"
+    TESTS = "tests"  # the suite ran and found failures
+    TIMEOUT = "timeout"  # the suite ran past its timeout and was killed
+    INFRA = "infra"  # the suite could not run, and the infra-retry budget is spent
+    SMOKE = "smoke"  # the read-only smoke check found a contract break
+    CONFLICT = "conflict"  # the merge conflicts
+    DIRTY = "dirty"  # the user's working copy has changes the merge would touch
+    DEPLOY = "deploy"  # the deploy command failed
+    UNHEALTHY = "unhealthy"  # the health URL failed during the watch
+
+
+@dataclass(frozen=True)
+class RunnerRequest:
+    """Everything a runner needs for one attempt."""
+
+    task: Task
+    repo: Repo
+    job: Job
+    settings: Settings
+    artifact_path: Path
+    log_path: Path
+    cancel: CancelToken
+    on_start: Callable[[Started], None]
+    marker: str
+    secrets: tuple[str, ...] = ()
+
+    @property
+    def worktree(self) -> Path:
+        """The task's worktree."""
+        return Path(self.task.worktree)
+
+
+@dataclass(frozen=True)
+class RunnerOutcome:
+    """A verdict (the artifact text) or a tool error (the reason); never both."""
+
+    artifact: str | None = None
+    reason: str = ""
+    cancelled: bool = False
+    exit_code: int | None = None
+    duration_s: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_verdict(self) -> bool:
+        """True when the runner produced an artifact for the gate."""
+        return self.artifact is not None
+
+    @classmethod
+    def tool_error(cls, reason: str, proc: ProcResult | None = None) -> RunnerOutcome:
+        """The suite did not execute: defer and retry."""
+        if proc is None:
+            return cls(reason=reason)
+        return cls(reason=reason, exit_code=proc.exit_code, duration_s=proc.duration_s)
+
+
+class Runner(Protocol):
+    """A deterministic runner of one stage."""
+
+    producer: Producer
+
+    def run(self, request: RunnerRequest) -> RunnerOutcome:
+        """Do the stage's work; may raise (the caller guards it)."""
+        ...
+
+    def infra_failure(self, request: RunnerRequest, reason: str, attempts: int) -> str:
+        """The FAILED artifact written once the infra-retry budget is spent."""
+        ...
+
+
+def run_guarded(runner: Runner, request: RunnerRequest) -> RunnerOutcome:
+    """Run a runner so that it never raises: any exception becomes a tool error."""
+    try:
+        return runner.run(request)
+    except Exception as exc:
+        log.exception("%s raised while running job %s", runner.producer, request.job.id)
+        return RunnerOutcome.tool_error(f"{runner.producer} raised {type(exc).__name__}: {exc}")
+
+
+# --- running a suite --------------------------------------------------------------------------
+
+
+class InterpreterMissing(Exception):
+    """The worktree has a virtualenv without a working interpreter."""
+
+
+def interpreter(worktree: Path) -> str:
+    """The worktree's own Python (its `.venv`) if it has one, else the orchestrator's."""
+    venv = worktree / ".venv"
+    if not venv.exists():
+        return sys.executable
+    python = venv / "bin" / "python"
+    if not (python.exists() and os.access(python, os.X_OK)):
+        raise InterpreterMissing(f"the worktree's .venv has no working interpreter ({python})")
+    return str(python)
+
+
+def python_argv(argv: list[str], worktree: Path) -> list[str]:
+    """`python ...` runs with the worktree's interpreter; other commands run as they are."""
+    if argv and argv[0] in ("python", "python3"):
+        return [interpreter(worktree), *argv[1:]]
+    return argv
+
+
+def suite_env(worktree: Path, python_path: Path | None = None) -> dict[str, str]:
+    """Our environment minus secrets; with the worktree's `.venv` first on PATH if it has one.
+
+    `python_path` goes first on PYTHONPATH (the test-runner's report plugin lives there).
+    """
+    extra: dict[str, str] = {}
+    venv = worktree / ".venv"
+    if venv.is_dir():
+        extra["VIRTUAL_ENV"] = str(venv)
+        extra["PATH"] = f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    if python_path is not None:
+        current = os.environ.get("PYTHONPATH")
+        extra["PYTHONPATH"] = os.pathsep.join([str(python_path), *([current] if current else [])])
+    return child_env(extra)
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """A suite that executed (whatever it found), or why it did not."""
+
+    proc: ProcResult | None
+    status: SuiteStatus
+    problem: str = ""  # set when the suite did not execute
+
+    @property
+    def executed(self) -> bool:
+        """True for PASSED and FAILED (a timeout counts: it ran, and ran too long)."""
+        return self.status is not SuiteStatus.ERROR
+
+    @property
+    def cancelled(self) -> bool:
+        """Stopped by us (task cancelled, worker stopping): no verdict and no failure."""
+        return self.proc is not None and self.proc.cancelled
+
+    @property
+    def timed_out(self) -> bool:
+        """Killed at its timeout: a FAILED verdict with failure_kind timeout."""
+        return self.proc is not None and self.proc.timed_out
+
+
+def run_suite(
+    argv: list[str], request: RunnerRequest, timeout_s: float, python_path: Path | None = None
+) -> SuiteRun:
+    """Run a suite in the worktree through proc_group and map its exit code."""
+    if not request.worktree.is_dir():
+        return SuiteRun(None, SuiteStatus.ERROR, f"the worktree {request.worktree} is missing")
+    try:
+        argv = python_argv(argv, request.worktree)
+        proc = run_group(
+            argv,
+            cwd=request.worktree,
+            env=suite_env(request.worktree, python_path),
+            log_path=request.log_path,
+            timeout=timeout_s,
+            grace=request.settings.kill_grace_s,
+            cancel=request.cancel,
+            on_start=request.on_start,
+            marker=request.marker,
+        )
+    except InterpreterMissing as exc:
+        return SuiteRun(None, SuiteStatus.ERROR, str(exc))
+    except SpawnFailed as exc:
+        return SuiteRun(None, SuiteStatus.ERROR, str(exc))
+    if proc.timed_out:
+        return SuiteRun(proc, SuiteStatus.FAILED)
+    if proc.cancelled:
+        return SuiteRun(proc, SuiteStatus.ERROR, "cancelled")
+    code = proc.exit_code if proc.exit_code is not None else -(proc.signal or 0)
+    status = map_exit_code_to_status(code)
+    if status is SuiteStatus.ERROR:
+        how = f"exit {code}" if code >= 0 else f"killed by signal {-code}"
+        return SuiteRun(proc, status, f"{' '.join(argv)} did not run meaningfully ({how})")
+    return SuiteRun(proc, status)
+
+
+# --- artifacts -------------------------------------------------------------------------------
+
+
+def fenced(text: str, info: str = "text") -> str:
+    """`text` in a code fence no line of it can close, so it can never forge a verdict key."""
+    longest = 0
+    run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text.rstrip()}\n{fence}"
+
+
+def output_tail(proc: ProcResult | None, lines: int = 60) -> str:
+    """The last lines of a suite's output, fenced."""
+    if proc is None:
+        return "(no output: the command did not start)"
+    text = proc.tail or proc.head
+    tail = "\n".join(text.rstrip().splitlines()[-lines:]) or "(no output)"
+    return fenced(tail)

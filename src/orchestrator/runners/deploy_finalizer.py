@@ -1,0 +1,185 @@
+"""deploy-finalizer: merges the task's branch into the repo's default branch, then deploys.
+
+The merge is computed without a working tree (`git merge-tree --write-tree`), so a conflict
+changes nothing anywhere. The default branch then moves to the merge commit: through a
+fast-forward in the working copy that has it checked out (git refuses, and nothing changes,
+when the user has uncommitted changes the merge would touch; untracked files are never
+touched), or with a compare-and-swap of the ref when no working copy has it. Then the deploy
+command, if any, runs on the merged code. A retry after a crash finds the branch already
+merged and does not merge twice.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import GitError
+from orchestrator.pipeline.stages import Producer
+from orchestrator.redact import redact
+from orchestrator.runners.base import (
+    FailureKind,
+    RunnerOutcome,
+    RunnerRequest,
+    output_tail,
+    run_suite,
+)
+from orchestrator.self_deploy import SuiteStatus
+from orchestrator.workspace import git
+
+
+@dataclass(frozen=True)
+class Merge:
+    """What the merge did."""
+
+    base: str  # the default branch before
+    merged: str  # the default branch after (the merge commit, or `base` if already merged)
+    working_copy: str | None  # the working copy that was fast-forwarded, if any
+    note: str
+
+
+class MergeRefused(Exception):
+    """The merge cannot be made without losing someone's work: a FAILED verdict."""
+
+    def __init__(self, kind: FailureKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def checked_out_at(repo: Path, branch: str) -> Path | None:
+    """The working copy (main checkout or worktree) that has `branch` checked out, if any."""
+    listing = git.git(repo, "worktree", "list", "--porcelain").stdout
+    path: str | None = None
+    for line in listing.splitlines():
+        if line.startswith("worktree "):
+            path = line.removeprefix("worktree ")
+        elif line == f"branch refs/heads/{branch}" and path is not None:
+            return Path(path)
+    return None
+
+
+def merge_branch(repo: Path, branch: str, into: str, message: str) -> Merge:
+    """Merge `branch` into `into`; MergeRefused for conflicts and dirty working copies."""
+    base = git.git(repo, "rev-parse", "--verify", f"refs/heads/{into}^{{commit}}").stdout.strip()
+    tip = git.git(repo, "rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}").stdout.strip()
+    if git.git(repo, "merge-base", "--is-ancestor", tip, base, check=False).ok:
+        return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
+
+    tree = git.git(
+        repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, tip, check=False
+    )
+    if tree.returncode == 1:
+        paths = [p for p in tree.stdout.splitlines()[1:] if p.strip()]
+        raise MergeRefused(FailureKind.CONFLICT, "the merge conflicts in: " + ", ".join(paths))
+    if not tree.ok:
+        raise GitError(f"git merge-tree failed: {tree.stderr.strip()}")
+    merged = git.git(
+        repo,
+        "commit-tree",
+        tree.stdout.split()[0],
+        "-p",
+        base,
+        "-p",
+        tip,
+        "-m",
+        message,
+        extra_env=git.identity_env(repo),
+    ).stdout.strip()
+
+    working_copy = checked_out_at(repo, into)
+    if working_copy is None:
+        git.git(repo, "update-ref", f"refs/heads/{into}", merged, base)
+        return Merge(base, merged, None, f"{into} moved to the merge commit")
+    moved = git.git(working_copy, "merge", "--ff-only", "--quiet", merged, check=False)
+    if not moved.ok:
+        reason = (moved.stderr or moved.stdout).strip()
+        if "would be overwritten" in reason or "untracked working tree files" in reason:
+            raise MergeRefused(
+                FailureKind.DIRTY,
+                f"{working_copy} has changes the merge would touch; nothing was changed: "
+                + " ".join(reason.split()),
+            )
+        # The branch moved under us (someone committed): a passing fault, merge again later.
+        raise GitError(f"cannot fast-forward {into} in {working_copy}: {reason}")
+    return Merge(base, merged, str(working_copy), f"{into} fast-forwarded in {working_copy}")
+
+
+class DeployFinalizer:
+    """Merges, deploys and writes the deploy log."""
+
+    producer = Producer.DEPLOY_FINALIZER
+
+    def run(self, request: RunnerRequest) -> RunnerOutcome:
+        """Merge and deploy; a verdict (DEPLOYED or FAILED) or a tool error."""
+        repo, task = request.repo, request.task
+        repo_path = Path(repo.path)
+        if not repo_path.is_dir():
+            return RunnerOutcome.tool_error(f"the repo {repo_path} is missing")
+        message = f"Merge {task.branch}: {task.title} (task {task.id})"
+        try:
+            merge = merge_branch(repo_path, task.branch, repo.default_branch, message)
+        except MergeRefused as refused:
+            return self._verdict(request, False, refused.kind, str(refused), None)
+        except GitError as exc:
+            return RunnerOutcome.tool_error(str(exc))
+
+        if not repo.deploy_command:
+            return self._verdict(request, True, FailureKind.NONE, "No deploy command.", merge)
+        worktree = request.worktree
+        if worktree.is_dir():  # deploy exactly the merged code
+            git.git(worktree, "merge", "--ff-only", "--quiet", merge.merged)
+        run = run_suite(
+            shlex.split(repo.deploy_command), request, request.settings.deploy_finalizer_timeout_s
+        )
+        if run.cancelled:
+            return RunnerOutcome(cancelled=True)
+        if not run.executed or run.proc is None:
+            return RunnerOutcome.tool_error(run.problem, run.proc)
+        passed = run.status is SuiteStatus.PASSED
+        kind = (
+            FailureKind.TIMEOUT
+            if run.timed_out
+            else (FailureKind.NONE if passed else FailureKind.DEPLOY)
+        )
+        note = f"Deploy command: `{repo.deploy_command}`, exit {run.proc.exit_code}.\n\n"
+        note += output_tail(run.proc)
+        return self._verdict(request, passed, kind, note, merge)
+
+    def _verdict(
+        self,
+        request: RunnerRequest,
+        deployed: bool,
+        kind: FailureKind,
+        note: str,
+        merge: Merge | None,
+    ) -> RunnerOutcome:
+        text = render_log(request, deployed, kind, note, merge)
+        return RunnerOutcome(artifact=redact(text, request.secrets))
+
+    def infra_failure(self, request: RunnerRequest, reason: str, attempts: int) -> str:
+        """The FAILED log once the merge or deploy could not run `attempts` times."""
+        note = f"Could not merge or deploy in {attempts} attempts; last reason: {reason}."
+        return render_log(request, False, FailureKind.INFRA, note, None)
+
+
+def render_log(
+    request: RunnerRequest, deployed: bool, kind: FailureKind, note: str, merge: Merge | None
+) -> str:
+    """`16-deploy-log.md`: the verdict key, the merged commit, then what happened."""
+    lines = [
+        "# Deploy log",
+        "",
+        f"deploy_status: {'DEPLOYED' if deployed else 'FAILED'}",
+        f"failure_kind: {kind}",
+        "producer: deploy-finalizer",
+        f"merged_commit: {merge.merged if merge else '-'}",
+        f"base_commit: {merge.base if merge else '-'}",
+        "",
+        f"Branch `{request.task.branch}` into `{request.repo.default_branch}` of "
+        f"{request.repo.path}.",
+    ]
+    if merge is not None:
+        lines += ["", merge.note + "."]
+    lines += ["", note]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,125 @@
+"""post-deploy-monitor: watches the repo's health URL after a deploy.
+
+Polls the URL every ORCH_MONITOR_INTERVAL_S for ORCH_MONITOR_WINDOW_S. Every answer 2xx is
+HEALTHY; any failure (an error status, a timeout, no connection) is UNHEALTHY, which fails
+the task with an alert. A repo without a health URL is SKIPPED.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from orchestrator.pipeline.stages import Producer
+from orchestrator.redact import redact
+from orchestrator.runners.base import FailureKind, RunnerOutcome, RunnerRequest
+
+PROBE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One health check."""
+
+    at_s: float  # seconds into the window
+    status: int | None  # HTTP status, None when there was no answer
+    latency_ms: float
+    error: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        """A 2xx answer."""
+        return self.status is not None and 200 <= self.status < 300
+
+
+def probe(client: httpx.Client, url: str, at_s: float) -> Probe:
+    """GET the health URL once."""
+    started = time.monotonic()
+    try:
+        response = client.get(url)
+    except httpx.HTTPError as exc:
+        elapsed = (time.monotonic() - started) * 1000
+        return Probe(at_s, None, elapsed, f"{type(exc).__name__}: {exc}")
+    return Probe(at_s, response.status_code, (time.monotonic() - started) * 1000)
+
+
+class PostDeployMonitor:
+    """Watches health after a deploy and writes the monitor report."""
+
+    producer = Producer.POST_DEPLOY_MONITOR
+
+    def run(self, request: RunnerRequest) -> RunnerOutcome:
+        """Poll for the whole window; HEALTHY, UNHEALTHY or SKIPPED."""
+        url = request.repo.health_url
+        if not url:
+            return RunnerOutcome(artifact=render_report("SKIPPED", None, [], 0.0, 0.0))
+        window = request.settings.monitor_window_s
+        interval = request.settings.monitor_interval_s
+        probes: list[Probe] = []
+        # A probe at the start and one every interval up to the end of the window (the small
+        # epsilon keeps 0.6 / 0.2 from rounding down to 2).
+        count = int(window / interval + 1e-9) + 1
+        started = time.monotonic()
+        with httpx.Client(timeout=min(PROBE_TIMEOUT_S, max(interval, 0.5))) as client:
+            for index in range(count):
+                if index and request.cancel.wait(
+                    max(0.0, index * interval - (time.monotonic() - started))
+                ):
+                    return RunnerOutcome(cancelled=True)
+                probes.append(probe(client, url, time.monotonic() - started))
+        healthy = all(p.healthy for p in probes)
+        text = render_report("HEALTHY" if healthy else "UNHEALTHY", url, probes, window, interval)
+        return RunnerOutcome(artifact=redact(text, request.secrets))
+
+    def infra_failure(self, request: RunnerRequest, reason: str, attempts: int) -> str:
+        """The UNHEALTHY report once the watch could not run `attempts` times."""
+        return render_report(
+            "UNHEALTHY",
+            request.repo.health_url,
+            [],
+            request.settings.monitor_window_s,
+            request.settings.monitor_interval_s,
+            note=f"The watch could not run in {attempts} attempts; last reason: {reason}.",
+            kind=FailureKind.INFRA,
+        )
+
+
+def render_report(
+    status: str,
+    url: str | None,
+    probes: list[Probe],
+    window_s: float,
+    interval_s: float,
+    note: str = "",
+    kind: FailureKind | None = None,
+) -> str:
+    """`17-monitor-report.md`: the verdict key, then every probe."""
+    failing = [p for p in probes if not p.healthy]
+    if kind is None:
+        kind = FailureKind.UNHEALTHY if status == "UNHEALTHY" else FailureKind.NONE
+    lines = [
+        "# Post-deploy monitor report",
+        "",
+        f"monitor_status: {status}",
+        f"failure_kind: {kind}",
+        "producer: post-deploy-monitor",
+        "",
+    ]
+    if url is None:
+        lines.append("The repo has no health URL (orch repo set NAME --health-url URL): skipped.")
+    else:
+        lines.append(
+            f"Watched `{url}` every {interval_s:g}s for {window_s:g}s: {len(probes)} probes, "
+            f"{len(failing)} failed."
+        )
+    if note:
+        lines += ["", note]
+    if probes:
+        lines += ["", "| at | status | latency | error |", "|---|---|---|---|"]
+        for p in probes:
+            shown = str(p.status) if p.status is not None else "no answer"
+            error = p.error.replace("|", "/")[:120]
+            lines.append(f"| {p.at_s:.1f}s | {shown} | {p.latency_ms:.0f} ms | {error} |")
+    return "\n".join(lines) + "\n"

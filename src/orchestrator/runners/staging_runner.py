@@ -1,0 +1,87 @@
+"""staging-runner: the deploy-staging stage without an LLM.
+
+Runs the repo's staging command in the task worktree, maps its exit code with
+`map_exit_code_to_status`, and writes `15-staging-log.md` with `staging_status:` for the
+unchanged `check_staging_status` gate. FAILED sends the task back to development, exactly
+like a FAILED verdict from the LLM deployer.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from orchestrator.pipeline.stages import Producer
+from orchestrator.proc import ProcResult
+from orchestrator.redact import redact
+from orchestrator.runners.base import (
+    FailureKind,
+    RunnerOutcome,
+    RunnerRequest,
+    output_tail,
+    run_suite,
+)
+from orchestrator.self_deploy import SuiteStatus
+
+
+class StagingRunner:
+    """Runs the repo's staging suite and writes the staging log."""
+
+    producer = Producer.STAGING_RUNNER
+
+    def run(self, request: RunnerRequest) -> RunnerOutcome:
+        """Run the staging command; a verdict or a tool error."""
+        argv = shlex.split(request.repo.staging_command or "")
+        if not argv:
+            return RunnerOutcome.tool_error("the repo has no staging command")
+        run = run_suite(argv, request, request.settings.staging_runner_timeout_s)
+        if run.cancelled:
+            return RunnerOutcome(cancelled=True)
+        if not run.executed or run.proc is None:
+            return RunnerOutcome.tool_error(run.problem, run.proc)
+        passed = run.status is SuiteStatus.PASSED
+        kind = (
+            FailureKind.TIMEOUT
+            if run.timed_out
+            else (FailureKind.NONE if passed else FailureKind.TESTS)
+        )
+        text = render_log(passed, kind, argv, run.proc, request.settings.staging_runner_timeout_s)
+        return RunnerOutcome(
+            artifact=redact(text, request.secrets),
+            exit_code=run.proc.exit_code,
+            duration_s=run.proc.duration_s,
+        )
+
+    def infra_failure(self, request: RunnerRequest, reason: str, attempts: int) -> str:
+        """The FAILED log once the staging suite could not run `attempts` times."""
+        argv = shlex.split(request.repo.staging_command or "")
+        note = f"The staging suite could not run in {attempts} attempts; last reason: {reason}"
+        return render_log(False, FailureKind.INFRA, argv, None, 0.0, note)
+
+
+def render_log(
+    passed: bool,
+    kind: FailureKind,
+    argv: list[str],
+    proc: ProcResult | None,
+    timeout_s: float,
+    note: str = "",
+) -> str:
+    """`15-staging-log.md`: the verdict key, then what ran and what it printed."""
+    exit_text = f"{proc.exit_code}" if proc and proc.exit_code is not None else "-"
+    duration = f"{proc.duration_s:.2f}s" if proc else "-"
+    lines = [
+        "# Staging log",
+        "",
+        f"staging_status: {'PASSED' if passed else 'FAILED'}",
+        f"failure_kind: {kind}",
+        "producer: staging-runner",
+        "",
+        f"Command: `{shlex.join(argv)}`, exit {exit_text}, duration {duration}"
+        + (f" (killed at its {timeout_s:g}s timeout)" if kind is FailureKind.TIMEOUT else "")
+        + ".",
+    ]
+    if note:
+        lines += ["", note + "."]
+    if proc is not None:
+        lines += ["", "## Output (tail)", "", output_tail(proc)]
+    return "\n".join(lines) + "\n"

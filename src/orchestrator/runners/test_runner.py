@@ -1,0 +1,219 @@
+"""test-runner: the testing stage without an LLM.
+
+Runs the repo's test command (by default `python -m pytest <target>`, with a JUnit XML report
+when the command runs pytest) in the task worktree with the worktree's own interpreter, maps
+the exit code with `map_exit_code_to_status`, and writes `13-test-report.md` with the three
+verdict fields always present and aligned, exactly as an LLM tester would, for
+`check_tests_passed`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shlex
+from dataclasses import replace
+from pathlib import Path
+
+from orchestrator.pipeline.stages import Producer
+from orchestrator.proc import ProcResult
+from orchestrator.redact import redact
+from orchestrator.runners import smoke
+from orchestrator.runners.base import (
+    FailureKind,
+    RunnerOutcome,
+    RunnerRequest,
+    output_tail,
+    run_suite,
+)
+from orchestrator.runners.junit import Counts, junit_counts, summary_counts
+from orchestrator.self_deploy import SuiteStatus
+from orchestrator.store import Repo
+
+# The report lists at least this many failing tests (SPEC: at least the first 200).
+FAILING_SHOWN = 500
+
+
+def test_argv(repo: Repo) -> list[str]:
+    """The repo's test command as an argv: the configured one, else pytest on the target."""
+    if repo.test_command:
+        return shlex.split(repo.test_command)
+    return ["python", "-m", "pytest", repo.test_target]
+
+
+def runs_pytest(argv: list[str]) -> bool:
+    """True when the command is pytest itself (`pytest ...` or `python -m pytest ...`)."""
+    if argv and Path(argv[0]).name in ("pytest", "py.test"):
+        return True
+    return any(a == "-m" and b == "pytest" for a, b in itertools.pairwise(argv))
+
+
+# The lean JUnit XML writer (stdlib only, so it loads in any repo's own interpreter).
+REPORT_PLUGIN = Path(__file__).parent / "pytest_plugin"
+
+
+def with_junit(argv: list[str], report: Path) -> list[str]:
+    """Make a pytest command write its JUnit XML report to `report`.
+
+    pytest's own --junitxml keeps every test's captured output in an XML tree and costs about
+    a tenth of a run of fast tests; the `orch_junit` plugin writes the same report for a few
+    percent (bench/test_runner_overhead.py).
+    """
+    return [*argv, "-p", "orch_junit", f"--orch-junit={report}"]
+
+
+def with_pytest_junitxml(argv: list[str], report: Path) -> list[str]:
+    """pytest's own JUnit XML report (xunit1, with file names): the fallback."""
+    return [*argv, f"--junitxml={report}", "-o", "junit_family=xunit1"]
+
+
+def suite_counts(junit: Path, output: str) -> Counts:
+    """Counts per test item as pytest's summary line shows them; failing tests from JUnit.
+
+    The summary line is what people read (a teardown error there is its own item); the JUnit
+    report names every failing test with its message. Either alone when the other is missing.
+    """
+    from_summary = summary_counts(output)
+    if from_summary is not None and from_summary.tests_failed == 0:
+        return from_summary  # nothing failed: the report has no failing tests to list
+    from_junit = junit_counts(junit)
+    if from_summary is None:
+        return from_junit or Counts()
+    if from_junit is None:
+        return from_summary
+    return replace(from_summary, failing=from_junit.failing, source="summary line and JUnit")
+
+
+class TestRunner:
+    """Runs the repo's test suite and writes the test report."""
+
+    producer = Producer.TEST_RUNNER
+    __test__ = False  # not a pytest test class, whatever its name
+
+    def run(self, request: RunnerRequest) -> RunnerOutcome:
+        """Run the suite (and the smoke check, when configured); a verdict or a tool error."""
+        argv = test_argv(request.repo)
+        junit = request.log_path.with_suffix(".junit.xml")
+        junit.unlink(missing_ok=True)
+        timeout = request.settings.test_runner_timeout_s
+        if runs_pytest(argv):
+            command = with_junit(argv, junit)
+            run = run_suite(command, request, timeout, python_path=REPORT_PLUGIN)
+            if (
+                run.proc is not None
+                and "orch_junit" in (run.proc.tail or run.proc.head)
+                and (not junit.is_file())
+            ):
+                # The plugin could not load (an isolated interpreter ignores PYTHONPATH): run
+                # again with pytest's own report rather than judge a suite that did not run.
+                command = with_pytest_junitxml(argv, junit)
+                run = run_suite(command, request, timeout)
+        else:
+            command = argv
+            run = run_suite(command, request, timeout)
+        if run.cancelled:
+            return RunnerOutcome(cancelled=True)
+        if not run.executed or run.proc is None:
+            return RunnerOutcome.tool_error(run.problem, run.proc)
+        if runs_pytest(argv) and "No module named pytest" in (run.proc.tail or run.proc.head):
+            # `python -m pytest` without pytest exits 1, which would read as failing tests.
+            return RunnerOutcome.tool_error(f"pytest is not installed for {command[0]}", run.proc)
+
+        checks: list[str] = []
+        smoke_url = request.settings.test_runner_smoke_url
+        if smoke_url:
+            result = smoke.check(smoke_url)
+            if result.unreachable:
+                return RunnerOutcome.tool_error(f"smoke check: {result.summary}", run.proc)
+            checks.append(result.summary)
+            smoke_failed = not result.ok
+        else:
+            smoke_failed = False
+
+        counts = suite_counts(junit, run.proc.tail or run.proc.head)
+        passed = run.status is SuiteStatus.PASSED and not smoke_failed
+        if run.timed_out:
+            kind = FailureKind.TIMEOUT
+        elif run.status is SuiteStatus.FAILED:
+            kind = FailureKind.TESTS
+        elif smoke_failed:
+            kind = FailureKind.SMOKE
+        else:
+            kind = FailureKind.NONE
+        text = render_report(
+            passed=passed,
+            kind=kind,
+            counts=counts,
+            command=argv,
+            proc=run.proc,
+            timeout_s=request.settings.test_runner_timeout_s,
+            checks=checks,
+        )
+        return RunnerOutcome(
+            artifact=redact(text, request.secrets),
+            exit_code=run.proc.exit_code,
+            duration_s=run.proc.duration_s,
+        )
+
+    def infra_failure(self, request: RunnerRequest, reason: str, attempts: int) -> str:
+        """The FAILED report once the suite could not run `attempts` times."""
+        return render_report(
+            passed=False,
+            kind=FailureKind.INFRA,
+            counts=Counts(),
+            command=test_argv(request.repo),
+            proc=None,
+            timeout_s=request.settings.test_runner_timeout_s,
+            checks=[f"the suite could not run in {attempts} attempts; last reason: {reason}"],
+        )
+
+
+def render_report(
+    *,
+    passed: bool,
+    kind: FailureKind,
+    counts: Counts,
+    command: list[str],
+    proc: ProcResult | None,
+    timeout_s: float,
+    checks: list[str],
+) -> str:
+    """`13-test-report.md`: the three verdict fields, aligned, then the evidence."""
+    verdict = "PASS" if passed else "FAIL"
+    failed = 0 if passed else max(counts.tests_failed, 1 if kind is FailureKind.TESTS else 0)
+    lines = [
+        "# Test report",
+        "",
+        f"result: {verdict}",
+        f"status: {verdict}",
+        f"tests_failed: {failed}",
+        f"failure_kind: {kind}",
+        "producer: test-runner",
+        "",
+        "| passed | failed | errors | skipped | duration |",
+        "|---|---|---|---|---|",
+        f"| {counts.passed} | {counts.failed} | {counts.errors} | {counts.skipped} | "
+        f"{_duration(counts, proc)} |",
+        "",
+        f"Command: `{shlex.join(command)}`"
+        + (f", exit {proc.exit_code}" if proc and proc.exit_code is not None else "")
+        + (f", killed after its {timeout_s:g}s timeout" if kind is FailureKind.TIMEOUT else "")
+        + f". Counts from: {counts.source}.",
+    ]
+    for check in checks:
+        lines += ["", check]
+    if counts.failing:
+        lines += ["", f"## Failing tests ({len(counts.failing)})", ""]
+        lines += [f"- `{f.test_id}`: {f.message}" for f in counts.failing[:FAILING_SHOWN]]
+        if len(counts.failing) > FAILING_SHOWN:
+            lines.append(f"- ... and {len(counts.failing) - FAILING_SHOWN} more (see the log)")
+    if proc is not None:
+        lines += ["", "## Output (tail)", "", output_tail(proc)]
+    return "\n".join(lines) + "\n"
+
+
+def _duration(counts: Counts, proc: ProcResult | None) -> str:
+    seconds = proc.duration_s if proc is not None else counts.duration_s
+    return f"{seconds:.2f}s" if seconds is not None else "-"
+
+
+__all__ = ["TestRunner", "render_report", "runs_pytest", "test_argv"]
