@@ -36,4 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), EXIT_FAILURE)
     except BrokenPipeError:
         sys.exit(EXIT_FAILURE)
+    except OSError as exc:  # a file or folder we were pointed at: say which, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}", EXIT_FAILURE)
     sys.exit(code if isinstance(code, int) else 0)

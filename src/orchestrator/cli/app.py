@@ -7,6 +7,8 @@ import click
 from orchestrator import __version__
 from orchestrator.cli.context import AppContext
 from orchestrator.cli.db import db
+from orchestrator.cli.demo import demo
+from orchestrator.cli.doctor import doctor
 from orchestrator.cli.repo import repo
 from orchestrator.cli.status import queue, status
 from orchestrator.cli.task import task
@@ -30,6 +32,8 @@ def orch(ctx: click.Context) -> None:
 orch.add_command(repo)
 orch.add_command(task)
 orch.add_command(db)
+orch.add_command(demo)
+orch.add_command(doctor)
 orch.add_command(worker)
 orch.add_command(queue)
 orch.add_command(status)

@@ -47,6 +47,14 @@ class Store(
         except SQLAlchemyError as exc:
             raise translate(exc) from exc
 
+    def schema_revision(self) -> str | None:
+        """The revision the database is at (None: never migrated)."""
+        try:
+            with self.engine.connect() as conn:
+                return migrate.current_revision(conn)
+        except SQLAlchemyError as exc:
+            raise translate(exc) from exc
+
     def upgrade_schema(self) -> tuple[str | None, str]:
         """Apply pending migrations; the revisions before and after."""
         try:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from orchestrator.errors import SpawnFailed
+from orchestrator.proc import run_command
 from orchestrator.proc.env import child_env
 from orchestrator.proc.group import CancelToken, ProcResult, Started, run_group
 from orchestrator.settings import Settings
@@ -37,6 +38,26 @@ def build_argv(settings: Settings, request: AgentRequest) -> list[str]:
         return [arg.format_map(values) for arg in template]
     # scripted: a real executable that replays a scenario, so it takes the real spawn path.
     return [sys.executable, "-I", str(SCRIPTED_AGENT)]
+
+
+def cli_version(settings: Settings) -> tuple[str, str | None]:
+    """The configured agent's executable and its `--version` (None when it is not on PATH)."""
+    backend = settings.agent_backend
+    if backend == "scripted":
+        return "scripted agent", "built in"
+    executable = {"claude": claude.ARGV[0], "codex": "codex"}.get(backend)
+    if executable is None:
+        executable = shlex.split(settings.agent_command or "")[0]
+    if shutil.which(executable) is None:
+        return executable, None
+    if backend == "command":
+        return executable, "found"
+    try:
+        result = run_command([executable, "--version"], timeout=20)
+    except SpawnFailed:
+        return executable, None
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    return executable, lines[0] if lines else f"exit {result.returncode}"
 
 
 def _lines(log_path: Path) -> Iterator[str]:

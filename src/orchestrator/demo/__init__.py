@@ -1,0 +1,1 @@
+"""`orch demo`: the whole product on a sample repository, with nothing configured."""

@@ -1,0 +1,206 @@
+"""`orch demo`: the whole pipeline on a sample repository, with nothing configured.
+
+It creates a small Python service as a real git repository with a real pytest suite and a
+staging check, registers it, submits a task, and runs every stage: scripted agents (or a
+real one) for the judgement, and the real runners for the verdicts: real pytest, the real
+staging suite, a real merge, a real health watch of an endpoint the demo serves itself.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from importlib.resources import as_file, files
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+
+from orchestrator.demo.health import HealthEndpoint
+from orchestrator.demo.sample import create_sample_repo
+from orchestrator.demo.view import Snapshot, print_event_lines, print_summary, render
+from orchestrator.errors import InputError
+from orchestrator.intake import submit_task
+from orchestrator.pipeline.stages import Producer, TaskState
+from orchestrator.registry import RepoOptions, register_repo
+from orchestrator.scheduler import Worker
+from orchestrator.settings import Settings, env_key, load_settings
+from orchestrator.store import Store, open_store
+
+TITLE = "Add total_value() to the inventory"
+DESCRIPTION = """Add `total_value(items)` to `inventory/core.py`: the sum over all items of
+quantity times unit price (0 for no items). Add tests for it in `tests/test_value.py`.
+The staging suite (`python staging/check.py`) must keep passing."""
+REFRESH_S = 0.2
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the user asked of the demo."""
+
+    folder: Path | None = None  # None: a temporary folder, removed at the end
+    backend: str = "scripted"
+
+
+def demo_settings(root: Path, backend: str) -> Settings:
+    """The user's settings, with the demo's own home, agents and a short health watch."""
+    overrides: dict[str, object] = {"agent_backend": backend}
+    if env_key("home") not in os.environ:
+        overrides["home"] = root / "home"
+    if backend == "scripted":
+        overrides["agent_scenario"] = None  # set by run_demo from the packaged scenario
+    for key, value in (("monitor_window_s", 2.0), ("monitor_interval_s", 0.5)):
+        if env_key(key) not in os.environ:
+            overrides[key] = value
+    return load_settings(**overrides)
+
+
+def run_demo(options: DemoOptions, console: Console) -> int:
+    """Run the demo; 0 when the task ends done."""
+    if options.folder is not None and options.folder.exists() and any(options.folder.iterdir()):
+        raise InputError(f"--dir {options.folder} is not empty: give a new or empty folder")
+    root = options.folder or Path(tempfile.mkdtemp(prefix="orch-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        with as_file(files(__package__).joinpath("scenario.toml")) as scenario:
+            settings = demo_settings(root, options.backend)
+            if options.backend == "scripted":
+                settings = settings.model_copy(update={"agent_scenario": scenario})
+            return _run(settings, root, options, console)
+    finally:
+        if options.folder is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(settings: Settings, root: Path, options: DemoOptions, console: Console) -> int:
+    started = time.monotonic()
+    store = open_store(settings)
+    try:
+        console.print(f"[bold]orchestrator demo[/] in {root} (agents: {settings.agent_backend})")
+        repo_path = create_sample_repo(root / "inventory")
+        # The sample's deploy command copies the service here (its suites inherit our env).
+        os.environ["INVENTORY_DEPLOY_DIR"] = str(root / "deployed")
+        with HealthEndpoint() as health:
+            name = f"inventory-{secrets.token_hex(2)}"
+            register_repo(
+                store,
+                name,
+                repo_path,
+                RepoOptions(
+                    staging_command="python staging/check.py",
+                    deploy_command="python scripts/deploy.py",
+                    health_url=health.url,
+                ),
+            )
+            task = submit_task(store, settings.home, name, TITLE, DESCRIPTION)
+            console.print(f"repo {name} at {repo_path}; task {task.id}: {TITLE}\n")
+            snapshot = _follow(store, settings, task.id, console)
+        elapsed = time.monotonic() - started
+        _summary(store, settings, snapshot, repo_path, options, console, elapsed)
+        return 0 if snapshot.task.state is TaskState.DONE else 1
+    finally:
+        store.close()
+
+
+def _follow(store: Store, settings: Settings, task_id: str, console: Console) -> Snapshot:
+    worker = Worker(store, settings, drain=True)
+    thread = threading.Thread(target=worker.run, name="demo-worker", daemon=True)
+    thread.start()
+    backend = settings.agent_backend
+    try:
+        if console.is_terminal:
+            with Live(console=console, refresh_per_second=8, transient=False) as live:
+                while thread.is_alive():
+                    live.update(render(Snapshot.read(store, task_id), backend))
+                    thread.join(REFRESH_S)
+                snapshot = Snapshot.read(store, task_id)
+                live.update(render(snapshot, backend))
+            return snapshot
+        shown = 0
+        while thread.is_alive():
+            shown = print_event_lines(console, Snapshot.read(store, task_id), shown, backend)
+            thread.join(REFRESH_S)
+        snapshot = Snapshot.read(store, task_id)
+        print_event_lines(console, snapshot, shown, backend)
+        return snapshot
+    except KeyboardInterrupt:
+        worker.stop()
+        thread.join(30)
+        raise
+
+
+def _summary(
+    store: Store,
+    settings: Settings,
+    snapshot: Snapshot,
+    repo_path: Path,
+    options: DemoOptions,
+    console: Console,
+    seconds: float,
+) -> None:
+    task = snapshot.task
+    verdicts = [e for e in snapshot.events if e.from_stage is not None]
+    path = (
+        " → ".join([verdicts[0].from_stage or ""] + [e.to_stage for e in verdicts])
+        if verdicts
+        else "-"
+    )
+    by_code = [e.producer for e in verdicts if not e.producer.is_llm]
+    by_agent = [e.producer for e in verdicts if e.producer.is_llm]
+    rows = [
+        (
+            "task",
+            f"{task.id} ended {task.state} after {task.round} round(s), {seconds:.1f}s",
+        ),
+        ("path", path),
+    ]
+    caught = next(
+        (e for e in verdicts if e.producer is Producer.TEST_RUNNER and e.verdict == "FAIL"), None
+    )
+    if caught is not None:
+        report = store.get_artifact(task.id, "13-test-report.md", round=caught.round).text
+        failing = [line[2:] for line in report.splitlines() if line.startswith("- `")]
+        rows.append(
+            (
+                "caught",
+                f"the test-runner failed round {caught.round} with real pytest: "
+                + (failing[0] if failing else "see 13-test-report.md")
+                + "; the task went back to development with the report",
+            )
+        )
+    deploy = next((e for e in verdicts if e.producer is Producer.DEPLOY_FINALIZER), None)
+    if deploy is not None:
+        log = store.get_artifact(task.id, "16-deploy-log.md").text
+        merged = next(
+            (line.split()[1] for line in log.splitlines() if line.startswith("merged_commit:")), "-"
+        )
+        rows.append(("merged", f"{merged[:12]} into main of {repo_path}"))
+    counts = ", ".join(f"{p} ×{by_code.count(p)}" for p in dict.fromkeys(by_code))
+    rows.append(
+        (
+            "verdicts",
+            f"{len(by_code)} by code ({counts}); {len(by_agent)} by agents "
+            f"({settings.agent_backend})",
+        )
+    )
+    artifacts = settings.home / "tasks" / task.id
+    if options.folder is None:
+        rows.append(
+            (
+                "artifacts",
+                "removed with the temporary folder "
+                "(orch demo --dir DIR keeps the repo, the database and every artifact)",
+            )
+        )
+    else:
+        rows.append(("artifacts", str(artifacts)))
+        rows.append(("look", f"ORCH_HOME={settings.home} orch task show {task.id}"))
+    if task.reason:
+        rows.append(("reason", task.reason))
+    console.print()
+    print_summary(console, rows)

@@ -1,0 +1,145 @@
+"""`orch doctor`: is this machine ready to run the pipeline? One line per check."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orchestrator.errors import OrchError
+from orchestrator.proc import run_command
+from orchestrator.settings import Settings, load_settings
+from orchestrator.store import open_store
+from orchestrator.store.migrate import HEAD_REVISION
+from orchestrator.transport import cli_version
+
+GIT_MINIMUM = (2, 38)  # `git merge-tree --write-tree`, which the deploy-finalizer uses
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one check."""
+
+    name: str
+    ok: bool
+    detail: str
+    needed: bool = True  # a failing check that is not needed is a warning
+
+    @property
+    def fatal(self) -> bool:
+        """Something needed is missing."""
+        return self.needed and not self.ok
+
+
+def check_python() -> Check:
+    """Python 3.11 or newer."""
+    version = ".".join(map(str, sys.version_info[:3]))
+    return Check("python", sys.version_info >= (3, 11), f"{version} at {sys.executable}")
+
+
+def check_git() -> Check:
+    """git on PATH, recent enough for merges without a working tree."""
+    if shutil.which("git") is None:
+        return Check("git", False, "not on PATH")
+    output = run_command(["git", "--version"]).stdout.strip()
+    found = re.search(r"(\d+)\.(\d+)", output)
+    version = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    minimum = ".".join(map(str, GIT_MINIMUM))
+    return Check("git", version >= GIT_MINIMUM, f"{output} (needs {minimum} or newer)")
+
+
+def check_pytest() -> Check:
+    """pytest for the orchestrator's interpreter (the test-runner's default command)."""
+    result = run_command([sys.executable, "-m", "pytest", "--version"], timeout=60)
+    detail = (result.stdout or result.stderr).strip().splitlines()
+    return Check("pytest", result.ok, detail[0] if detail else "not installed")
+
+
+def check_home(settings: Settings) -> Check:
+    """ORCH_HOME exists (or can be made) and is writable."""
+    home = settings.home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return Check("ORCH_HOME", False, f"{home} is not writable: {exc.strerror or exc}")
+    return Check("ORCH_HOME", True, f"{home} is writable")
+
+
+def check_database(settings: Settings) -> Check:
+    """The database answers, and its schema is (or will be made) current."""
+    try:
+        store = open_store(settings, migrate=False)
+    except OrchError as exc:
+        return Check("database", False, str(exc))
+    try:
+        revision = store.schema_revision()
+    except OrchError as exc:
+        return Check("database", False, str(exc))
+    finally:
+        store.close()
+    where = "SQLite" if settings.database_url.startswith("sqlite") else "PostgreSQL"
+    if revision == HEAD_REVISION:
+        return Check("database", True, f"{where}, schema at revision {revision}")
+    state = "empty" if revision is None else f"at revision {revision}"
+    return Check("database", True, f"{where}, {state}: upgraded to {HEAD_REVISION} on first use")
+
+
+def check_agent(settings: Settings) -> Check:
+    """The configured agent backend's CLI is on PATH."""
+    executable, version = cli_version(settings)
+    name = f"agent ({settings.agent_backend})"
+    if version is None:
+        return Check(name, False, f"{executable} is not on PATH (ORCH_AGENT_BACKEND)")
+    return Check(name, True, f"{executable}: {version}")
+
+
+def check_runners(settings: Settings) -> list[Check]:
+    """How each deterministic runner is configured (informational, never fatal)."""
+    checks = []
+    for key, fallback in (
+        ("test_runner", "LLM tester"),
+        ("staging_runner", "LLM deployer"),
+        ("deploy_finalizer", "blocked for a person"),
+        ("post_deploy_monitor", "blocked for a person"),
+    ):
+        enabled = getattr(settings, f"{key}_enabled")
+        scope = ",".join(sorted(getattr(settings, f"{key}_repos")))
+        detail = f"on for repos {scope}" if enabled else f"off: the stage goes to the {fallback}"
+        checks.append(Check(key.replace("_", "-"), enabled, detail, needed=False))
+    return checks
+
+
+def check_api(settings: Settings) -> Check:
+    """`orch serve` binds a non-loopback address only with an API token."""
+    try:
+        loopback = ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:
+        loopback = settings.host == "localhost"
+    if loopback or settings.token:
+        token = "a token is set" if settings.token else "no token (loopback only)"
+        return Check("API", True, f"{settings.host}:{settings.port}, {token}")
+    return Check(
+        "API",
+        False,
+        f"ORCH_HOST={settings.host} is not loopback and ORCH_API_TOKEN "
+        "is not set: orch serve would refuse to start",
+    )
+
+
+def run_checks() -> list[Check]:
+    """Every check, in the order people read them."""
+    checks = [check_python(), check_git(), check_pytest()]
+    try:
+        settings = load_settings()
+    except OrchError as exc:
+        return [*checks, Check("settings", False, str(exc))]
+    checks.append(Check("settings", True, "every ORCH_* value is valid"))
+    steps: list[Callable[[Settings], Check]] = [check_home, check_database, check_agent, check_api]
+    checks += [step(settings) for step in steps]
+    return checks + check_runners(settings)

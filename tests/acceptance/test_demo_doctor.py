@@ -1,0 +1,109 @@
+"""`orch demo` on a machine with nothing configured, and `orch doctor`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import ORCH_EXE
+
+
+def bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A fresh machine: an empty HOME, no ORCH_* and no GIT_* variables."""
+    home = tmp_path / "empty-home"
+    home.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "GIT_"))}
+    return {**env, "HOME": str(home), **extra}
+
+
+def orch(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ORCH_EXE, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_demo_runs_the_whole_pipeline_to_done_on_a_fresh_machine(tmp_path: Path) -> None:
+    result = orch(bare_env(tmp_path), "demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    # The test-runner catches the broken round with real pytest, and the task goes back.
+    assert "FAIL" in out and "test-runner (code)" in out and "-> development" in out
+    assert "test_total_value_counts_quantity_times_price" in out
+    # ... then through staging, the merge and the health watch to done.
+    for producer in ("staging-runner (code)", "deploy-finalizer (code)", "post-deploy-monitor"):
+        assert producer in out
+    assert "ended done after 2 round(s)" in out
+    assert "5 by code" in out and "by agents (scripted)" in out
+    assert "merged" in out
+    assert not (tmp_path / "empty-home" / ".orch").exists()  # the demo keeps to its folder
+
+
+def test_demo_dir_keeps_repo_database_and_artifacts(tmp_path: Path) -> None:
+    folder = tmp_path / "kept"
+    result = orch(bare_env(tmp_path), "demo", "--dir", str(folder), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (folder / "home" / "orch.db").is_file()
+    [task] = list((folder / "home" / "tasks").iterdir())
+    assert (task / "13-test-report.md").is_file() and (task / "17-monitor-report.md").is_file()
+    merged = (folder / "inventory" / "inventory" / "core.py").read_text()
+    assert "quantity * item.unit_price" in merged  # the fix is on main, in the working copy
+    assert (folder / "deployed" / "inventory" / "core.py").read_text() == merged
+    assert (folder / "deployed" / "deploy.log").read_text().startswith("deployed inventory at")
+
+
+def test_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+    folder = tmp_path / "busy"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep me")
+    result = orch(bare_env(tmp_path), "demo", "--dir", str(folder), cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "not empty" in result.stderr
+    assert [p.name for p in folder.iterdir()] == ["mine.txt"]
+
+
+def test_doctor_reports_every_check_and_passes_when_ready(tmp_path: Path) -> None:
+    env = bare_env(tmp_path, ORCH_AGENT_BACKEND="scripted")
+    result = orch(env, "doctor", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout
+    for name in (
+        "python",
+        "git",
+        "pytest",
+        "settings",
+        "ORCH_HOME",
+        "database",
+        "agent",
+        "API",
+        "test-runner",
+        "post-deploy-monitor",
+    ):
+        assert name in result.stdout
+    assert "ready" in result.stdout.splitlines()[-1]
+
+
+def test_doctor_fails_on_an_unwritable_home(tmp_path: Path) -> None:
+    env = bare_env(tmp_path, ORCH_AGENT_BACKEND="scripted", ORCH_HOME="/proc/orch-home")
+    result = orch(env, "doctor", cwd=tmp_path)
+    assert result.returncode == 1
+    line = next(line for line in result.stdout.splitlines() if "ORCH_HOME" in line)
+    assert line.startswith("✘") and "not writable" in line
+    assert "not ready: ORCH_HOME" in result.stdout
+
+
+def test_doctor_fails_when_the_agent_cli_is_missing(tmp_path: Path) -> None:
+    env = bare_env(tmp_path, ORCH_AGENT_BACKEND="codex", PATH="/usr/bin:/bin")
+    result = orch(env, "doctor", cwd=tmp_path)
+    assert result.returncode == 1 and "codex is not on PATH" in result.stdout
+
+
+def test_doctor_reports_a_bad_setting_by_name(tmp_path: Path) -> None:
+    env = bare_env(tmp_path, ORCH_MAX_PARALLEL_JOBS="lots")
+    result = orch(env, "doctor", cwd=tmp_path)
+    assert result.returncode == 1 and "ORCH_MAX_PARALLEL_JOBS" in result.stdout
