@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shutil
 import sys
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 
 from orchestrator.errors import OrchError
 from orchestrator.proc import run_command
-from orchestrator.settings import Settings, load_settings
+from orchestrator.settings import Settings, is_loopback, load_settings
 from orchestrator.store import open_store
 from orchestrator.store.migrate import HEAD_REVISION
 from orchestrator.transport import cli_version
@@ -117,11 +116,7 @@ def check_runners(settings: Settings) -> list[Check]:
 
 def check_api(settings: Settings) -> Check:
     """`orch serve` binds a non-loopback address only with an API token."""
-    try:
-        loopback = ipaddress.ip_address(settings.host).is_loopback
-    except ValueError:
-        loopback = settings.host == "localhost"
-    if loopback or settings.token:
+    if is_loopback(settings.host) or settings.token:
         token = "a token is set" if settings.token else "no token (loopback only)"
         return Check("API", True, f"{settings.host}:{settings.port}, {token}")
     return Check(

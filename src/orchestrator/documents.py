@@ -5,7 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestrator.store import Alert, Counts, Event, Job, Queue, QueuedJob, Repo, Task, Worker
+from orchestrator.store import (
+    Alert,
+    Artifact,
+    Counts,
+    Determinization,
+    Event,
+    Job,
+    Queue,
+    QueuedJob,
+    Repo,
+    RunnerActivity,
+    Task,
+    Worker,
+)
 
 
 def _time(value: datetime | None) -> str | None:
@@ -139,12 +152,69 @@ def worker_document(worker: Worker) -> dict[str, Any]:
     }
 
 
+def artifact_document(artifact: Artifact) -> dict[str, Any]:
+    """One stored version of an artifact, without its text."""
+    return {
+        "name": artifact.name,
+        "round": artifact.round,
+        "producer": artifact.producer.value,
+        "job_id": artifact.job_id,
+        "created_at": _time(artifact.created_at),
+        "size": len(artifact.text),
+    }
+
+
+def determinization_document(figures: Determinization) -> dict[str, Any]:
+    """Verdicts by code versus by LLM agents, LLM calls avoided, and what agents spent."""
+    return {
+        "verdicts_deterministic": figures.deterministic,
+        "verdicts_llm": figures.by_llm,
+        "verdicts_by_producer": figures.verdicts_by_producer,
+        "llm_calls_avoided": figures.llm_calls_avoided,
+        "agent_calls": figures.agent_calls,
+        "tokens_in": figures.tokens_in,
+        "tokens_out": figures.tokens_out,
+        "cost_usd": round(figures.cost_usd, 6),
+    }
+
+
+def runner_document(
+    enabled: bool,
+    repos: frozenset[str],
+    timeout_s: float | None,
+    budget: int,
+    activity: RunnerActivity,
+) -> dict[str, Any]:
+    """One runner's block of /queue."""
+    return {
+        "enabled": enabled,
+        "repos": sorted(repos),
+        "timeout_s": timeout_s,
+        "infra_budget": budget,
+        "running": [job_document(j) for j in activity.running],
+        "deferred": [job_document(j) for j in activity.deferred],
+        "last_outcomes": [
+            {
+                "job_id": job.id,
+                "task_id": job.task_id,
+                "round": job.round,
+                "outcome": job.outcome,
+                "verdict": verdict,
+                "error": job.error_message,
+                "finished_at": _time(job.finished_at),
+            }
+            for job, verdict in activity.last
+        ],
+    }
+
+
 def status_document(
     counts: Counts,
     queue: Queue,
     alerts: list[Alert],
     workers: list[Worker],
     blocked: list[Task],
+    figures: Determinization | None = None,
 ) -> dict[str, Any]:
     """The whole pipeline at a glance."""
     return {
@@ -157,4 +227,5 @@ def status_document(
         "blocked": [{"id": t.id, "stage": t.stage.value, "reason": t.reason} for t in blocked],
         "alerts": {"open": len(alerts), "latest": [alert_document(a) for a in alerts[:20]]},
         "workers": [worker_document(w) for w in workers],
+        **({"determinization": determinization_document(figures)} if figures else {}),
     }

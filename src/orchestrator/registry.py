@@ -31,7 +31,10 @@ class RepoOptions:
 def register_repo(store: Store, name: str, path: Path, options: RepoOptions) -> Repo:
     """Add a repo: `path` must be a git working copy; the default branch defaults to its own."""
     check_repo_name(name)
-    root = git.toplevel(path.expanduser().resolve())
+    try:
+        root = git.toplevel(path.expanduser().resolve())
+    except RuntimeError as exc:  # `~nosuchuser/...`: no such home folder
+        raise InputError(f"cannot resolve {path}: {exc}") from None
     branch = options.default_branch or git.current_branch(root)
     if branch is None:
         raise InputError(f"{root} has a detached HEAD: give --default-branch")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 from pathlib import Path
 from typing import Annotated, Literal
@@ -188,6 +189,16 @@ class Settings(BaseSettings):
     def token(self) -> str | None:
         """The API token in clear, for comparison only."""
         return self.api_token.get_secret_value() if self.api_token else None
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (an API there needs no token)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def env_key(field: str) -> str:

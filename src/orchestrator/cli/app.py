@@ -10,6 +10,7 @@ from orchestrator.cli.db import db
 from orchestrator.cli.demo import demo
 from orchestrator.cli.doctor import doctor
 from orchestrator.cli.repo import repo
+from orchestrator.cli.serve import serve
 from orchestrator.cli.status import queue, status
 from orchestrator.cli.task import task
 from orchestrator.cli.watch import watch
@@ -35,6 +36,7 @@ orch.add_command(db)
 orch.add_command(demo)
 orch.add_command(doctor)
 orch.add_command(worker)
+orch.add_command(serve)
 orch.add_command(queue)
 orch.add_command(status)
 task.add_command(watch)

@@ -9,6 +9,7 @@ from orchestrator.store import migrate
 from orchestrator.store.alerts import AlertQueries
 from orchestrator.store.base import translate
 from orchestrator.store.engine import make_engine
+from orchestrator.store.insights import Determinization, InsightQueries, RunnerActivity
 from orchestrator.store.jobs import JobQueries
 from orchestrator.store.lifecycle import LifecycleQueries, Verdict
 from orchestrator.store.records import (
@@ -37,6 +38,7 @@ class Store(
     WorkerQueries,
     AlertQueries,
     ViewQueries,
+    InsightQueries,
 ):
     """The narrow interface every other module uses to read and change state."""
 
@@ -79,6 +81,7 @@ __all__ = [
     "Alert",
     "Artifact",
     "Counts",
+    "Determinization",
     "Event",
     "Job",
     "JobMetrics",
@@ -88,6 +91,7 @@ __all__ = [
     "QueuedJob",
     "Repo",
     "RepoSpec",
+    "RunnerActivity",
     "SerialGate",
     "Store",
     "Task",

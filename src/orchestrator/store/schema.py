@@ -178,6 +178,7 @@ events = Table(
     Column("round", Integer, nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Index(None, "task_id", "id"),
+    Index(None, "producer", "from_stage"),  # the determinization figures read only this
 )
 
 artifacts = Table(

@@ -156,6 +156,12 @@ class TaskQueries(StoreBase):
             raise NotFound(f"task {task_id} has no artifact {name}{where}")
         return Artifact.from_row(row)
 
+    def artifact_versions(self, task_id: str) -> list[Artifact]:
+        """Every stored version of every artifact of the task, oldest first."""
+        query = select(artifacts).where(artifacts.c.task_id == task_id).order_by(artifacts.c.id)
+        with self._read() as conn:
+            return [Artifact.from_row(row) for row in conn.execute(query)]
+
     def latest_artifacts(self, task_id: str) -> list[Artifact]:
         """The latest version of each of the task's artifacts, by name."""
         newest = (

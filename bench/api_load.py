@@ -1,0 +1,203 @@
+"""/queue and /status under load: 10,000 tasks stored, 50 concurrent clients.
+
+Stores N tasks (most of them done with their stage history, `--active` of them spread over
+the active stages with a queued job), starts the real server (`orch serve --no-worker`) as
+its own process, and has C concurrent clients ask for /queue and /status in turn for S
+seconds over keep-alive connections. Prints p50/p99 per endpoint and requests per second.
+Target (SPEC section 14): p99 < 50 ms at 50 concurrent clients with 10,000 tasks.
+
+The clients are asyncio coroutines speaking plain HTTP/1.1 (a load generator, not a
+library: an HTTP client library costs more CPU per request than the server does, and on
+two cores it would measure itself). Clients ask as fast as they can unless given a
+`--pause`.
+
+    .venv/bin/python bench/api_load.py --tasks 10000 --clients 50 --seconds 10 [--pause S]
+        [--db-url URL of an empty database]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import insert, update
+
+from orchestrator.intake import new_task_id
+from orchestrator.settings import load_settings
+from orchestrator.store import NewTask, RepoSpec, Store, open_store
+from orchestrator.store.base import utcnow
+from orchestrator.store.schema import events, jobs, tasks
+
+ACTIVE_STAGES = ["analysis", "design", "development", "review", "testing", "deploy-staging"]
+HISTORY = [  # the stage moves of a task that went through to done
+    ("analysis", "design", "analyst"),
+    ("design", "development", "architect"),
+    ("development", "review", "developer"),
+    ("review", "testing", "reviewer"),
+    ("testing", "deploy-staging", "test-runner"),
+    ("deploy-staging", "done", "staging-runner"),
+]
+ENDPOINTS = ("/queue", "/status")
+
+
+def store_tasks(store: Store, count: int, active: int) -> None:
+    """`count` tasks; all but `active` are done, the active ones spread over the stages."""
+    repo = store.add_repo("bench", RepoSpec(path="/nonexistent/bench", default_branch="main"))
+    ids = [new_task_id() for _ in range(count)]
+    for task_id in ids:
+        new = NewTask(task_id, repo.id, f"task {task_id}", "", f"orch/{task_id}", "/nonexistent")
+        store.create_task(new, f"# task {task_id}\n")
+    live, finished = ids[:active], ids[active:]
+    now = utcnow()
+    with store.engine.begin() as conn:
+        for n, stage in enumerate(ACTIVE_STAGES):
+            share = live[n :: len(ACTIVE_STAGES)]
+            conn.execute(update(tasks).where(tasks.c.id.in_(share)).values(stage=stage))
+            conn.execute(update(jobs).where(jobs.c.task_id.in_(share)).values(stage=stage))
+        conn.execute(
+            update(tasks)
+            .where(tasks.c.id.not_in(live))
+            .values(stage="deploy-staging", state="done")
+        )
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.task_id.not_in(live))
+            .values(status="done", producer="analyst", finished_at=now, duration_s=1.0)
+        )
+        history = [
+            {"task_id": t, "from_stage": a, "to_stage": b, "producer": p, "round": 1, "at": now}
+            for t in finished
+            for a, b, p in HISTORY
+        ]
+        conn.execute(insert(events), history)
+
+
+@contextmanager
+def serving(home: Path, db_url: str | None) -> Iterator[tuple[str, int]]:
+    """`orch serve --no-worker` as its own process on a free port; yields (host, port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "ORCH_HOME": str(home), "ORCH_PORT": str(port)}
+    if db_url:
+        env["ORCH_DB_URL"] = db_url
+    orch = Path(sys.executable).with_name("orch")
+    server = subprocess.Popen(
+        [str(orch), "serve", "--no-worker"], env=env, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        yield "127.0.0.1", port
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+async def get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
+    """One GET on a keep-alive connection; returns the status code."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    return status
+
+
+async def client(
+    host: str,
+    port: int,
+    until: float,
+    pause: float,
+    offset: int,
+    latencies: dict[str, list[float]],
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    n = offset
+    while time.monotonic() < until:
+        path = ENDPOINTS[n % len(ENDPOINTS)]
+        started = time.perf_counter()
+        status = await get(reader, writer, path)
+        latencies[path].append(time.perf_counter() - started)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}")
+        n += 1
+        if pause:
+            await asyncio.sleep(pause)
+    writer.close()
+
+
+async def load(host: str, port: int, args: argparse.Namespace) -> dict[str, list[float]]:
+    latencies: dict[str, list[float]] = defaultdict(list)
+    until = time.monotonic() + args.seconds
+    await asyncio.gather(
+        *(client(host, port, until, args.pause, n, latencies) for n in range(args.clients))
+    )
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--active", type=int, default=200, help="tasks not done [200]")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--pause", type=float, default=0.0, help="between a client's requests")
+    parser.add_argument("--db-url", default=None, help="default: SQLite in a temp ORCH_HOME")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
+        settings = load_settings(home=Path(tmp) / "home", db_url=args.db_url)
+        store = open_store(settings)
+        started = time.monotonic()
+        store_tasks(store, args.tasks, min(args.active, args.tasks))
+        print(f"stored {args.tasks} tasks in {time.monotonic() - started:.1f} s")
+        store.close()
+        with serving(Path(tmp) / "home", args.db_url) as (host, port):
+            asyncio.run(load(host, port, argparse.Namespace(**{**vars(args), "seconds": 1.0})))
+            started = time.monotonic()  # the run above warmed the connections and the cache
+            latencies = asyncio.run(load(host, port, args))
+            elapsed = time.monotonic() - started
+
+    total = sum(len(values) for values in latencies.values())
+    print(
+        f"{args.clients} clients (pause {args.pause} s) for {args.seconds:.0f} s, "
+        f"{args.active} active tasks, "
+        f"store: {'PostgreSQL' if args.db_url else 'SQLite'}: {total / elapsed:.0f} req/s"
+    )
+    for path in ENDPOINTS:
+        values = latencies[path]
+        print(
+            f"{path:8} {len(values):6} requests  p50 {percentile(values, 0.5) * 1000:6.1f} ms  "
+            f"p99 {percentile(values, 0.99) * 1000:6.1f} ms  (target p99 < 50 ms)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

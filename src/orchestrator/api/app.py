@@ -1,0 +1,45 @@
+"""The FastAPI application: the API, the dashboard, and (in `orch serve`) the worker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from orchestrator import __version__
+from orchestrator.api import dashboard, errors
+from orchestrator.api.routes import alerts, repos, system, tasks
+from orchestrator.api.state import ApiState, DocumentCache
+from orchestrator.settings import Settings
+from orchestrator.store import Store
+
+DESCRIPTION = """A delivery pipeline for coding agents. Reads are open; every write needs
+`Authorization: Bearer <ORCH_API_TOKEN>` when a token is configured. Errors are JSON:
+`{"error": "..."}`."""
+
+
+def create_app(settings: Settings, store: Store, *, cache_ttl_s: float = 1.0) -> FastAPI:
+    """The application over an open store; /status and /queue are cached for `cache_ttl_s`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="orchestrator",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # The interactive docs load their scripts from a CDN, and this product works
+        # offline: the schema is at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.orch = ApiState(settings=settings, store=store, cache=DocumentCache(cache_ttl_s))
+    errors.install(app)
+    for module in (system, tasks, repos, alerts):
+        app.include_router(module.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", dashboard.static_files(), name="static")
+    return app

@@ -1,0 +1,154 @@
+"""Tasks: submit, list, detail with history, artifacts (raw and rendered), job logs, cancel,
+resume."""
+
+from __future__ import annotations
+
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import HTMLResponse, PlainTextResponse
+
+from orchestrator.api.models import TaskCreate
+from orchestrator.api.render import markdown_html
+from orchestrator.api.security import Writer
+from orchestrator.api.state import ApiState, get_state
+from orchestrator.control import cancel_task, resume_task
+from orchestrator.documents import artifact_document, job_document, task_document
+from orchestrator.errors import NotFound
+from orchestrator.intake import submit_task
+from orchestrator.pipeline.names import ARTIFACT_NAME, REPO_NAME, TASK_ID
+from orchestrator.pipeline.stages import Stage, TaskState
+from orchestrator.redact import redact
+from orchestrator.workspace import layout
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+State = Annotated[ApiState, Depends(get_state)]
+TaskIdPath = Annotated[str, Path(pattern=f"^{TASK_ID.pattern}$", description="A task id")]
+ArtifactPath = Annotated[str, Path(pattern=f"^{ARTIFACT_NAME.pattern}$")]
+LOG_LIMIT = 1_000_000  # bytes of a job log served at most (its tail)
+
+
+def _detail(state: ApiState, task_id: str) -> dict[str, Any]:
+    task = state.store.get_task(task_id)
+    names = state.store.artifact_names([task.id])[task.id]
+    return task_document(task, names, state.store.events(task.id))
+
+
+@router.post("", status_code=201, dependencies=[Writer], summary="Submit a task")
+def create_task(body: TaskCreate, state: State) -> dict[str, Any]:
+    """Create a task in its first stage (branch, worktree, 01-task.md)."""
+    task = submit_task(state.store, state.settings.home, body.repo, body.title, body.description)
+    return _detail(state, task.id)
+
+
+@router.get("", summary="List tasks")
+def list_tasks(
+    state: State,
+    task_state: Annotated[TaskState | None, Query(alias="state")] = None,
+    stage: Stage | None = None,
+    repo: Annotated[str | None, Query(pattern=f"^{REPO_NAME.pattern}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    """Tasks, oldest first, filtered by state, stage and repo; paginated."""
+    store = state.store
+    repo_id = None
+    if repo is not None:
+        try:
+            repo_id = store.get_repo(repo).id
+        except NotFound:
+            return {"tasks": [], "total": 0, "limit": limit, "offset": offset}
+    tasks = store.list_tasks(state=task_state, stage=stage, repo=repo, limit=limit, offset=offset)
+    names = store.artifact_names([t.id for t in tasks])
+    return {
+        "tasks": [task_document(t, names[t.id]) for t in tasks],
+        "total": store.count_tasks(state=task_state, stage=stage, repo_id=repo_id),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get("/{task_id}", summary="A task with its stage history")
+def get_task(task_id: TaskIdPath, state: State) -> dict[str, Any]:
+    """The task, its events (oldest first) and its artifact names."""
+    return _detail(state, task_id)
+
+
+@router.get("/{task_id}/artifacts", summary="Every stored version of every artifact")
+def list_artifacts(task_id: TaskIdPath, state: State) -> list[dict[str, Any]]:
+    """Versions, oldest first."""
+    state.store.get_task(task_id)
+    return [artifact_document(a) for a in state.store.artifact_versions(task_id)]
+
+
+@router.get(
+    "/{task_id}/artifacts/{name}", response_class=PlainTextResponse, summary="An artifact, raw"
+)
+def artifact_raw(
+    task_id: TaskIdPath,
+    name: ArtifactPath,
+    state: State,
+    round: Annotated[int | None, Query(ge=1, le=1000)] = None,
+) -> PlainTextResponse:
+    """The stored text, byte for byte (the latest version, or that of a round)."""
+    artifact = state.store.get_artifact(task_id, name, round)
+    return PlainTextResponse(redact(artifact.text, state.secrets), media_type="text/markdown")
+
+
+@router.get(
+    "/{task_id}/artifacts/{name}/rendered",
+    response_class=HTMLResponse,
+    summary="An artifact rendered as HTML",
+)
+def artifact_rendered(
+    task_id: TaskIdPath,
+    name: ArtifactPath,
+    state: State,
+    round: Annotated[int | None, Query(ge=1, le=1000)] = None,
+) -> HTMLResponse:
+    """The Markdown as HTML (raw HTML in it is escaped)."""
+    artifact = state.store.get_artifact(task_id, name, round)
+    return HTMLResponse(markdown_html(redact(artifact.text, state.secrets)))
+
+
+@router.get("/{task_id}/jobs", summary="The task's jobs")
+def list_jobs(task_id: TaskIdPath, state: State) -> list[dict[str, Any]]:
+    """Every job and attempt outcome, oldest first."""
+    state.store.get_task(task_id)
+    return [job_document(j) for j in state.store.task_jobs(task_id)]
+
+
+@router.get("/{task_id}/jobs/{job_id}/log", response_class=PlainTextResponse, summary="A job's log")
+def job_log(
+    task_id: TaskIdPath,
+    job_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    state: State,
+) -> PlainTextResponse:
+    """The output of the job's last attempt (its tail when it is long), secrets masked."""
+    job = next((j for j in state.store.task_jobs(task_id) if j.id == job_id), None)
+    if job is None:
+        raise NotFound(f"task {task_id} has no job {job_id}")
+    folder = layout.log_dir(state.settings.home, task_id).resolve()
+    path = FilePath(job.log_path).resolve() if job.log_path else None
+    if path is None or folder not in path.parents or not path.is_file():
+        raise NotFound(f"job {job_id} has no log")
+    with path.open("rb") as log:
+        size = path.stat().st_size
+        log.seek(max(0, size - LOG_LIMIT))
+        text = log.read().decode("utf-8", "replace")
+    return PlainTextResponse(redact(text, state.secrets))
+
+
+@router.post("/{task_id}/cancel", dependencies=[Writer], summary="Cancel a task")
+def cancel(task_id: TaskIdPath, state: State) -> dict[str, Any]:
+    """Cancel the task; its running job is killed at once."""
+    cancel_task(state.store, state.settings, task_id)
+    return _detail(state, task_id)
+
+
+@router.post("/{task_id}/resume", dependencies=[Writer], summary="Resume a blocked task")
+def resume(task_id: TaskIdPath, state: State) -> dict[str, Any]:
+    """Send a blocked task back into its stage."""
+    resume_task(state.store, task_id)
+    return _detail(state, task_id)

@@ -1,0 +1,104 @@
+"""What every request handler shares: settings, store, identity of the running code."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from fastapi import Request
+
+import orchestrator
+from orchestrator.errors import GitError
+from orchestrator.redact import secret_values
+from orchestrator.settings import Settings
+from orchestrator.store import Store
+from orchestrator.store.base import utcnow
+from orchestrator.workspace import git
+
+log = logging.getLogger(__name__)
+
+
+def code_commit() -> str | None:
+    """HEAD of the checkout the running code was loaded from, when it is a git checkout."""
+    package = Path(orchestrator.__file__).resolve().parent
+    try:
+        root = git.toplevel(package)
+        return git.head(root)
+    except GitError:
+        return None
+
+
+class DocumentCache:
+    """Serves a computed JSON document to many clients; recomputes it at most once per TTL.
+
+    A stale document is served while one background thread recomputes it (stale while
+    revalidate): no request waits for a computation except the very first. A TTL of 0
+    computes on every request (tests, and anything that must read its own writes).
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, bytes]] = {}
+        self._refreshing: set[str] = set()
+        self._lock = threading.Lock()
+
+    async def get(self, key: str, compute: Callable[[], Any]) -> bytes:
+        """The document as JSON bytes."""
+        entry = self._entries.get(key)
+        if self.ttl_s <= 0 or entry is None:
+            return await anyio.to_thread.run_sync(self._compute, key, compute)
+        if time.monotonic() - entry[0] >= self.ttl_s:
+            with self._lock:
+                start = key not in self._refreshing
+                self._refreshing.add(key)
+            if start:
+                threading.Thread(
+                    target=self._refresh, args=(key, compute), name=f"refresh {key}", daemon=True
+                ).start()
+        return entry[1]
+
+    def _compute(self, key: str, compute: Callable[[], Any]) -> bytes:
+        body = json.dumps(compute(), separators=(",", ":")).encode()
+        self._entries[key] = (time.monotonic(), body)
+        return body
+
+    def _refresh(self, key: str, compute: Callable[[], Any]) -> None:
+        try:
+            self._compute(key, compute)
+        except Exception:
+            log.exception("refreshing %s failed; serving the previous document", key)
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
+
+@dataclass
+class ApiState:
+    """Created at start-up and kept on `app.state.orch`."""
+
+    settings: Settings
+    store: Store
+    cache: DocumentCache
+    started_at: datetime = field(default_factory=utcnow)
+    started_monotonic: float = field(default_factory=time.monotonic)
+    commit: str | None = field(default_factory=code_commit)
+    version: str = orchestrator.__version__
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never be served."""
+        return secret_values(self.settings)
+
+
+def get_state(request: Request) -> ApiState:
+    """The shared state (a FastAPI dependency)."""
+    state: ApiState = request.app.state.orch
+    return state

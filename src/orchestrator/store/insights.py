@@ -1,0 +1,169 @@
+"""Read models for the API and the dashboard: usage, determinization, runners, changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from orchestrator.pipeline.stages import LLM_ROLES, Producer, Stage, TaskState
+from orchestrator.store.base import StoreBase
+from orchestrator.store.records import Job, JobStatus
+from orchestrator.store.schema import alerts, events, jobs, tasks
+
+# Runner verdicts on these stages replaced a call to the LLM tester or deployer.
+FALLBACK_STAGES = (Stage.TESTING, Stage.DEPLOY_STAGING)
+
+
+@dataclass(frozen=True)
+class Determinization:
+    """Who produced the verdicts, and what the agents spent."""
+
+    verdicts_by_producer: dict[str, int]
+    llm_calls_avoided: int  # runner verdicts on stages with an LLM fallback
+    agent_calls: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+
+    @property
+    def deterministic(self) -> int:
+        """Verdicts produced by code."""
+        return sum(n for p, n in self.verdicts_by_producer.items() if Producer(p) not in LLM_ROLES)
+
+    @property
+    def by_llm(self) -> int:
+        """Verdicts produced by an LLM agent."""
+        return sum(n for p, n in self.verdicts_by_producer.items() if Producer(p) in LLM_ROLES)
+
+
+@dataclass(frozen=True)
+class RunnerActivity:
+    """A runner's running and deferred jobs and its latest outcomes."""
+
+    running: list[Job]
+    deferred: list[Job]
+    last: list[tuple[Job, str | None]]  # (finished job, the verdict it produced)
+
+
+class InsightQueries(StoreBase):
+    """Aggregates for /status, /queue, /metrics and the dashboard."""
+
+    def determinization(self) -> Determinization:
+        """Verdicts by producer, LLM calls avoided, and the agents' usage."""
+        llm = [role.value for role in LLM_ROLES]
+        with self._read() as conn:
+            # One pass over the (producer, from_stage) index gives both figures.
+            rows = conn.execute(
+                select(events.c.producer, events.c.from_stage, func.count())
+                .where(events.c.from_stage.is_not(None))
+                .group_by(events.c.producer, events.c.from_stage)
+            ).all()
+            usage = conn.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(jobs.c.tokens_in), 0),
+                    func.coalesce(func.sum(jobs.c.tokens_out), 0),
+                    func.coalesce(func.sum(jobs.c.cost_usd), 0.0),
+                ).where(jobs.c.producer.in_(llm), jobs.c.backend.is_not(None))
+            ).one()
+        by_producer: dict[str, int] = {}
+        avoided = 0
+        for producer, stage, count in rows:
+            by_producer[producer] = by_producer.get(producer, 0) + count
+            if stage in FALLBACK_STAGES and producer not in llm:
+                avoided += count
+        return Determinization(
+            by_producer,
+            avoided,
+            int(usage[0]),
+            int(usage[1]),
+            int(usage[2]),
+            float(usage[3]),
+        )
+
+    def runner_activity(self, producer: Producer, last: int = 5) -> RunnerActivity:
+        """What one runner is doing and its latest outcomes."""
+        stage = Stage(_RUNNER_STAGES[producer])
+        live = (
+            select(jobs)
+            .where(
+                jobs.c.stage == stage, jobs.c.status.in_([JobStatus.RUNNING, JobStatus.DEFERRED])
+            )
+            .order_by(jobs.c.id)
+        )
+        recent = (
+            select(jobs, events.c.verdict)
+            .outerjoin(events, events.c.job_id == jobs.c.id)
+            .where(jobs.c.producer == producer, jobs.c.finished_at.is_not(None))
+            .order_by(jobs.c.id.desc())
+            .limit(last)
+        )
+        with self._read() as conn:
+            live_jobs = [Job.from_row(row) for row in conn.execute(live)]
+            finished = [(Job.from_row(row), row.verdict) for row in conn.execute(recent)]
+        return RunnerActivity(
+            [j for j in live_jobs if j.status is JobStatus.RUNNING],
+            [j for j in live_jobs if j.status is JobStatus.DEFERRED],
+            finished,
+        )
+
+    def job_durations(self) -> dict[tuple[str, str], tuple[int, float]]:
+        """(producer, outcome) -> (finished jobs, seconds they took), for the metrics."""
+        query = (
+            select(jobs.c.producer, jobs.c.outcome, func.count(), func.sum(jobs.c.duration_s))
+            .where(jobs.c.finished_at.is_not(None), jobs.c.producer.is_not(None))
+            .group_by(jobs.c.producer, jobs.c.outcome)
+        )
+        with self._read() as conn:
+            return {
+                (producer, outcome or "none"): (int(count), float(total or 0.0))
+                for producer, outcome, count, total in conn.execute(query)
+            }
+
+    def count_tasks(
+        self,
+        *,
+        state: TaskState | None = None,
+        stage: Stage | None = None,
+        repo_id: int | None = None,
+    ) -> int:
+        """How many tasks match the filters."""
+        query = select(func.count()).select_from(tasks)
+        if state is not None:
+            query = query.where(tasks.c.state == state)
+        if stage is not None:
+            query = query.where(tasks.c.stage == stage)
+        if repo_id is not None:
+            query = query.where(tasks.c.repo_id == repo_id)
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def change_token(self) -> str:
+        """A string that changes whenever anything a page shows may have changed."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(
+                    select(func.max(events.c.id)).scalar_subquery(),
+                    select(func.max(jobs.c.id)).scalar_subquery(),
+                    select(func.max(jobs.c.started_at)).scalar_subquery(),
+                    select(func.max(jobs.c.finished_at)).scalar_subquery(),
+                    select(func.max(tasks.c.updated_at)).scalar_subquery(),
+                    select(func.max(alerts.c.id)).scalar_subquery(),
+                    select(func.max(alerts.c.acknowledged_at)).scalar_subquery(),
+                )
+            ).one()
+        return "|".join("" if value is None else _text(value) for value in row)
+
+
+_RUNNER_STAGES = {
+    Producer.TEST_RUNNER: "testing",
+    Producer.STAGING_RUNNER: "deploy-staging",
+    Producer.DEPLOY_FINALIZER: "deploy",
+    Producer.POST_DEPLOY_MONITOR: "post-deploy",
+}
+
+
+def _text(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)

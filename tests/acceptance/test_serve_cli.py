@@ -1,0 +1,135 @@
+"""`orch serve` as a real process: refusing a public address without a token, start-up,
+SIGTERM, and a task submitted over HTTP taken to done by the worker inside (SPEC 9, 13)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from orchestrator.settings import load_settings
+from orchestrator.store import open_store
+from tests.conftest import ORCH_EXE
+
+OrchExe = Callable[..., subprocess.CompletedProcess[str]]
+Serve = Callable[..., tuple[subprocess.Popen[str], str]]
+START_TIMEOUT_S = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_health(process: subprocess.Popen[str], base_url: str) -> float:
+    """Seconds until GET /health answered 200; fails when the server dies or is too slow."""
+    started = time.monotonic()
+    while time.monotonic() - started < START_TIMEOUT_S:
+        assert process.poll() is None, f"orch serve exited with {process.returncode}"
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"no answer from {base_url}/health within {START_TIMEOUT_S} s")
+
+
+def stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=30)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    """Factory: start `orch serve` on a free port and wait for /health; killed if left running."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+        port = free_port()
+        with (tmp_path / f"serve-{port}.log").open("w") as log:
+            process = subprocess.Popen(
+                [ORCH_EXE, "serve", "--port", str(port), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        started.append(process)
+        base_url = f"http://127.0.0.1:{port}"
+        wait_for_health(process, base_url)
+        return process, base_url
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_serving_on_a_public_address_without_a_token_exits_2_with_one_line(
+    orch_exe: OrchExe,
+) -> None:
+    refused = orch_exe("serve", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    [line] = refused.stderr.strip().splitlines()
+    assert "ORCH_API_TOKEN" in line and "0.0.0.0" in line
+
+
+def test_serving_on_a_public_address_with_a_token_starts_and_guards_writes(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCH_API_TOKEN", "s3cret-token")
+    process, base_url = serve("--host", "0.0.0.0", "--no-worker")
+    refused = httpx.post(f"{base_url}/repos", json={"name": "x", "path": "/nowhere"})
+    assert refused.status_code == 401 and "error" in refused.json()
+    assert stop(process) == 0
+
+
+def test_serve_answers_health_within_seconds_and_sigterm_stops_it_cleanly(
+    serve: Serve,
+) -> None:
+    process, base_url = serve()
+    health = httpx.get(f"{base_url}/health").json()
+    assert (health["status"], health["database"]) == ("ok", True)
+    started = time.monotonic()
+    assert stop(process) == 0
+    assert time.monotonic() - started < 10
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{base_url}/health", timeout=1)
+    store = open_store(load_settings())
+    [worker] = store.list_workers()  # the worker inside was stopped, not killed with it
+    assert worker.stopped_at is not None
+    store.close()
+
+
+def test_a_task_submitted_over_http_reaches_done_with_the_worker_inside(
+    db_url: str,
+    serve: Serve,
+    orch_exe: OrchExe,
+    make_repo: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORCH_AGENT_BACKEND", "scripted")
+    monkeypatch.setenv("ORCH_TEST_RUNNER_ENABLED", "false")
+    added = orch_exe(
+        "repo", "add", "app", str(make_repo("app")), "--skip-stages", "deploy,post-deploy"
+    )
+    assert added.returncode == 0, added.stderr
+    process, base_url = serve()
+    created = httpx.post(f"{base_url}/tasks", json={"repo": "app", "title": "Ship it"})
+    assert created.status_code == 201, created.text
+    url = f"{base_url}/tasks/{created.json()['id']}"
+    deadline = time.monotonic() + 60
+    while (task := httpx.get(url).json())["state"] == "active" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert task["state"] == "done", task
+    assert [e["to_stage"] for e in task["events"]][-1] == "done"
+    assert stop(process) == 0

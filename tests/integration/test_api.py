@@ -1,0 +1,398 @@
+"""The HTTP API behind a real server: every endpoint's documented shape (SPEC 9, 13, 15)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+import orchestrator
+from orchestrator.api import create_app
+from orchestrator.pipeline.stages import Stage
+from orchestrator.scheduler import Worker
+from orchestrator.settings import Settings, load_settings
+from orchestrator.store import RepoSpec, Store
+from orchestrator.store.engine import make_engine
+from tests.api_server import running_app
+
+TOKEN = "s3cret-api-token"
+NO_DEPLOY = frozenset({Stage.DEPLOY, Stage.POST_DEPLOY})
+PASS = shlex.join(["python", "-c", "pass"])  # a test command that passes
+RUNNER_KEYS = ("test_runner", "staging_runner", "deploy_finalizer", "post_deploy_monitor")
+Serve = Callable[..., httpx.Client]
+
+
+def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
+    agent = {"agent_backend": "command", "agent_command": "fake-agent {role}"}
+    fast = {"defer_backoff_s": 0.05, "defer_backoff_max_s": 0.2, "kill_grace_s": 0.5}
+    return load_settings(db_url=db_url, home=home, **{**agent, **fast, **overrides})
+
+
+@pytest.fixture
+def serve(store: Store, db_url: str, orch_home: Path) -> Iterator[Serve]:
+    """Factory: the API over the test's store, with settings overridden, behind a real server."""
+    with ExitStack() as stack:
+
+        def start(**overrides: object) -> httpx.Client:
+            app = create_app(settings_for(db_url, orch_home, **overrides), store, cache_ttl_s=0)
+            base_url = stack.enter_context(running_app(app))
+            return stack.enter_context(httpx.Client(base_url=base_url, timeout=10))
+
+        yield start
+
+
+@pytest.fixture
+def api(serve: Serve) -> httpx.Client:
+    return serve()
+
+
+@pytest.fixture
+def repo_path(make_repo: Callable[..., Path], store: Store) -> Path:
+    """The repo `app`: its suite passes (`python -c pass`), it has no deploy stages."""
+    path = make_repo("app")
+    spec = RepoSpec(path=str(path), default_branch="main", skip_stages=NO_DEPLOY, test_command=PASS)
+    store.add_repo("app", spec)
+    return path
+
+
+def create(api: httpx.Client, title: str = "Add a feature", description: str = "") -> dict:
+    created = api.post("/tasks", json={"repo": "app", "title": title, "description": description})
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def drain(store: Store, db_url: str, home: Path, **overrides: object) -> None:
+    assert Worker(store, settings_for(db_url, home, **overrides), drain=True).run() == 0
+
+
+def assert_error(response: httpx.Response, status: int | None = None) -> None:
+    """A 4xx whose body is `{"error": "<a message>"}`."""
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    assert status is None or response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert isinstance(response.json()["error"], str) and response.json()["error"]
+
+
+def test_health_reports_version_commit_start_time_database_and_uptime(api: httpx.Client) -> None:
+    health = api.get("/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert set(body) == {"status", "version", "commit", "started_at", "database", "uptime_s"}
+    assert body["status"] == "ok" and body["database"] is True
+    assert body["version"] == orchestrator.__version__
+    assert body["commit"] is None or re.fullmatch(r"[0-9a-f]{40}", body["commit"])
+    assert datetime.fromisoformat(body["started_at"]).tzinfo is not None
+    assert isinstance(body["uptime_s"], int | float) and body["uptime_s"] >= 0
+
+
+def test_health_is_503_degraded_and_reads_are_json_503_when_the_database_is_unreachable(
+    orch_home: Path,
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql+psycopg://orch@127.0.0.1:{port}/orch?connect_timeout=2"
+    store = Store(make_engine(url))
+    app = create_app(settings_for(url, orch_home), store, cache_ttl_s=0)
+    with running_app(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as api:
+        health = api.get("/health")
+        assert health.status_code == 503
+        assert (health.json()["status"], health.json()["database"]) == ("degraded", False)
+        for path in ("/status", "/queue", "/tasks"):
+            response = api.get(path)
+            assert response.status_code == 503 and "database" in response.json()["error"]
+    store.close()
+
+
+def test_status_counts_tasks_and_reports_determinization_after_a_run(
+    fake_bin: Path, repo_path: Path, api: httpx.Client, store: Store, db_url: str, orch_home: Path
+) -> None:
+    create(api)
+    create(api)
+    drain(store, db_url, orch_home)
+    status = api.get("/status").json()
+    assert {"tasks", "jobs", "blocked", "alerts", "workers", "determinization"} <= set(status)
+    assert status["tasks"]["by_state"] == {"done": 2}
+    assert status["jobs"] == {"running": 0, "queued": 0, "deferred": 0}
+    assert status["alerts"]["open"] == 0 and status["blocked"] == []
+    figures = status["determinization"]
+    # Per task: analyst, architect, developer, reviewer and the LLM deployer (no staging
+    # command) gave verdicts; the test-runner gave the testing verdict instead of the tester.
+    assert figures["verdicts_llm"] == 10 and figures["verdicts_deterministic"] == 2
+    assert figures["llm_calls_avoided"] == 2
+    assert figures["verdicts_by_producer"]["test-runner"] == 2
+    assert figures["agent_calls"] == 10
+    assert isinstance(figures["tokens_in"], int) and isinstance(figures["tokens_out"], int)
+    assert isinstance(figures["cost_usd"], int | float)
+
+
+def test_queue_lists_jobs_serial_gates_and_one_block_per_runner(
+    fake_bin: Path, repo_path: Path, serve: Serve, store: Store, db_url: str, orch_home: Path
+) -> None:
+    api = serve(test_runner_timeout_s=12.5, staging_runner_enabled=False)
+    done = create(api, "First")
+    drain(store, db_url, orch_home)
+    waiting = create(api, "Second")
+    queue = api.get("/queue").json()
+    assert set(queue) == {"running", "queued", "deferred", "serial_gate", *RUNNER_KEYS}
+    [queued] = queue["queued"]
+    assert (queued["task_id"], queued["repo"], queued["title"]) == (waiting["id"], "app", "Second")
+    assert (queued["stage"], queued["status"]) == ("analysis", "queued")
+    assert queue["running"] == [] and queue["deferred"] == []
+    assert queue["serial_gate"] == {"app": {"holder": None, "waiting": []}}
+    for key in RUNNER_KEYS:
+        block = queue[key]
+        assert set(block) >= {"enabled", "repos", "timeout_s", "infra_budget", "running"}
+        assert set(block) >= {"deferred", "last_outcomes"}
+        assert block["repos"] == ["*"] and block["infra_budget"] == 3
+    assert queue["test_runner"]["timeout_s"] == 12.5
+    assert (queue["test_runner"]["enabled"], queue["staging_runner"]["enabled"]) == (True, False)
+    [outcome] = queue["test_runner"]["last_outcomes"]
+    assert (outcome["task_id"], outcome["verdict"]) == (done["id"], "PASS")
+    assert queue["deploy_finalizer"]["last_outcomes"] == []
+
+
+def test_metrics_are_prometheus_text(repo_path: Path, api: httpx.Client) -> None:
+    create(api)
+    metrics = api.get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert "# TYPE orch_tasks gauge" in metrics.text
+    assert 'orch_tasks{state="active"} 1.0' in metrics.text
+    assert 'orch_active_tasks{stage="analysis"} 1.0' in metrics.text
+    assert 'orch_jobs{status="queued"} 1.0' in metrics.text
+    assert "orch_llm_calls_avoided_total 0.0" in metrics.text
+
+
+def test_create_task_answers_201_with_the_task_its_intake_event_and_its_first_artifact(
+    repo_path: Path, api: httpx.Client
+) -> None:
+    task = create(api, "  Add   a feature ", "make it so")
+    assert re.fullmatch(r"[a-z0-9]{8}", task["id"])
+    assert task["title"] == "Add a feature" and task["description"] == "make it so"
+    assert (task["repo"], task["stage"], task["state"]) == ("app", "analysis", "active")
+    assert task["artifacts"] == ["01-task.md"]
+    [intake] = task["events"]
+    assert (intake["from_stage"], intake["to_stage"]) == (None, "analysis")
+    assert intake["producer"] == "intake" and task["round"] == 1
+    assert api.get(f"/tasks/{task['id']}").json() == task
+
+
+def test_create_task_with_bad_input_is_a_json_4xx(repo_path: Path, api: httpx.Client) -> None:
+    for body in (
+        {"repo": "nope", "title": "T"},
+        {"repo": "app", "title": ""},
+        {"repo": "app", "title": "   "},
+        {"repo": "app", "title": "x" * 201},
+        {"repo": "../etc", "title": "T"},
+        {"repo": "app", "title": "T", "extra": 1},
+        {"repo": "app", "title": "NUL \x00 in it"},  # PostgreSQL cannot store it: 4xx, not 503
+        {"repo": "app", "title": "T", "description": "\x00"},
+        {"title": "T"},
+        [],
+    ):
+        assert_error(api.post("/tasks", json=body))
+    assert_error(
+        api.post("/tasks", content=b"{not json", headers={"content-type": "application/json"})
+    )
+    assert api.get("/tasks").json()["total"] == 0
+
+
+def test_list_tasks_filters_by_state_stage_and_repo_and_paginates(
+    repo_path: Path, api: httpx.Client
+) -> None:
+    ids = [create(api, f"Task {n}")["id"] for n in range(3)]
+    assert api.post(f"/tasks/{ids[1]}/cancel").json()["state"] == "cancelled"
+
+    def listed(**params: object) -> tuple[list[str], int]:
+        page = api.get("/tasks", params=params).json()
+        assert page["limit"] == params.get("limit", 100)
+        assert page["offset"] == params.get("offset", 0)
+        return [t["id"] for t in page["tasks"]], page["total"]
+
+    assert listed() == (ids, 3)
+    assert listed(limit=2) == (ids[:2], 3)
+    assert listed(limit=2, offset=2) == (ids[2:], 3)
+    assert listed(state="cancelled") == ([ids[1]], 1)
+    assert listed(state="active", stage="analysis") == ([ids[0], ids[2]], 2)
+    assert listed(stage="analysis") == (ids, 3)  # a cancelled task keeps its last stage
+    assert listed(stage="review") == ([], 0)
+    assert listed(repo="app", limit=1) == (ids[:1], 3)
+    assert listed(repo="other") == ([], 0)
+    for params in ({"state": "sleeping"}, {"stage": "done"}, {"limit": 0}, {"repo": "a\x00"}):
+        assert_error(api.get("/tasks", params=params), 422)
+
+
+def test_task_detail_lists_every_stage_move_oldest_first(
+    fake_bin: Path, repo_path: Path, api: httpx.Client, store: Store, db_url: str, orch_home: Path
+) -> None:
+    task = create(api)
+    drain(store, db_url, orch_home)
+    detail = api.get(f"/tasks/{task['id']}").json()
+    assert detail["state"] == "done"
+    moves = [(e["from_stage"], e["to_stage"], e["producer"]) for e in detail["events"]]
+    assert moves == [
+        (None, "analysis", "intake"),
+        ("analysis", "design", "analyst"),
+        ("design", "development", "architect"),
+        ("development", "review", "developer"),
+        ("review", "testing", "reviewer"),
+        ("testing", "deploy-staging", "test-runner"),
+        ("deploy-staging", "done", "deployer"),
+    ]
+    assert "13-test-report.md" in detail["artifacts"]
+
+
+def test_artifacts_are_listed_served_byte_for_byte_and_rendered_with_html_escaped(
+    repo_path: Path, api: httpx.Client, store: Store
+) -> None:
+    description = "Fix <script>alert('x')</script> & **bold**\r\ntrailing  \n"
+    task = create(api, "Escape it", description)
+    [version] = api.get(f"/tasks/{task['id']}/artifacts").json()
+    assert (version["name"], version["round"], version["producer"]) == ("01-task.md", 1, "intake")
+    stored = store.get_artifact(task["id"], "01-task.md").text
+    assert version["size"] == len(stored)
+    raw = api.get(f"/tasks/{task['id']}/artifacts/01-task.md")
+    assert raw.status_code == 200 and raw.content == stored.encode()
+    assert api.get(f"/tasks/{task['id']}/artifacts/01-task.md", params={"round": 1}).text == stored
+    rendered = api.get(f"/tasks/{task['id']}/artifacts/01-task.md/rendered")
+    assert rendered.headers["content-type"].startswith("text/html")
+    assert "<h1>Escape it</h1>" in rendered.text and "<strong>bold</strong>" in rendered.text
+    assert "<script>" not in rendered.text and "&lt;script&gt;" in rendered.text
+    assert_error(api.get(f"/tasks/{task['id']}/artifacts/13-test-report.md"), 404)
+    assert_error(api.get(f"/tasks/{task['id']}/artifacts/01-task.md", params={"round": 2}), 404)
+
+
+def test_job_logs_and_artifacts_are_served_with_secrets_masked(
+    fake_bin: Path, repo_path: Path, serve: Serve, store: Store, db_url: str, orch_home: Path
+) -> None:
+    api = serve(api_token=TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = {"repo": "app", "title": "Leak", "description": f"The token is {TOKEN}."}
+    task_id = api.post("/tasks", json=body, headers=auth).json()["id"]
+    assert TOKEN in store.get_artifact(task_id, "01-task.md").text
+    for suffix in ("", "/rendered"):
+        served = api.get(f"/tasks/{task_id}/artifacts/01-task.md{suffix}").text
+        assert "The token is [redacted]." in served and TOKEN not in served
+    # The agent prints its arguments, so its output holds the token.
+    drain(store, db_url, orch_home, api_token=TOKEN, agent_command=f"fake-agent {{role}} {TOKEN}")
+    jobs = api.get(f"/tasks/{task_id}/jobs").json()
+    assert [j["producer"] for j in jobs][:2] == ["analyst", "architect"]
+    assert all(j["status"] == "done" and j["task_id"] == task_id for j in jobs)
+    log = api.get(f"/tasks/{task_id}/jobs/{jobs[0]['id']}/log")
+    assert log.status_code == 200 and "analyst: done" in log.text
+    assert TOKEN not in log.text and "[redacted]" in log.text
+    assert_error(api.get(f"/tasks/{task_id}/jobs/999999/log"), 404)
+    other = api.post("/tasks", json={"repo": "app", "title": "Other"}, headers=auth).json()
+    assert_error(api.get(f"/tasks/{other['id']}/jobs/{jobs[0]['id']}/log"), 404)
+
+
+def test_cancel_ends_a_task_once_and_resume_needs_a_blocked_task(
+    fake_bin: Path, repo_path: Path, api: httpx.Client, store: Store, db_url: str, orch_home: Path
+) -> None:
+    active = create(api, "Active")
+    assert_error(api.post(f"/tasks/{active['id']}/resume"), 409)
+    cancelled = api.post(f"/tasks/{active['id']}/cancel")
+    assert cancelled.status_code == 200
+    assert (cancelled.json()["state"], cancelled.json()["stage"]) == ("cancelled", "analysis")
+    assert_error(api.post(f"/tasks/{active['id']}/cancel"), 409)
+
+    stuck = create(api, "Stuck")
+    drain(store, db_url, orch_home, agent_command="no-such-agent-cli {role}")
+    assert api.get(f"/tasks/{stuck['id']}").json()["state"] == "blocked"
+    resumed = api.post(f"/tasks/{stuck['id']}/resume")
+    assert resumed.status_code == 200
+    assert (resumed.json()["state"], resumed.json()["reason"]) == ("active", None)
+    assert_error(api.post("/tasks/zzzzzzzz/cancel"), 404)
+
+
+def test_repos_are_listed_and_registered_and_a_non_git_path_is_refused(
+    make_repo: Callable[..., Path], api: httpx.Client, tmp_path: Path
+) -> None:
+    path = make_repo("web")
+    created = api.post("/repos", json={"name": "web", "path": str(path), "skip_stages": ["deploy"]})
+    assert created.status_code == 201, created.text
+    repo = created.json()
+    assert (repo["name"], repo["path"], repo["default_branch"]) == ("web", str(path), "main")
+    assert (repo["skip_stages"], repo["self"]) == (["deploy"], False)
+    assert api.get("/repos").json() == [repo]
+    assert_error(api.post("/repos", json={"name": "web", "path": str(path)}), 409)
+    assert_error(api.post("/repos", json={"name": "plain", "path": str(tmp_path)}))
+    assert_error(api.post("/repos", json={"name": "home", "path": "~no-such-user/app"}), 422)
+    assert_error(api.post("/repos", json={"name": "../up", "path": str(path)}), 422)
+    assert_error(api.post("/repos", json={"name": "x", "path": str(path), "skip_stages": ["y"]}))
+    for field in ("path", "default_branch", "test_command"):
+        body = {"name": "nul", "path": str(path), field: f"{path if field == 'path' else 'x'}\x00"}
+        assert_error(api.post("/repos", json=body), 422)
+    assert [r["name"] for r in api.get("/repos").json()] == ["web"]
+
+
+def test_alerts_are_listed_and_acknowledged(api: httpx.Client, store: Store) -> None:
+    alert = store.raise_alert("no_runner", "deploy needs a person")
+    listed = api.get("/alerts").json()
+    assert [(a["id"], a["kind"], a["message"]) for a in listed] == [
+        (alert.id, "no_runner", "deploy needs a person")
+    ]
+    assert len(api.get("/alerts", params={"open": "true"}).json()) == 1
+    acked = api.post(f"/alerts/{alert.id}/ack")
+    assert acked.status_code == 200 and acked.json()["acknowledged_at"] is not None
+    assert api.get("/alerts", params={"open": "true"}).json() == []
+    assert_error(api.post("/alerts/999999/ack"), 404)
+    assert_error(api.post("/alerts/0/ack"), 422)
+    assert_error(api.post(f"/alerts/{2**31}/ack"), 422)  # beyond an id column: not a 503
+
+
+def test_with_a_token_every_write_needs_the_bearer_header_and_reads_stay_open(
+    repo_path: Path, make_repo: Callable[..., Path], serve: Serve, store: Store
+) -> None:
+    api = serve(api_token=TOKEN)
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    bad_headers = [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}]
+    alert = store.raise_alert("test", "an alert")
+    writes = [
+        ("/tasks", {"repo": "app", "title": "T"}),
+        ("/repos", {"name": "web", "path": str(make_repo("web"))}),
+        (f"/alerts/{alert.id}/ack", None),
+    ]
+    for path, body in writes:
+        for headers in bad_headers:
+            refused = api.post(path, json=body, headers=headers)
+            assert_error(refused, 401)
+            assert refused.headers["www-authenticate"] == "Bearer"
+        assert api.post(path, json=body, headers=good).status_code in (200, 201)
+    task_id = api.get("/tasks").json()["tasks"][0]["id"]
+    for action in ("cancel", "resume"):
+        for headers in bad_headers:
+            assert_error(api.post(f"/tasks/{task_id}/{action}", headers=headers), 401)
+    assert api.post(f"/tasks/{task_id}/cancel", headers=good).status_code == 200
+    for path in ("/health", "/status", "/queue", "/tasks", f"/tasks/{task_id}", "/repos"):
+        assert api.get(path).status_code == 200, path
+    assert api.get("/alerts").status_code == 200 and api.get("/metrics").status_code == 200
+
+
+def test_path_like_or_malformed_ids_are_a_json_4xx(api: httpx.Client) -> None:
+    task = "/tasks/abcdefgh"
+    for path in (
+        *("/tasks/..%2F..", "/tasks/..%2F..%2Fetc%2Fpasswd", "/tasks/../../etc/passwd"),
+        *("/tasks/ABC", "/tasks/abc", "/tasks/" + "a" * 300, "/tasks/abcd%00"),
+        *(f"{task}/artifacts/..%2F..%2Forch.db", f"{task}/artifacts/01-task.md%2F.."),
+        *(f"{task}/artifacts/TASK.md/rendered", f"{task}/jobs/-1/log", f"{task}/jobs/abc/log"),
+        f"{task}/jobs/99999999999999999999999/log",
+    ):
+        assert_error(api.get(path))
+        assert_error(api.post(f"{path}/cancel"))
+
+
+def test_unknown_routes_and_wrong_methods_are_json_4xx(api: httpx.Client) -> None:
+    assert_error(api.get("/no-such-page"), 404)
+    assert_error(api.delete("/tasks"), 405)
+    assert_error(api.put("/health"), 405)
+    assert_error(api.get("/tasks/abcdefgh/cancel"), 405)
+    assert_error(api.post("/tasks/abcdefgh/cancel", params={"x": "../"}), 404)
