@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from orchestrator.pipeline.stages import STAGE_ORDER
 from orchestrator.store import (
     Alert,
     Artifact,
@@ -16,6 +17,7 @@ from orchestrator.store import (
     QueuedJob,
     Repo,
     RunnerActivity,
+    StageUsage,
     Task,
     Worker,
 )
@@ -164,17 +166,44 @@ def artifact_document(artifact: Artifact) -> dict[str, Any]:
     }
 
 
-def determinization_document(figures: Determinization) -> dict[str, Any]:
-    """Verdicts by code versus by LLM agents, LLM calls avoided, and what agents spent."""
+def determinization_document(
+    figures: Determinization,
+    usage: dict[str, StageUsage] | None = None,
+    mean_fallback_tokens: float | None = None,
+) -> dict[str, Any]:
+    """Verdicts by code versus by LLM agents, LLM calls avoided, and what agents spent.
+
+    The tokens the runners saved are estimated from the LLM tester's and deployer's own
+    calls when there are any; without such calls the estimate is "unknown", never invented.
+    """
+    usage = usage or {}
+    stages = [s for s in STAGE_ORDER if s in figures.verdicts_by_stage or s in usage]
+    estimate = (
+        round(figures.llm_calls_avoided * mean_fallback_tokens)
+        if mean_fallback_tokens is not None
+        else "unknown"
+    )
     return {
         "verdicts_deterministic": figures.deterministic,
         "verdicts_llm": figures.by_llm,
         "verdicts_by_producer": figures.verdicts_by_producer,
         "llm_calls_avoided": figures.llm_calls_avoided,
+        "tokens_avoided_estimate": estimate,
         "agent_calls": figures.agent_calls,
         "tokens_in": figures.tokens_in,
         "tokens_out": figures.tokens_out,
         "cost_usd": round(figures.cost_usd, 6),
+        "by_stage": {
+            stage.value: {
+                "verdicts_by_code": figures.verdicts_by_stage.get(stage, {}).get("code", 0),
+                "verdicts_by_llm": figures.verdicts_by_stage.get(stage, {}).get("llm", 0),
+                "agent_calls": usage[stage].calls if stage in usage else 0,
+                "tokens_in": usage[stage].tokens_in if stage in usage else 0,
+                "tokens_out": usage[stage].tokens_out if stage in usage else 0,
+                "cost_usd": round(usage[stage].cost_usd, 6) if stage in usage else 0.0,
+            }
+            for stage in stages
+        },
     }
 
 
@@ -215,6 +244,8 @@ def status_document(
     workers: list[Worker],
     blocked: list[Task],
     figures: Determinization | None = None,
+    usage: dict[str, StageUsage] | None = None,
+    mean_fallback_tokens: float | None = None,
 ) -> dict[str, Any]:
     """The whole pipeline at a glance."""
     return {
@@ -227,5 +258,9 @@ def status_document(
         "blocked": [{"id": t.id, "stage": t.stage.value, "reason": t.reason} for t in blocked],
         "alerts": {"open": len(alerts), "latest": [alert_document(a) for a in alerts[:20]]},
         "workers": [worker_document(w) for w in workers],
-        **({"determinization": determinization_document(figures)} if figures else {}),
+        **(
+            {"determinization": determinization_document(figures, usage, mean_fallback_tokens)}
+            if figures
+            else {}
+        ),
     }

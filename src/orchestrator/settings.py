@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     # Real agents take minutes on real changes; half an hour stops only a stuck one.
     agent_timeout_s: Seconds = 1800.0
     agent_retries: int = Field(default=2, ge=0, le=20)
+    # A7: an LLM condenses the report that sent a task back into a note above it in the
+    # developer's prompt. Off by default: the developer always gets the report whole anyway.
+    failure_summary_enabled: bool = False
+    # Spending limits in US dollars (unset: none). A task over its budget, or any task once
+    # the day's spending is over, is blocked with an alert before its next agent call.
+    task_budget_usd: float | None = Field(default=None, gt=0)
+    daily_budget_usd: float | None = Field(default=None, gt=0)
     # Time a killed job gets between SIGTERM and SIGKILL to clean up.
     kill_grace_s: Seconds = 5.0
     # A worker holds a running job for this long and renews it every third of it; a dead

@@ -7,6 +7,7 @@ can read what the orchestrator told it. Behaviour, from the environment:
 - FAKE_AGENT_SLEEP: seconds to take (default 0)
 - FAKE_AGENT_REVIEW_REJECTS: the reviewer answers CHANGES_REQUESTED in rounds up to this one
 - FAKE_AGENT_SPAWN_CHILD: start a grandchild that sleeps (to test tree kills)
+- FAKE_AGENT_SUMMARY_FAILS: the failure summarizer (A7) exits 1 without a note
 """
 
 import os
@@ -22,6 +23,7 @@ VERDICTS = {
     "reviewer": "review_verdict: APPROVED",
     "tester": "result: PASS\nstatus: PASS\ntests_failed: 0",
     "deployer": "staging_status: PASSED",
+    "summarizer": "FAKE-SUMMARY-NOTE: the review asks for one rename.",
 }
 
 
@@ -34,6 +36,9 @@ def main() -> int:
     if os.environ.get("FAKE_AGENT_SPAWN_CHILD"):
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     time.sleep(float(os.environ.get("FAKE_AGENT_SLEEP", "0")))
+    if role == "summarizer" and os.environ.get("FAKE_AGENT_SUMMARY_FAILS"):
+        print("summarizer: model unavailable", file=sys.stderr)
+        return 1
 
     verdict = VERDICTS[role]
     if role == "reviewer" and round_ <= int(os.environ.get("FAKE_AGENT_REVIEW_REJECTS", "0")):

@@ -10,6 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+VERDICTS = {
+    "analyst": "analysis_status: READY",
+    "architect": "design_status: READY",
+    "developer": "dev_status: DONE",
+    "reviewer": "review_verdict: APPROVED",
+    "tester": "result: PASS\nstatus: PASS\ntests_failed: 0",
+    "deployer": "staging_status: PASSED",
+}
+
 
 def emit(event: dict) -> None:
     print(json.dumps(event), flush=True)
@@ -70,7 +79,9 @@ def main() -> int:
         result("I could not finish", is_error=True, subtype="error_during_execution")
         return 1
     if mode != "no_artifact":
-        Path(os.environ["ORCH_ARTIFACT_PATH"]).write_text("# analysis\n\nanalysis_status: READY\n")
+        role = os.environ.get("ORCH_ROLE", "analyst")
+        verdict = VERDICTS.get(role, "analysis_status: READY")
+        Path(os.environ["ORCH_ARTIFACT_PATH"]).write_text(f"# {role}\n\n{verdict}\n")
     result("All done.")
     return 0
 

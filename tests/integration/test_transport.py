@@ -85,7 +85,7 @@ def test_claude_ok_gets_the_prompt_on_stdin_and_reports_usage(
     assert seen["argv"][1:] == build_argv(config, request)[1:]
     assert seen["argv"][1:4] == ["-p", "--output-format", "stream-json"]
     assert not any("PROMPT-SENTINEL" in arg for arg in seen["argv"])
-    assert request.artifact_path.read_text().startswith("# analysis")
+    assert request.artifact_path.read_text().startswith("# analyst")
 
 
 def test_agent_env_has_task_variables_and_user_variables_but_no_orchestrator_secrets(

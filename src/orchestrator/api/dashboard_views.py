@@ -11,8 +11,8 @@ from markupsafe import Markup
 
 from orchestrator.api.render import markdown_html
 from orchestrator.api.state import ApiState
-from orchestrator.api.views import RUNNER_KEYS, queue_view
 from orchestrator.errors import NotFound
+from orchestrator.overview import RUNNER_KEYS, queue_report
 from orchestrator.pipeline.stages import STAGE_ORDER, Producer, Stage, TaskState
 from orchestrator.redact import redact
 from orchestrator.store import Alert, Artifact, Determinization, Event, Job, Store, Task
@@ -272,7 +272,7 @@ def task_context(state: ApiState, task_id: str) -> dict[str, Any]:
 def queue_context(state: ApiState) -> dict[str, Any]:
     """Running, queued and deferred jobs, the serial gates and the four runner blocks (the
     document of GET /queue, computed afresh: a live page must not show a cached one)."""
-    document = queue_view(state)
+    document = queue_report(state.store, state.settings)
     runners = [(producer.value, key, document[key]) for producer, key in RUNNER_KEYS.items()]
     return {"queue": document, "runners": runners}
 

@@ -1,75 +1,87 @@
-"""`orch queue` and `orch status`: what runs, what waits, what needs a person."""
+"""`orch queue` and `orch status`: what runs, what waits, what needs a person, what it cost."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import click
 from rich.table import Table
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import console, emit_json
-from orchestrator.documents import alert_document, queue_document, status_document
-from orchestrator.pipeline.stages import STAGE_ORDER, TaskState
+from orchestrator.overview import queue_report, status_report
+from orchestrator.pipeline.stages import STAGE_ORDER
 from orchestrator.store.base import utcnow
 
 
-def _ago(when: datetime | None) -> str:
+def _ago(when: str | None) -> str:
     if when is None:
         return "-"
-    seconds = (utcnow() - when).total_seconds()
+    seconds = (utcnow() - datetime.fromisoformat(when)).total_seconds()
     return f"{seconds:.0f}s ago" if seconds >= 0 else f"in {-seconds:.0f}s"
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the document of GET /queue).")
 @pass_app
 def queue(app: AppContext, as_json: bool) -> None:
-    """Running, queued and deferred jobs, and each repo's serial gate."""
-    snapshot = app.store.queue()
+    """Running, queued and deferred jobs, each repo's serial gate, and the runners."""
+    document = queue_report(app.store, app.settings)
     if as_json:
-        emit_json(queue_document(snapshot))
+        emit_json(document)
         return
     table = Table("job", "task", "repo", "stage", "status", "attempt", "since", "note", box=None)
-    for group in (snapshot.running, snapshot.queued, snapshot.deferred):
-        for item in group:
-            job = item.job
-            when = job.not_before if job.status == "deferred" else job.started_at or job.created_at
-            note = (
-                f"{job.error_kind}: {job.error_message or ''}" if job.status == "deferred" else ""
-            )
+    for group in ("running", "queued", "deferred"):
+        for job in document[group]:
+            deferred = job["status"] == "deferred"
+            when = job["not_before"] if deferred else job["started_at"] or job["created_at"]
+            note = f"{job['error_kind']}: {job['error_message'] or ''}" if deferred else ""
             table.add_row(
-                str(job.id),
-                job.task_id,
-                item.repo,
-                job.stage,
-                job.status,
-                str(job.attempt),
+                str(job["id"]),
+                job["task_id"],
+                job["repo"],
+                job["stage"],
+                job["status"],
+                str(job["attempt"]),
                 _ago(when),
                 note[:60],
             )
     console.print(table if table.row_count else "no live jobs")
-    for repo, gate in snapshot.serial_gate.items():
-        if gate.holder or gate.waiting:
-            waiting = ", ".join(gate.waiting) or "nobody"
+    for repo, gate in document["serial_gate"].items():
+        if gate["holder"] or gate["waiting"]:
+            waiting = ", ".join(gate["waiting"]) or "nobody"
             console.print(
-                f"serial gate {repo}: held by {gate.holder or 'nobody'}, waiting: {waiting}"
+                f"serial gate {repo}: held by {gate['holder'] or 'nobody'}, waiting: {waiting}"
             )
 
 
+def _usage_table(figures: dict[str, Any]) -> Table:
+    table = Table(
+        "stage", "by code", "by LLM", "agent calls", "tokens in", "tokens out", "cost", box=None
+    )
+    for stage in STAGE_ORDER:
+        row = figures["by_stage"].get(stage.value)
+        if row is None:
+            continue
+        table.add_row(
+            stage.value,
+            str(row["verdicts_by_code"]),
+            str(row["verdicts_by_llm"]),
+            str(row["agent_calls"]),
+            str(row["tokens_in"]),
+            str(row["tokens_out"]),
+            f"${row['cost_usd']:.4f}",
+        )
+    return table
+
+
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the document of GET /status).")
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
-    """Tasks by state and stage, blocked tasks and why, open alerts, workers."""
-    store = app.store
-    document = status_document(
-        store.counts(),
-        store.queue(),
-        store.list_alerts(open_only=True),
-        store.list_workers(running_only=True),
-        store.list_tasks(state=TaskState.BLOCKED),
-    )
+    """Tasks by state and stage, blocked tasks and why, alerts, workers, usage and cost."""
+    document = status_report(app.store)
     if as_json:
         emit_json(document)
         return
@@ -77,19 +89,27 @@ def status(app: AppContext, as_json: bool) -> None:
     console.print("tasks: " + (", ".join(f"{n} {s}" for s, n in states.items()) or "none"))
     stages = document["tasks"]["by_stage"]
     if stages:
-        console.print(
-            "active: " + ", ".join(f"{stages[s]} in {s}" for s in STAGE_ORDER if s in stages)
-        )
+        active = ", ".join(f"{stages[s]} in {s}" for s in STAGE_ORDER if s in stages)
+        console.print("active: " + active)
+    jobs = document["jobs"]
     console.print(
-        f"jobs: {document['jobs']['running']} running, {document['jobs']['queued']} "
-        f"queued, {document['jobs']['deferred']} deferred"
+        f"jobs: {jobs['running']} running, {jobs['queued']} queued, {jobs['deferred']} deferred"
     )
     for blocked in document["blocked"]:
         console.print(
             f"[yellow]blocked[/] {blocked['id']} in {blocked['stage']}: {blocked['reason']}"
         )
-    for alert in store.list_alerts(open_only=True)[:10]:
-        shown = alert_document(alert)
-        console.print(f"[red]alert[/] #{shown['id']} {shown['kind']}: {shown['message']}")
+    for alert in document["alerts"]["latest"][:10]:
+        console.print(f"[red]alert[/] #{alert['id']} {alert['kind']}: {alert['message']}")
     for worker in document["workers"]:
         console.print(f"worker {worker['id']} on {worker['host']} (pid {worker['pid']})")
+    figures = document["determinization"]
+    console.print(
+        f"verdicts: {figures['verdicts_deterministic']} by code, {figures['verdicts_llm']} by "
+        f"LLM agents; LLM calls avoided: {figures['llm_calls_avoided']} (tokens avoided: "
+        f"{figures['tokens_avoided_estimate']}); agents: {figures['agent_calls']} calls, "
+        f"{figures['tokens_in']} tokens in, {figures['tokens_out']} out, "
+        f"${figures['cost_usd']:.4f}"
+    )
+    if figures["by_stage"]:
+        console.print(_usage_table(figures))

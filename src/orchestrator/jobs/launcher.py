@@ -14,14 +14,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from orchestrator.errors import GitError
+from orchestrator.jobs.accounting import account, over_budget
 from orchestrator.jobs.context import JobContext, JobEnd, commit_verdict
 from orchestrator.jobs.policy import Next, after_agent_failure, backoff_s
 from orchestrator.jobs.reserved import claiming_runner, run_reserved
 from orchestrator.jobs.setup import ensure_setup
+from orchestrator.jobs.summary import failure_summary
 from orchestrator.pipeline.stages import STAGE_TRANSITIONS, TASK_ARTIFACT, Producer
 from orchestrator.prompts import PromptContext, render_prompt
 from orchestrator.redact import redact
-from orchestrator.store import Job, JobMetrics, Repo, Store, Task
+from orchestrator.store import Artifact, Job, JobMetrics, Repo, Store, Task
 from orchestrator.store.base import utcnow
 from orchestrator.transport import AgentRequest, AgentResult, ErrorKind, call_agent
 from orchestrator.workspace import git, layout
@@ -54,8 +56,18 @@ def launch_job(ctx: JobContext, job: Job) -> JobEnd:
 
 def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) -> JobEnd:
     """Start the stage's LLM agent through the single transport and judge its artifact."""
+    spent = over_budget(ctx, task.id)
+    if spent is not None:
+        reason = f"no more agent calls for task {task.id}: {spent}"
+        metrics = JobMetrics(producer=role.value, outcome="blocked", error_kind="budget")
+        ctx.store.block_task(job, reason, metrics, alert_kind="budget")
+        return JobEnd.BLOCKED
     name = STAGE_TRANSITIONS[job.stage].artifact
     path = layout.artifact_path(ctx.settings.home, task.id, name)
+    feedback = None
+    if role is Producer.DEVELOPER:
+        feedback = ctx.store.rollback_feedback(task.id, job.round)
+    summary = failure_summary(ctx, job, task, feedback) if feedback is not None else None
     request = AgentRequest(
         role=role.value,
         stage=job.stage.value,
@@ -64,7 +76,7 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
         worktree=Path(task.worktree),
         artifact_dir=path.parent,
         artifact_path=path,
-        prompt=build_prompt(ctx.store, task, repo, role, job.round, path),
+        prompt=build_prompt(ctx.store, task, repo, role, job.round, path, feedback, summary),
         log_path=ctx.log_path(job, role.value),
         timeout_s=ctx.settings.agent_timeout_s,
     )
@@ -81,6 +93,7 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
     metrics = _metrics(role, result, ctx.secrets)
     if result.kind is ErrorKind.CANCELLED:
         return JobEnd.CANCELLED
+    account(ctx, job, role.value, result)
     if not result.ok:
         return _agent_failed(ctx, job, role, result, metrics)
 
@@ -138,13 +151,19 @@ def _metrics(role: Producer, result: AgentResult, secrets: tuple[str, ...]) -> J
 
 
 def build_prompt(
-    store: Store, task: Task, repo: Repo, role: Producer, round: int, artifact_path: Path
+    store: Store,
+    task: Task,
+    repo: Repo,
+    role: Producer,
+    round: int,
+    artifact_path: Path,
+    feedback: Artifact | None = None,
+    summary: str | None = None,
 ) -> str:
     """Render the role's prompt with the task, its earlier artifacts and, from round 2, the
-    artifact that sent the task back (for the developer)."""
+    artifact that sent the task back (whole, with an optional summary above it)."""
     artifacts = store.latest_artifacts(task.id)
     task_text = next((a.text for a in artifacts if a.name == TASK_ARTIFACT), task.title)
-    feedback = store.rollback_feedback(task.id, round) if role is Producer.DEVELOPER else None
     shown = [
         (a.name, a.text)
         for a in artifacts
@@ -161,5 +180,6 @@ def build_prompt(
             artifacts=shown,
             artifact_path=str(artifact_path),
             feedback=(feedback.name, feedback.text) if feedback else None,
+            summary=summary,
         )
     )

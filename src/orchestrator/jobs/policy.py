@@ -31,3 +31,23 @@ def after_agent_failure(kind: ErrorKind, failures_before: int, retries: int) -> 
 def after_tool_error(failures_before: int, budget: int) -> Next:
     """A runner could not run its suite: defer it within its infra-retry budget."""
     return Next.RETRY if failures_before < budget else Next.GIVE_UP
+
+
+def budget_problem(
+    task_cost: float,
+    day_cost: float,
+    task_budget: float | None,
+    daily_budget: float | None,
+) -> str | None:
+    """Why no more agent calls may be made, or None while both budgets allow it."""
+    if task_budget is not None and task_cost >= task_budget:
+        return (
+            f"the task's agents have spent ${task_cost:.2f} of its ${task_budget:.2f} budget "
+            "(ORCH_TASK_BUDGET_USD)"
+        )
+    if daily_budget is not None and day_cost >= daily_budget:
+        return (
+            f"agents have spent ${day_cost:.2f} today (UTC) of the ${daily_budget:.2f} daily "
+            "budget (ORCH_DAILY_BUDGET_USD)"
+        )
+    return None

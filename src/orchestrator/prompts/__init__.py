@@ -8,6 +8,7 @@ from functools import cache
 from importlib.resources import files
 
 ROLES = ("analyst", "architect", "developer", "reviewer", "tester", "deployer")
+SUMMARIZER = "summarizer"  # call site A7: not a stage's producer, and it writes no verdict
 
 # What each role must write: the exact verdict lines its stage's gate reads, when the work
 # passes and when it does not.
@@ -47,7 +48,7 @@ class PromptContext:
 @cache
 def role_text(role: str) -> str:
     """The role's own Markdown prompt, shipped in the package."""
-    if role not in ROLES:
+    if role not in (*ROLES, SUMMARIZER):
         raise ValueError(f"no prompt for role {role!r}")
     return files(__package__).joinpath(f"{role}.md").read_text(encoding="utf-8")
 
@@ -80,3 +81,12 @@ def render_prompt(context: PromptContext) -> str:
         "Only these lines decide what happens next; everything else is for people."
     )
     return "\n\n".join(parts) + "\n"
+
+
+def render_summary_prompt(report_name: str, report: str, artifact_path: str) -> str:
+    """The failure summarizer's prompt (A7): its instructions, the report, where to write."""
+    return (
+        f"{role_text(SUMMARIZER).rstrip()}\n\n"
+        f"## The report that sent the task back: {report_name}\n\n{report.strip()}\n\n"
+        f"## Your note\n\nWrite it to this file:\n\n    {artifact_path}\n"
+    )

@@ -26,6 +26,7 @@ from orchestrator.store.records import (
 )
 from orchestrator.store.repos import RepoQueries
 from orchestrator.store.tasks import NewTask, TaskQueries
+from orchestrator.store.usage import AgentCall, StageUsage, UsageQueries
 from orchestrator.store.views import Counts, Queue, QueuedJob, SerialGate, ViewQueries
 from orchestrator.store.workers import WorkerQueries
 
@@ -39,6 +40,7 @@ class Store(
     AlertQueries,
     ViewQueries,
     InsightQueries,
+    UsageQueries,
 ):
     """The narrow interface every other module uses to read and change state."""
 
@@ -78,6 +80,7 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
 
 
 __all__ = [
+    "AgentCall",
     "Alert",
     "Artifact",
     "Counts",
@@ -93,6 +96,7 @@ __all__ = [
     "RepoSpec",
     "RunnerActivity",
     "SerialGate",
+    "StageUsage",
     "Store",
     "Task",
     "Verdict",

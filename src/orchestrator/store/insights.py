@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from orchestrator.pipeline.stages import LLM_ROLES, Producer, Stage, TaskState
 from orchestrator.store.base import StoreBase
 from orchestrator.store.records import Job, JobStatus
-from orchestrator.store.schema import alerts, events, jobs, tasks
+from orchestrator.store.schema import agent_calls, alerts, events, jobs, tasks
 
 # Runner verdicts on these stages replaced a call to the LLM tester or deployer.
 FALLBACK_STAGES = (Stage.TESTING, Stage.DEPLOY_STAGING)
@@ -21,6 +21,7 @@ class Determinization:
     """Who produced the verdicts, and what the agents spent."""
 
     verdicts_by_producer: dict[str, int]
+    verdicts_by_stage: dict[str, dict[str, int]]  # stage -> {"code": n, "llm": m}
     llm_calls_avoided: int  # runner verdicts on stages with an LLM fallback
     agent_calls: int
     tokens_in: int
@@ -63,19 +64,24 @@ class InsightQueries(StoreBase):
             usage = conn.execute(
                 select(
                     func.count(),
-                    func.coalesce(func.sum(jobs.c.tokens_in), 0),
-                    func.coalesce(func.sum(jobs.c.tokens_out), 0),
-                    func.coalesce(func.sum(jobs.c.cost_usd), 0.0),
-                ).where(jobs.c.producer.in_(llm), jobs.c.backend.is_not(None))
+                    func.coalesce(func.sum(agent_calls.c.tokens_in), 0),
+                    func.coalesce(func.sum(agent_calls.c.tokens_out), 0),
+                    func.coalesce(func.sum(agent_calls.c.cost_usd), 0.0),
+                )
             ).one()
         by_producer: dict[str, int] = {}
+        by_stage: dict[str, dict[str, int]] = {}
         avoided = 0
         for producer, stage, count in rows:
             by_producer[producer] = by_producer.get(producer, 0) + count
-            if stage in FALLBACK_STAGES and producer not in llm:
+            kind = "llm" if producer in llm else "code"
+            per_stage = by_stage.setdefault(stage, {"code": 0, "llm": 0})
+            per_stage[kind] += count
+            if stage in FALLBACK_STAGES and kind == "code":
                 avoided += count
         return Determinization(
             by_producer,
+            by_stage,
             avoided,
             int(usage[0]),
             int(usage[1]),

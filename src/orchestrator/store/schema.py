@@ -207,3 +207,27 @@ alerts = Table(
     Column("delivered_at", UTCDateTime),  # posted to ORCH_ALERT_WEBHOOK_URL
     Index(None, "acknowledged_at"),
 )
+
+# One row per agent call (retries and the failure summary included): usage and budgets.
+agent_calls = Table(
+    "agent_calls",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task_id", String(40), ForeignKey("tasks.id"), nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id")),
+    Column("call_site", String(8), nullable=False),  # A1..A7 (governance/call_sites.py)
+    Column("stage", String(32), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("backend", String(32), nullable=False),
+    Column("error_kind", String(32), nullable=False),
+    Column("tokens_in", Integer),
+    Column("tokens_out", Integer),
+    Column("cache_read_tokens", Integer),
+    Column("cache_write_tokens", Integer),
+    Column("cost_usd", Float),
+    Column("duration_s", Float),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "task_id"),
+    Index(None, "at"),
+)

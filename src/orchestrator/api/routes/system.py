@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse, Response
 
 from orchestrator.api.metrics import render_metrics
 from orchestrator.api.state import ApiState, get_state
-from orchestrator.api.views import queue_view, status_view
 from orchestrator.errors import StoreError
+from orchestrator.overview import queue_report, status_report
 
 router = APIRouter(tags=["system"])
 State = Annotated[ApiState, Depends(get_state)]
@@ -49,7 +49,7 @@ JSON_DOCUMENT: dict[int | str, dict[str, Any]] = {
 )
 async def status(state: State) -> Response:
     """The pipeline at a glance (computed at most once a second)."""
-    body = await state.cache.get("status", lambda: status_view(state))
+    body = await state.cache.get("status", lambda: status_report(state.store))
     return Response(body, media_type="application/json")
 
 
@@ -61,7 +61,7 @@ async def status(state: State) -> Response:
 )
 async def queue(state: State) -> Response:
     """What runs and what waits (computed at most once a second)."""
-    body = await state.cache.get("queue", lambda: queue_view(state))
+    body = await state.cache.get("queue", lambda: queue_report(state.store, state.settings))
     return Response(body, media_type="application/json")
 
 

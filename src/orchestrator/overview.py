@@ -1,21 +1,24 @@
-"""The documents /status and /queue serve (also used by the dashboard)."""
+"""The status and queue documents: `orch status`, `orch queue`, GET /status and /queue."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.api.state import ApiState
 from orchestrator.documents import queue_document, runner_document, status_document
 from orchestrator.jobs.reserved import RESERVED_AGENTS
-from orchestrator.pipeline.stages import TaskState
+from orchestrator.pipeline.stages import Producer, TaskState
+from orchestrator.settings import Settings
+from orchestrator.store import Store
+
+# The LLM agents the runners stand in for: their calls estimate the tokens the runners saved.
+FALLBACK_ROLES = (Producer.TESTER.value, Producer.DEPLOYER.value)
 
 # Runner blocks of /queue, keyed as scripts expect them (underscores, SPEC section 15).
 RUNNER_KEYS = {agent.producer: agent.key for agent in RESERVED_AGENTS.values()}
 
 
-def status_view(state: ApiState) -> dict[str, Any]:
-    """GET /status: tasks by stage and state, jobs, alerts, workers, determinization."""
-    store = state.store
+def status_report(store: Store) -> dict[str, Any]:
+    """Tasks by stage and state, jobs, blocked tasks, alerts, workers, determinization."""
     return status_document(
         store.counts(),
         store.queue(),
@@ -23,12 +26,13 @@ def status_view(state: ApiState) -> dict[str, Any]:
         store.list_workers(running_only=True),
         store.list_tasks(state=TaskState.BLOCKED, limit=100),
         store.determinization(),
+        store.usage_by_stage(),
+        store.average_tokens(FALLBACK_ROLES),
     )
 
 
-def queue_view(state: ApiState) -> dict[str, Any]:
-    """GET /queue: running, queued and deferred jobs; serial gates; one block per runner."""
-    store, settings = state.store, state.settings
+def queue_report(store: Store, settings: Settings) -> dict[str, Any]:
+    """Running, queued and deferred jobs; serial gates; one block per runner."""
     document = queue_document(store.queue())
     for producer, key in RUNNER_KEYS.items():
         timeout = getattr(settings, f"{key}_timeout_s", None)

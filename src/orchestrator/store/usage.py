@@ -1,0 +1,98 @@
+"""Usage accounting: every agent call, and what the pipeline spent, by task, day and stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+
+from orchestrator.store.base import StoreBase, utcnow
+from orchestrator.store.schema import agent_calls
+
+
+@dataclass(frozen=True)
+class AgentCall:
+    """One call through the transport, as accounted."""
+
+    task_id: str
+    job_id: int | None
+    call_site: str
+    stage: str
+    role: str
+    round: int
+    backend: str
+    error_kind: str
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost_usd: float | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class StageUsage:
+    """What agents did and spent in one stage."""
+
+    calls: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+
+
+class UsageQueries(StoreBase):
+    """Record agent calls; sum what they spent."""
+
+    def record_agent_call(self, call: AgentCall) -> None:
+        """Account one agent call (in its own transaction: it happened, whatever follows)."""
+        with self._write() as conn:
+            conn.execute(insert(agent_calls).values(**call.__dict__, at=utcnow()))
+
+    def task_cost(self, task_id: str) -> float:
+        """What the task's agent calls cost so far (unknown costs count as 0)."""
+        query = select(func.coalesce(func.sum(agent_calls.c.cost_usd), 0.0)).where(
+            agent_calls.c.task_id == task_id
+        )
+        with self._read() as conn:
+            return float(conn.execute(query).scalar_one())
+
+    def cost_since(self, since: datetime) -> float:
+        """What every agent call cost since `since`."""
+        query = select(func.coalesce(func.sum(agent_calls.c.cost_usd), 0.0)).where(
+            agent_calls.c.at >= since
+        )
+        with self._read() as conn:
+            return float(conn.execute(query).scalar_one())
+
+    def usage_by_stage(self) -> dict[str, StageUsage]:
+        """Agent calls, tokens and cost per stage."""
+        query = select(
+            agent_calls.c.stage,
+            func.count(),
+            func.coalesce(func.sum(agent_calls.c.tokens_in), 0),
+            func.coalesce(func.sum(agent_calls.c.tokens_out), 0),
+            func.coalesce(func.sum(agent_calls.c.cost_usd), 0.0),
+        ).group_by(agent_calls.c.stage)
+        with self._read() as conn:
+            return {
+                stage: StageUsage(int(calls), int(t_in), int(t_out), float(cost))
+                for stage, calls, t_in, t_out, cost in conn.execute(query)
+            }
+
+    def average_tokens(self, roles: tuple[str, ...]) -> float | None:
+        """Mean tokens (in plus out) of the successful calls of these roles; None if none."""
+        query = select(
+            func.avg(
+                func.coalesce(agent_calls.c.tokens_in, 0)
+                + func.coalesce(agent_calls.c.tokens_out, 0)
+            ),
+            func.count(),
+        ).where(
+            agent_calls.c.role.in_(roles),
+            agent_calls.c.error_kind == "ok",
+            agent_calls.c.tokens_in.is_not(None),
+        )
+        with self._read() as conn:
+            mean, count = conn.execute(query).one()
+        return float(mean) if count else None

@@ -1,0 +1,179 @@
+"""A7 (the failure summary), usage accounting and budgets, with real agent processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from orchestrator.intake import submit_task
+from orchestrator.overview import status_report
+from orchestrator.pipeline.stages import Stage, TaskState
+from orchestrator.scheduler import Worker
+from orchestrator.settings import Settings, load_settings
+from orchestrator.store import RepoSpec, Store, Task
+from orchestrator.store.schema import agent_calls
+from tests.conftest import Run
+
+SKIP = frozenset({Stage.DEPLOY_STAGING, Stage.DEPLOY, Stage.POST_DEPLOY})
+
+
+@pytest.fixture
+def repo(make_repo: Callable[..., Path], store: Store) -> Path:
+    path = make_repo("app")
+    store.add_repo("app", RepoSpec(path=str(path), default_branch="main", skip_stages=SKIP))
+    return path
+
+
+def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "db_url": db_url,
+        "home": home,
+        "agent_backend": "command",
+        "agent_command": "fake-agent {role}",
+        "test_runner_enabled": False,
+        "defer_backoff_s": 0.05,
+        "defer_backoff_max_s": 0.1,
+        **overrides,
+    }
+    return load_settings(**values)
+
+
+def run_one(store: Store, home: Path, settings: Settings) -> Task:
+    task = submit_task(store, home, "app", "Rename x", "")
+    Worker(store, settings, drain=True).run()
+    return store.get_task(task.id)
+
+
+def calls(store: Store, task_id: str) -> list[tuple[str, str, str, int]]:
+    query = (
+        select(
+            agent_calls.c.call_site,
+            agent_calls.c.role,
+            agent_calls.c.error_kind,
+            agent_calls.c.round,
+        )
+        .where(agent_calls.c.task_id == task_id)
+        .order_by(agent_calls.c.id)
+    )
+    with store.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+
+
+# --- A7: the failure summary -------------------------------------------------------------------
+
+
+def test_failure_summary_off_the_developer_gets_the_report_alone(
+    fake_bin: Path,
+    repo: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "1")
+    task = run_one(store, orch_home, settings_for(db_url, orch_home))
+    prompt = (orch_home / "tasks" / task.id / "prompt-developer-r2.txt").read_text()
+    assert "FAKE-REVIEW-NOTE" in prompt and "FAKE-SUMMARY-NOTE" not in prompt
+    assert "summarizer" not in [role for _, role, _, _ in calls(store, task.id)]
+
+
+def test_failure_summary_on_goes_above_the_whole_report(
+    fake_bin: Path,
+    repo: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "1")
+    settings = settings_for(db_url, orch_home, failure_summary_enabled=True)
+    task = run_one(store, orch_home, settings)
+    assert task.state is TaskState.DONE
+    prompt = (orch_home / "tasks" / task.id / "prompt-developer-r2.txt").read_text()
+    assert prompt.index("FAKE-SUMMARY-NOTE") < prompt.index("FAKE-REVIEW-NOTE")
+    assert ("A7", "summarizer", "ok", 2) in calls(store, task.id)
+    summarizer = (orch_home / "tasks" / task.id / "prompt-summarizer-r2.txt").read_text()
+    assert "FAKE-REVIEW-NOTE" in summarizer  # it read the report it summarises
+
+
+def test_a_failing_summary_leaves_the_pipeline_unchanged(
+    fake_bin: Path,
+    repo: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "1")
+    monkeypatch.setenv("FAKE_AGENT_SUMMARY_FAILS", "1")
+    settings = settings_for(db_url, orch_home, failure_summary_enabled=True)
+    task = run_one(store, orch_home, settings)
+    assert (task.state, task.round) == (TaskState.DONE, 2)
+    prompt = (orch_home / "tasks" / task.id / "prompt-developer-r2.txt").read_text()
+    assert "FAKE-REVIEW-NOTE" in prompt and "FAKE-SUMMARY-NOTE" not in prompt
+    assert ("A7", "summarizer", "agent_error", 2) in calls(store, task.id)
+    assert [e.to_stage for e in store.events(task.id)] == [
+        "analysis",
+        "design",
+        "development",
+        "review",
+        "development",
+        "review",
+        "testing",
+        "done",
+    ]
+
+
+# --- accounting and budgets (the fake claude reports tokens and cost) -----------------------
+
+
+def test_every_agent_call_is_accounted_with_tokens_and_cost(
+    fake_bin: Path, repo: Path, store: Store, db_url: str, orch_home: Path, orch: Callable[..., Run]
+) -> None:
+    task = run_one(store, orch_home, settings_for(db_url, orch_home, agent_backend="claude"))
+    assert task.state is TaskState.DONE
+    assert [site for site, *_ in calls(store, task.id)] == ["A1", "A2", "A3", "A4", "A5"]
+    assert store.task_cost(task.id) == pytest.approx(5 * 0.0421)
+    figures = status_report(store)["determinization"]
+    assert (figures["agent_calls"], figures["tokens_in"], figures["tokens_out"]) == (
+        5,
+        5 * 1500,
+        5 * 320,
+    )
+    assert figures["by_stage"]["review"]["agent_calls"] == 1
+    assert figures["by_stage"]["review"]["cost_usd"] == pytest.approx(0.0421)
+    # The LLM tester ran, so the tokens a runner saves can be estimated (none avoided here).
+    assert figures["tokens_avoided_estimate"] == 0
+    shown = orch("status")
+    assert "agent calls" in shown.out and "$0.2105" in shown.out
+
+
+def test_tokens_avoided_are_unknown_without_llm_tester_calls(
+    store: Store, db_url: str, orch_home: Path
+) -> None:
+    assert status_report(store)["determinization"]["tokens_avoided_estimate"] == "unknown"
+
+
+def test_a_task_over_its_budget_is_blocked_before_the_next_call(
+    fake_bin: Path, repo: Path, store: Store, db_url: str, orch_home: Path
+) -> None:
+    settings = settings_for(db_url, orch_home, agent_backend="claude", task_budget_usd=0.05)
+    task = run_one(store, orch_home, settings)
+    assert (task.state, task.stage) == (TaskState.BLOCKED, Stage.DEVELOPMENT)
+    assert "ORCH_TASK_BUDGET_USD" in (task.reason or "")
+    assert [site for site, *_ in calls(store, task.id)] == ["A1", "A2"]  # no third call
+    assert [a.kind for a in store.list_alerts(task_id=task.id)] == ["budget"]
+
+
+def test_the_daily_budget_blocks_every_task_once_spent(
+    fake_bin: Path, repo: Path, store: Store, db_url: str, orch_home: Path
+) -> None:
+    settings = settings_for(db_url, orch_home, agent_backend="claude", daily_budget_usd=0.03)
+    first = run_one(store, orch_home, settings)
+    assert first.stage is Stage.DESIGN and "ORCH_DAILY_BUDGET_USD" in (first.reason or "")
+    second = run_one(store, orch_home, settings)
+    assert (second.state, second.stage) == (TaskState.BLOCKED, Stage.ANALYSIS)
+    assert calls(store, second.id) == []
