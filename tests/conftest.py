@@ -23,6 +23,7 @@ PG_URL = os.environ.get("ORCH_TEST_PG_URL")
 IN_CI = os.environ.get("CI") == "true"
 ORCH_EXE = str(Path(sys.executable).with_name("orch"))
 _pg_passed: list[str] = []
+_pg_nodes: set[str] = set()  # tests that used a PostgreSQL schema
 
 
 @pytest.fixture(autouse=True)
@@ -99,8 +100,9 @@ def pg_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(pg_database: str) -> Iterator[str]:
+def pg_url(pg_database: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """An empty schema of its own for one test (search_path points at it)."""
+    _pg_nodes.add(request.node.nodeid)
     schema = f"t_{uuid.uuid4().hex[:12]}"
     engine = create_engine(pg_database, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
@@ -201,9 +203,12 @@ def orch_exe() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call" and report.passed and "postgresql" in report.nodeid:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: pytest.TestReport = yield
+    if report.when == "call" and report.passed and item.nodeid in _pg_nodes:
         _pg_passed.append(report.nodeid)
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -11,16 +11,15 @@ from orchestrator.pipeline.names import check_task_id
 from orchestrator.proc import terminate_group
 from orchestrator.settings import Settings
 from orchestrator.store import Store, Task
-from orchestrator.workspace import git
+from orchestrator.workspace import checkout
 
 log = logging.getLogger(__name__)
 
 
-def retire_worktree(store: Store, task: Task) -> None:
-    """Remove a finished task's worktree (its branch stays); never fatal."""
+def retire_worktree(store: Store, home: Path, task: Task) -> None:
+    """Remove a finished task's worktree on this machine (its branch stays); never fatal."""
     try:
-        repo = store.get_repo(task.repo)
-        git.remove_worktree(Path(repo.path), Path(task.worktree))
+        checkout.retire(home, store.get_repo(task.repo), task)
     except GitError as exc:
         log.warning("task %s: could not remove its worktree: %s", task.id, exc)
 
@@ -34,7 +33,7 @@ def cancel_task(store: Store, settings: Settings, task_id: str) -> Task:
         # reused since is never killed.)
         marker = job.marker or f"{job.worker_id}.{job.id}.{job.attempt}"
         terminate_group(job.pgid, job.proc_started_at, marker, settings.kill_grace_s)
-    retire_worktree(store, task)
+    retire_worktree(store, settings.home, task)
     return task
 
 

@@ -41,6 +41,7 @@ def repo_document(repo: Repo) -> dict[str, Any]:
         "setup_command": repo.setup_command,
         "skip_stages": sorted(repo.skip_stages),
         "self": repo.is_self,
+        "remote": repo.is_remote,
         "created_at": _time(repo.created_at),
     }
 

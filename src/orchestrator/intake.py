@@ -10,7 +10,7 @@ from orchestrator.errors import GitError, InputError
 from orchestrator.pipeline.names import check_repo_name
 from orchestrator.pipeline.stages import TASK_ARTIFACT
 from orchestrator.store import NewTask, Repo, Store, Task
-from orchestrator.workspace import git, layout
+from orchestrator.workspace import checkout, git, layout
 
 TITLE_MAX = 200
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o or 1/l: ids are read aloud
@@ -40,12 +40,14 @@ def submit_task(store: Store, home: Path, repo_name: str, title: str, descriptio
     if len(title) > TITLE_MAX:
         raise InputError(f"the task title is longer than {TITLE_MAX} characters")
     repo = store.get_repo(check_repo_name(repo_name))
-    repo_path = Path(repo.path)
-    if not repo_path.is_dir():
-        raise GitError(f"repo {repo.name}: {repo_path} no longer exists (orch repo set)")
+    if not repo.is_remote and not Path(repo.path).is_dir():
+        raise GitError(f"repo {repo.name}: {repo.path} no longer exists (orch repo set)")
+    root = checkout.git_dir(home, repo)
 
     task_id = new_task_id()
-    while git.has_branch(repo_path, layout.task_branch(task_id)):
+    while git.has_branch(root, layout.task_branch(task_id)) or git.has_ref(
+        root, f"refs/remotes/origin/{layout.task_branch(task_id)}"
+    ):
         task_id = new_task_id()
     branch = layout.task_branch(task_id)
     worktree = layout.worktree_dir(home, task_id)
@@ -54,8 +56,8 @@ def submit_task(store: Store, home: Path, repo_name: str, title: str, descriptio
 
     made_worktree = made_folder = False
     try:
-        git.add_worktree(repo_path, worktree, branch, repo.default_branch)
-        made_worktree = True
+        made_worktree = True  # from here on, undo whatever part of it exists
+        checkout.start_branch(home, repo, branch, worktree)
         folder.mkdir(parents=True, exist_ok=False)
         made_folder = True
         (folder / TASK_ARTIFACT).write_text(task_md, encoding="utf-8")
@@ -65,6 +67,5 @@ def submit_task(store: Store, home: Path, repo_name: str, title: str, descriptio
         if made_folder:
             shutil.rmtree(folder, ignore_errors=True)
         if made_worktree:
-            git.remove_worktree(repo_path, worktree)
-        git.delete_branch(repo_path, branch)
+            checkout.undo_branch(home, repo, branch, worktree)
         raise

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from orchestrator.errors import Conflict, InputError
@@ -28,13 +29,21 @@ class RepoOptions:
     is_self: bool | None = None
 
 
-def register_repo(store: Store, name: str, path: Path, options: RepoOptions) -> Repo:
-    """Add a repo: `path` must be a git working copy; the default branch defaults to its own."""
+# A git URL: scheme://..., or scp-like user@host:path.
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^[\w.-]+@[\w.-]+:")
+
+
+def register_repo(store: Store, name: str, location: str | Path, options: RepoOptions) -> Repo:
+    """Add a repo: the path of a git working copy (used in place, one machine), or a git URL
+    or bare repository (every worker clones it). The default branch defaults to its own."""
     check_repo_name(name)
+    where = str(location)
+    if _URL.match(where) or _is_bare(where):
+        return _register_remote(store, name, where, options)
     try:
-        root = git.toplevel(path.expanduser().resolve())
+        root = git.toplevel(Path(where).expanduser().resolve())
     except RuntimeError as exc:  # `~nosuchuser/...`: no such home folder
-        raise InputError(f"cannot resolve {path}: {exc}") from None
+        raise InputError(f"cannot resolve {where}: {exc}") from None
     branch = options.default_branch or git.current_branch(root)
     if branch is None:
         raise InputError(f"{root} has a detached HEAD: give --default-branch")
@@ -43,10 +52,55 @@ def register_repo(store: Store, name: str, path: Path, options: RepoOptions) -> 
     return store.add_repo(name, RepoSpec(**{**spec.__dict__, "path": str(root)}))
 
 
+def _is_bare(where: str) -> bool:
+    path = Path(where).expanduser()
+    if not path.is_dir():
+        return False
+    result = git.git(path, "rev-parse", "--is-bare-repository", check=False)
+    return result.ok and result.stdout.strip() == "true"
+
+
+def _remote_branches(url: str) -> tuple[str | None, set[str]]:
+    """The remote's HEAD branch and its branches; InputError when it cannot be read."""
+    listing = git.git(".", "ls-remote", "--symref", url, "HEAD", "refs/heads/*", check=False,
+                      timeout=60)  # fmt: skip
+    if not listing.ok:
+        lines = (listing.stderr or listing.stdout).strip().splitlines()
+        raise InputError(f"cannot read the git remote {url}: {lines[-1] if lines else 'failed'}")
+    head: str | None = None
+    branches: set[str] = set()
+    for line in listing.stdout.splitlines():
+        if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
+            head = line.removeprefix("ref: refs/heads/").split("\t")[0]
+        elif "\trefs/heads/" in line:
+            branches.add(line.split("\trefs/heads/", 1)[1])
+    return head, branches
+
+
+def _register_remote(store: Store, name: str, url: str, options: RepoOptions) -> Repo:
+    head, branches = _remote_branches(url)
+    branch = options.default_branch or head
+    if branch is None or branch not in branches:
+        shown = branch or "its HEAD"
+        raise InputError(f"the remote {url} has no branch {shown} with a commit on it")
+    spec = _spec(replace(options, default_branch=None), Path("."), None)
+    _check_single_self(store, name, spec)
+    values = {**spec.__dict__, "path": url, "default_branch": branch, "is_remote": True}
+    return store.add_repo(name, RepoSpec(**values))
+
+
 def change_repo(store: Store, name: str, options: RepoOptions) -> Repo:
     """Change a repo's settings; only the options given change."""
     check_repo_name(name)
     repo = store.get_repo(name)
+    if repo.is_remote and options.default_branch is not None:
+        _, branches = _remote_branches(repo.path)
+        if options.default_branch not in branches:
+            raise InputError(f"the remote {repo.path} has no branch {options.default_branch!r}")
+        spec = _spec(replace(options, default_branch=None), Path("."), None)
+        spec = replace(spec, default_branch=options.default_branch)
+        _check_single_self(store, name, spec)
+        return store.update_repo(name, spec)
     spec = _spec(options, Path(repo.path), options.default_branch)
     _check_single_self(store, name, spec)
     return store.update_repo(name, spec)

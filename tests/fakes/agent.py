@@ -8,6 +8,8 @@ can read what the orchestrator told it. Behaviour, from the environment:
 - FAKE_AGENT_REVIEW_REJECTS: the reviewer answers CHANGES_REQUESTED in rounds up to this one
 - FAKE_AGENT_SPAWN_CHILD: start a grandchild that sleeps (to test tree kills)
 - FAKE_AGENT_SUMMARY_FAILS: the failure summarizer (A7) exits 1 without a note
+- FAKE_AGENT_RUN_LOG: append "task stage round pid start end" for every run (to count
+  double runs and to see which runs overlapped)
 """
 
 import os
@@ -28,6 +30,7 @@ VERDICTS = {
 
 
 def main() -> int:
+    started = time.time()
     prompt = sys.stdin.read()
     role, round_ = os.environ["ORCH_ROLE"], int(os.environ["ORCH_ROUND"])
     folder = Path(os.environ["ORCH_ARTIFACT_DIR"])
@@ -49,6 +52,10 @@ def main() -> int:
             out.write(f"round {round_} by the developer\n")
     artifact = f"# {role} round {round_}\n\n{verdict}\n"
     Path(os.environ["ORCH_ARTIFACT_PATH"]).write_text(artifact)
+    if os.environ.get("FAKE_AGENT_RUN_LOG"):
+        with open(os.environ["FAKE_AGENT_RUN_LOG"], "a") as runs:
+            task, stage = os.environ["ORCH_TASK_ID"], os.environ["ORCH_STAGE"]
+            runs.write(f"{task} {stage} {round_} {os.getpid()} {started} {time.time()}\n")
     print(f"{role}: done (args: {' '.join(sys.argv[1:])})")
     return 0
 

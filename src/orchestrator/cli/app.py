@@ -11,7 +11,7 @@ from orchestrator.cli.demo import demo
 from orchestrator.cli.doctor import doctor
 from orchestrator.cli.repo import repo
 from orchestrator.cli.serve import serve
-from orchestrator.cli.status import queue, status
+from orchestrator.cli.status import queue, status, workers
 from orchestrator.cli.task import task
 from orchestrator.cli.watch import watch
 from orchestrator.cli.worker import worker
@@ -39,4 +39,5 @@ orch.add_command(worker)
 orch.add_command(serve)
 orch.add_command(queue)
 orch.add_command(status)
+orch.add_command(workers)
 task.add_command(watch)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -68,11 +67,12 @@ def repo() -> None:
 
 @repo.command("add")
 @click.argument("name")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path")
 @_repo_options
 @pass_app
-def repo_add(app: AppContext, /, name: str, path: Path, as_json: bool, **options: Any) -> None:
-    """Register the git working copy at PATH as NAME."""
+def repo_add(app: AppContext, /, name: str, path: str, as_json: bool, **options: Any) -> None:
+    """Register PATH as NAME: a git working copy (used in place, on this machine), or a git
+    URL or bare repository (every worker works in its own clone, for several machines)."""
     added = register_repo(app.store, name, path, RepoOptions(**options))
     _print_repo(added, as_json, "added")
 

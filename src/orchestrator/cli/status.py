@@ -10,6 +10,7 @@ from rich.table import Table
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import console, emit_json
+from orchestrator.documents import worker_document
 from orchestrator.overview import queue_report, status_report
 from orchestrator.pipeline.stages import STAGE_ORDER
 from orchestrator.store.base import utcnow
@@ -113,3 +114,31 @@ def status(app: AppContext, as_json: bool) -> None:
     )
     if figures["by_stage"]:
         console.print(_usage_table(figures))
+
+
+@click.command()
+@click.option("--all", "everyone", is_flag=True, help="Include workers that stopped.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def workers(app: AppContext, everyone: bool, as_json: bool) -> None:
+    """Worker processes: host, pid, last heartbeat, and the jobs each holds."""
+    listed = app.store.list_workers(running_only=not everyone)
+    holding: dict[str, list[int]] = {}
+    for job in app.store.running_jobs():
+        holding.setdefault(job.worker_id or "", []).append(job.id)
+    documents = [{**worker_document(w), "jobs": holding.get(w.id, [])} for w in listed]
+    if as_json:
+        emit_json(documents)
+        return
+    table = Table("worker", "host", "pid", "started", "heartbeat", "jobs", box=None)
+    for d in documents:
+        state = "stopped" if d["stopped_at"] else _ago(d["heartbeat_at"])
+        table.add_row(
+            d["id"],
+            d["host"],
+            str(d["pid"]),
+            _ago(d["started_at"]),
+            state,
+            ",".join(map(str, d["jobs"])) or "-",
+        )
+    console.print(table if table.row_count else "no workers")

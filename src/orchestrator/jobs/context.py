@@ -91,7 +91,7 @@ def commit_verdict(
         move.round,
     )
     if task.state in (TaskState.DONE, TaskState.CANCELLED):
-        retire_worktree(ctx.store, task)
+        retire_worktree(ctx.store, ctx.settings.home, task)
     return JobEnd.VERDICT
 
 

@@ -26,7 +26,7 @@ from orchestrator.redact import redact
 from orchestrator.store import Artifact, Job, JobMetrics, Repo, Store, Task
 from orchestrator.store.base import utcnow
 from orchestrator.transport import AgentRequest, AgentResult, ErrorKind, call_agent
-from orchestrator.workspace import git, layout
+from orchestrator.workspace import checkout, git, layout
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ def launch_job(ctx: JobContext, job: Job) -> JobEnd:
     """Run one job of a task's stage to its end: a reserved runner, else an LLM agent."""
     task = ctx.store.get_task(job.task_id)
     repo = ctx.store.get_repo(task.repo)
+    # A remote repo's task gets a worktree on this machine, at the tip of its pushed branch.
+    task = checkout.prepare(ctx.settings.home, repo, task)
     not_ready = ensure_setup(ctx, job, task, repo)
     if not_ready is not None:
         return not_ready
@@ -99,9 +101,9 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
 
     text = redact(path.read_text(encoding="utf-8", errors="replace"), ctx.secrets)
     try:
-        git.commit_all(
-            Path(task.worktree), f"{role}: {task.title} (task {task.id}, round {job.round})"
-        )
+        message = f"{role}: {task.title} (task {task.id}, round {job.round})"
+        if git.commit_all(Path(task.worktree), message) is not None:
+            checkout.publish(repo, task)
     except GitError as exc:
         failed = replace(
             result, kind=ErrorKind.AGENT_ERROR, message=f"cannot commit its work: {exc}"

@@ -26,7 +26,7 @@ from orchestrator.runners.base import (
     run_suite,
 )
 from orchestrator.self_deploy import SuiteStatus
-from orchestrator.workspace import git
+from orchestrator.workspace import checkout, git
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,8 @@ def checked_out_at(repo: Path, branch: str) -> Path | None:
     return None
 
 
-def merge_branch(repo: Path, branch: str, into: str, message: str) -> Merge:
-    """Merge `branch` into `into`; MergeRefused for conflicts and dirty working copies."""
-    base = git.git(repo, "rev-parse", "--verify", f"refs/heads/{into}^{{commit}}").stdout.strip()
-    tip = git.git(repo, "rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}").stdout.strip()
-    if git.git(repo, "merge-base", "--is-ancestor", tip, base, check=False).ok:
-        return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
-
+def _merge_commit(repo: Path, base: str, tip: str, message: str) -> str:
+    """The merge commit of `tip` into `base`, made without a working tree."""
     tree = git.git(
         repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, tip, check=False
     )
@@ -74,7 +69,7 @@ def merge_branch(repo: Path, branch: str, into: str, message: str) -> Merge:
         raise MergeRefused(FailureKind.CONFLICT, "the merge conflicts in: " + ", ".join(paths))
     if not tree.ok:
         raise GitError(f"git merge-tree failed: {tree.stderr.strip()}")
-    merged = git.git(
+    return git.git(
         repo,
         "commit-tree",
         tree.stdout.split()[0],
@@ -87,6 +82,17 @@ def merge_branch(repo: Path, branch: str, into: str, message: str) -> Merge:
         extra_env=git.identity_env(repo),
     ).stdout.strip()
 
+
+def _commit(repo: Path, ref: str) -> str:
+    return git.git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}").stdout.strip()
+
+
+def merge_branch(repo: Path, branch: str, into: str, message: str) -> Merge:
+    """Merge `branch` into `into`; MergeRefused for conflicts and dirty working copies."""
+    base, tip = _commit(repo, f"refs/heads/{into}"), _commit(repo, f"refs/heads/{branch}")
+    if git.git(repo, "merge-base", "--is-ancestor", tip, base, check=False).ok:
+        return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
+    merged = _merge_commit(repo, base, tip, message)
     working_copy = checked_out_at(repo, into)
     if working_copy is None:
         git.git(repo, "update-ref", f"refs/heads/{into}", merged, base)
@@ -105,6 +111,21 @@ def merge_branch(repo: Path, branch: str, into: str, message: str) -> Merge:
     return Merge(base, merged, str(working_copy), f"{into} fast-forwarded in {working_copy}")
 
 
+def merge_remote(clone: Path, branch: str, into: str, message: str) -> Merge:
+    """Merge `branch` into `into` on the remote: computed in our clone, then pushed.
+
+    The push is a fast-forward of the remote's branch, so if someone pushed to it meanwhile
+    it is refused (a GitError: the merge is computed again on the next attempt).
+    """
+    base = _commit(clone, f"refs/remotes/origin/{into}")
+    tip = _commit(clone, f"refs/remotes/origin/{branch}")
+    if git.git(clone, "merge-base", "--is-ancestor", tip, base, check=False).ok:
+        return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
+    merged = _merge_commit(clone, base, tip, message)
+    git.git(clone, "push", "--quiet", "origin", f"{merged}:refs/heads/{into}")
+    return Merge(base, merged, None, f"{into} of the remote moved to the merge commit (pushed)")
+
+
 class DeployFinalizer:
     """Merges, deploys and writes the deploy log."""
 
@@ -113,12 +134,15 @@ class DeployFinalizer:
     def run(self, request: RunnerRequest) -> RunnerOutcome:
         """Merge and deploy; a verdict (DEPLOYED or FAILED) or a tool error."""
         repo, task = request.repo, request.task
-        repo_path = Path(repo.path)
-        if not repo_path.is_dir():
-            return RunnerOutcome.tool_error(f"the repo {repo_path} is missing")
         message = f"Merge {task.branch}: {task.title} (task {task.id})"
         try:
-            merge = merge_branch(repo_path, task.branch, repo.default_branch, message)
+            if repo.is_remote:
+                clone = checkout.sync_clone(request.settings.home, repo)
+                merge = merge_remote(clone, task.branch, repo.default_branch, message)
+            elif not Path(repo.path).is_dir():
+                return RunnerOutcome.tool_error(f"the repo {repo.path} is missing")
+            else:
+                merge = merge_branch(Path(repo.path), task.branch, repo.default_branch, message)
         except MergeRefused as refused:
             return self._verdict(request, False, refused.kind, str(refused), None)
         except GitError as exc:

@@ -35,8 +35,10 @@ from orchestrator.store.base import utcnow
 
 log = logging.getLogger(__name__)
 
-# The loop looks for work added by other processes at least this often.
+# The loop looks for work added by other processes at least this often. On PostgreSQL the
+# workers wake each other with LISTEN/NOTIFY, and the poll is only a safety net.
 FALLBACK_POLL_S = 0.5
+LISTENING_POLL_S = 5.0
 # An unexpected exception in the orchestrator's own code while running a job is retried this
 # many times (it may be a passing fault), then the task is blocked for a person.
 INTERNAL_ERROR_RETRIES = 2
@@ -71,6 +73,7 @@ class Worker:
         self._secrets = secret_values(settings)
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._listening = threading.Event()
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
         url = settings.alert_webhook_url
@@ -98,6 +101,9 @@ class Worker:
         take_over(self.store, me, self.settings.kill_grace_s)
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         heartbeat.start()
+        if self.store.dialect == "postgresql":
+            listener = threading.Thread(target=self._listen, name="listen", daemon=True)
+            listener.start()
         notifier = None
         if self._notifier is not None:
             notifier = threading.Thread(
@@ -151,10 +157,28 @@ class Worker:
         return not self._running and self.store.pending_work() == (0, 0)
 
     def _next_wait(self) -> float:
+        poll = LISTENING_POLL_S if self._listening.is_set() else FALLBACK_POLL_S
         due = self.store.next_due()
         if due is None:
-            return FALLBACK_POLL_S
-        return max(0.0, min(FALLBACK_POLL_S, (due - utcnow()).total_seconds()))
+            return poll
+        return max(0.0, min(poll, (due - utcnow()).total_seconds()))
+
+    def _listen(self) -> None:
+        # A notification only sets the wake-up flag; the loop clears the flag before it
+        # claims, so one that arrives during a claim is never lost.
+        while not self._stopping.is_set():
+            try:
+                self._listening.set()
+                self.store.listen_for_jobs(self._wake.set, self._stopping)
+            except Exception:
+                log.warning(
+                    "listening for jobs failed; polling every %.1fs until it works",
+                    FALLBACK_POLL_S,
+                    exc_info=True,
+                )
+            finally:
+                self._listening.clear()
+            self._stopping.wait(1.0)
 
     # --- one job ------------------------------------------------------------------------------
 

@@ -6,10 +6,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from orchestrator.errors import Conflict, StoreError
+
+# Workers LISTEN on this channel; every transaction that makes a job runnable (or frees a
+# serial gate) NOTIFYs it, delivered at commit (PostgreSQL only; SQLite has one process).
+JOBS_CHANNEL = "orch_jobs"
+
+
+def announce(conn: Connection) -> None:
+    """Wake the other workers when this transaction commits."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"NOTIFY {JOBS_CHANNEL}"))
 
 
 def utcnow() -> datetime:

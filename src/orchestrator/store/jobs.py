@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from orchestrator.errors import StaleState
 from orchestrator.pipeline.stages import SERIAL_STAGES, TaskState
-from orchestrator.store.base import StoreBase, utcnow
+from orchestrator.store.base import StoreBase, announce, utcnow
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus
 from orchestrator.store.schema import jobs, tasks
 
@@ -189,6 +189,7 @@ class JobQueries(StoreBase):
             ).first()
             if row is None:
                 return None
+            announce(conn)
             fresh = conn.execute(
                 insert(jobs)
                 .values(

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, insert, update
 from orchestrator.errors import Conflict, StaleState
 from orchestrator.pipeline.stages import SERIAL_STAGES, Producer, Stage, TaskState
 from orchestrator.pipeline.transitions import Transition
-from orchestrator.store.base import StoreBase, utcnow
+from orchestrator.store.base import StoreBase, announce, utcnow
 from orchestrator.store.jobs import metrics_values
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus, Task
 from orchestrator.store.schema import alerts, artifacts, events, jobs, tasks
@@ -83,6 +83,7 @@ class LifecycleQueries(StoreBase):
             self._end_job(conn, job, JobStatus.DONE, metrics)
             self._move_task(conn, job, job.stage, TaskState.BLOCKED, job.round, reason)
             self._alert(conn, alert_kind, reason, job.task_id)
+            announce(conn)  # its serial gate, if it held one, is free
             return fetch_task(conn, job.task_id)
 
     def cancel_task(self, task_id: str) -> tuple[Task, Job | None]:
@@ -108,6 +109,7 @@ class LifecycleQueries(StoreBase):
                     updated_at=now,
                 )
             )
+            announce(conn)  # its serial gate, if it held one, is free
             return fetch_task(conn, task_id), Job.from_row(live) if live else None
 
     def resume_task(self, task_id: str) -> Task:
@@ -185,6 +187,7 @@ class LifecycleQueries(StoreBase):
 
     @staticmethod
     def _queue(conn: Connection, task_id: str, stage: Stage, round_: int) -> None:
+        announce(conn)
         conn.execute(
             insert(jobs).values(
                 task_id=task_id,

@@ -26,6 +26,7 @@ class RepoSpec:
     setup_command: str | None = None
     skip_stages: frozenset[Stage] | None = None
     is_self: bool | None = None
+    is_remote: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Repo:
     skip_stages: frozenset[Stage]
     is_self: bool
     created_at: datetime
+    is_remote: bool = False
 
     @classmethod
     def from_row(cls, row: Any) -> Repo:

@@ -31,7 +31,12 @@ class RepoQueries(StoreBase):
         """Register a repo; Conflict when the name is taken."""
         if spec.path is None or spec.default_branch is None:
             raise ValueError("a new repo needs a path and a default branch")
-        values = {"test_target": DEFAULT_TEST_TARGET, "is_self": False, **_columns(spec)}
+        values = {
+            "test_target": DEFAULT_TEST_TARGET,
+            "is_self": False,
+            "is_remote": False,
+            **_columns(spec),
+        }
         with self._write() as conn:
             if conn.execute(select(repos.c.id).where(repos.c.name == name)).first():
                 raise Conflict(f"repo {name!r} already exists (change it with: orch repo set)")

@@ -71,6 +71,8 @@ repos = Table(
     Column("setup_command", Text),
     Column("skip_stages", Text, nullable=False, server_default=""),
     Column("is_self", Boolean, nullable=False, server_default=text("false")),
+    # A URL or bare repository: each worker works in its own clone (workspace/checkout.py).
+    Column("is_remote", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime, nullable=False),
 )
 

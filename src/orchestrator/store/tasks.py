@@ -16,7 +16,7 @@ from orchestrator.pipeline.stages import (
     Stage,
     TaskState,
 )
-from orchestrator.store.base import StoreBase, utcnow
+from orchestrator.store.base import StoreBase, announce, utcnow
 from orchestrator.store.records import Artifact, Event, JobStatus, Task
 from orchestrator.store.schema import artifacts, events, jobs, repos, tasks
 
@@ -87,6 +87,7 @@ class TaskQueries(StoreBase):
                 )
             )
             self._insert_artifact(conn, new.id, TASK_ARTIFACT, 1, Producer.INTAKE, task_md)
+            announce(conn)
             conn.execute(
                 insert(jobs).values(
                     task_id=new.id,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
+import psycopg
 from sqlalchemy import insert, select, update
 
-from orchestrator.store.base import StoreBase, utcnow
+from orchestrator.errors import StoreError
+from orchestrator.store.base import JOBS_CHANNEL, StoreBase, utcnow
 from orchestrator.store.records import Worker
 from orchestrator.store.schema import workers
 
@@ -54,3 +59,23 @@ class WorkerQueries(StoreBase):
         with self._read() as conn:
             row = conn.execute(select(workers).where(workers.c.id == worker_id)).first()
         return Worker.from_row(row) if row else None
+
+    def listen_for_jobs(self, on_notify: Callable[[], None], stop: threading.Event) -> None:
+        """Call `on_notify` whenever another process makes a job runnable, until `stop`.
+
+        PostgreSQL only (LISTEN/NOTIFY on a connection of its own); returns at once on SQLite,
+        where the one worker process learns of its own jobs directly. Raises StoreError when
+        the connection fails, for the caller to retry.
+        """
+        if self.dialect != "postgresql":
+            return
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"LISTEN {JOBS_CHANNEL}")
+                on_notify()  # whatever was announced before we listened
+                while not stop.is_set():
+                    for _ in conn.notifies(timeout=1.0):
+                        on_notify()
+        except psycopg.Error as exc:
+            raise StoreError(f"listening for jobs failed: {exc}") from exc

@@ -73,6 +73,11 @@ def has_branch(repo: Path, branch: str) -> bool:
     return result.ok
 
 
+def has_ref(repo: Path, ref: str) -> bool:
+    """True when `ref` names a commit in `repo`."""
+    return git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).ok
+
+
 def check_branch_name(repo: Path, branch: str) -> None:
     """GitError when `branch` is not a valid branch name."""
     if (

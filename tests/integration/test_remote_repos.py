@@ -1,0 +1,115 @@
+"""Repos that live elsewhere: registration, intake through a clone, and wake-ups."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import InputError, StoreError
+from orchestrator.intake import submit_task
+from orchestrator.registry import RepoOptions, register_repo
+from orchestrator.store import Store
+from orchestrator.workspace import checkout
+from tests.helpers import entries, git
+
+
+@pytest.fixture
+def origin(make_repo: Callable[..., Path], tmp_path: Path) -> Path:
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--bare", "--quiet", str(make_repo("app", branch="trunk")), str(bare))
+    return bare
+
+
+def test_a_bare_repository_registers_as_a_remote_with_its_head_branch(
+    store: Store, origin: Path
+) -> None:
+    repo = register_repo(store, "app", str(origin), RepoOptions())
+    assert (repo.is_remote, repo.default_branch, repo.path) == (True, "trunk", str(origin))
+
+
+def test_a_remote_without_the_branch_or_unreachable_is_refused(store: Store, origin: Path) -> None:
+    with pytest.raises(InputError, match=r"no branch '?main"):
+        register_repo(store, "app", str(origin), RepoOptions(default_branch="main"))
+    with pytest.raises(InputError, match="cannot read the git remote"):
+        register_repo(store, "gone", "https://127.0.0.1:9/nothing.git", RepoOptions())
+    assert store.list_repos() == []
+
+
+def test_intake_on_a_remote_clones_it_and_pushes_the_task_branch(
+    store: Store, origin: Path, orch_home: Path
+) -> None:
+    register_repo(store, "app", str(origin), RepoOptions())
+    task = submit_task(store, orch_home, "app", "Remote work", "")
+    assert git(origin, "branch", "--list", task.branch).strip().endswith(task.branch)
+    assert (orch_home / "repos" / "app.git" / "HEAD").is_file()
+    assert git(Path(task.worktree), "rev-parse", "--abbrev-ref", "HEAD").strip() == task.branch
+
+
+def test_a_failed_intake_on_a_remote_leaves_no_branch_there(
+    store: Store, origin: Path, orch_home: Path
+) -> None:
+    register_repo(store, "app", str(origin), RepoOptions())
+    orch_home.mkdir(parents=True, exist_ok=True)
+    (orch_home / "tasks").write_text("in the way")
+    with pytest.raises(OSError):
+        submit_task(store, orch_home, "app", "Remote work", "")
+    assert git(origin, "branch", "--list", "orch/*").strip() == ""
+    assert entries(orch_home / "worktrees") == []
+
+
+def test_prepare_gives_a_second_machine_the_branch_tip(
+    store: Store, origin: Path, orch_home: Path, tmp_path: Path
+) -> None:
+    repo = register_repo(store, "app", str(origin), RepoOptions())
+    task = submit_task(store, orch_home, "app", "Remote work", "")
+    (Path(task.worktree) / "work.txt").write_text("first machine\n")
+    git(Path(task.worktree), "add", "work.txt")
+    git(Path(task.worktree), "commit", "-q", "-m", "work")
+    checkout.publish(repo, task)
+
+    other = tmp_path / "other-machine"
+    prepared = checkout.prepare(other, repo, task)
+    assert Path(prepared.worktree).parent == other / "worktrees"
+    assert (Path(prepared.worktree) / "work.txt").read_text() == "first machine\n"
+
+
+def test_listening_workers_hear_of_new_jobs(
+    store: Store, origin: Path, orch_home: Path, db_url: str
+) -> None:
+    if store.dialect != "postgresql":
+        stop = threading.Event()
+        store.listen_for_jobs(lambda: None, stop)  # returns at once: one process on SQLite
+        return
+    register_repo(store, "app", str(origin), RepoOptions())
+    heard = threading.Event()
+    stop = threading.Event()
+    notices: list[int] = []
+
+    def on_notify() -> None:
+        notices.append(1)
+        if len(notices) > 1:  # the first call is the catch-up when it starts listening
+            heard.set()
+
+    listener = threading.Thread(target=store.listen_for_jobs, args=(on_notify, stop))
+    listener.start()
+    try:
+        while not notices:
+            threading.Event().wait(0.01)
+        submit_task(store, orch_home, "app", "Wake up", "")
+        assert heard.wait(10)
+    finally:
+        stop.set()
+        listener.join(10)
+
+
+def test_a_listener_that_cannot_connect_is_a_store_error() -> None:
+    from orchestrator.store import Store as StoreClass
+    from orchestrator.store.engine import make_engine
+
+    nowhere = StoreClass(make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    with pytest.raises(StoreError, match="listening for jobs failed"):
+        nowhere.listen_for_jobs(lambda: None, threading.Event())
+    nowhere.close()
