@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     post_deploy_monitor_repos: RepoScope = frozenset({"*"})
     post_deploy_monitor_infra_retries: int = Field(default=3, ge=0, le=100)
 
+    # A self deploy restarts the service on the merged code; the new process must answer
+    # /health within this, or the change is reverted (the monitor window starts after it).
+    self_start_timeout_s: Seconds = 60.0
+
     # The repo's setup command (e.g. creating .venv) runs once per worktree before its first
     # job; installing dependencies can take minutes.
     setup_timeout_s: Seconds = 900.0

@@ -9,31 +9,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 from fastapi import Request
 
 import orchestrator
-from orchestrator.errors import GitError
 from orchestrator.redact import secret_values
+from orchestrator.selfhost.code import code_commit
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.store.base import utcnow
-from orchestrator.workspace import git
 
 log = logging.getLogger(__name__)
-
-
-def code_commit() -> str | None:
-    """HEAD of the checkout the running code was loaded from, when it is a git checkout."""
-    package = Path(orchestrator.__file__).resolve().parent
-    try:
-        root = git.toplevel(package)
-        return git.head(root)
-    except GitError:
-        return None
 
 
 class DocumentCache:

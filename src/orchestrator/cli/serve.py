@@ -1,8 +1,14 @@
-"""`orch serve`: the HTTP API and dashboard, with the worker in the same process."""
+"""`orch serve`: the HTTP API and dashboard, with the worker in the same process.
+
+For a repo registered with --self (the orchestrator's own checkout), `orch serve` runs under
+a small supervisor by default: a self deploy restarts the service on the merged code, and
+the supervisor rolls it back if the new code does not come up healthy.
+"""
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 import click
@@ -11,17 +17,36 @@ from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import notice
 from orchestrator.cli.worker import configure_logging
 from orchestrator.errors import ConfigError
-from orchestrator.settings import is_loopback
+from orchestrator.settings import Settings, is_loopback
+
+
+def _child_argv(host: str, port: int, no_worker: bool, verbose: bool) -> list[str]:
+    argv = [sys.executable, "-m", "orchestrator", "serve", "--supervised"]
+    argv += ["--host", host, "--port", str(port)]
+    return argv + (["--no-worker"] if no_worker else []) + (["-v"] if verbose else [])
 
 
 @click.command()
 @click.option("--host", help="Address to bind [default: ORCH_HOST, 127.0.0.1].")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port [default: ORCH_PORT, 8765].")
 @click.option("--no-worker", is_flag=True, help="Serve only; run `orch worker` elsewhere.")
+@click.option(
+    "--supervise/--no-supervise",
+    default=None,
+    help="Run under a supervisor that restarts and rolls back self deploys "
+    "[default: on when a repo is registered with --self].",
+)
+@click.option("--supervised", is_flag=True, hidden=True)
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @pass_app
 def serve(
-    app: AppContext, host: str | None, port: int | None, no_worker: bool, verbose: bool
+    app: AppContext,
+    host: str | None,
+    port: int | None,
+    no_worker: bool,
+    supervise: bool | None,
+    supervised: bool,
+    verbose: bool,
 ) -> None:
     """Serve the API and the dashboard (and run the worker unless --no-worker)."""
     settings = app.settings
@@ -29,15 +54,50 @@ def serve(
     port = port or settings.port
     if not is_loopback(host) and not settings.token:
         raise ConfigError(f"refusing to serve on {host} without ORCH_API_TOKEN: set a token")
+    settings = settings.model_copy(update={"host": host, "port": port})
+    configure_logging(verbose)
+    store = app.store
+    if supervise is None:
+        supervise = any(repo.is_self for repo in store.list_repos())
+    if supervise and not supervised:
+        from orchestrator.selfhost.supervisor import Supervisor
+
+        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        notice(f"supervising the service on http://{host}:{port}/ (self deploys roll back)")
+        argv = _child_argv(host, port, no_worker, verbose)
+        raise SystemExit(Supervisor(store, settings, argv, f"http://{local}:{port}/health").run())
+    raise SystemExit(_serve(app, settings, host, port, no_worker, supervised, verbose))
+
+
+def _serve(
+    app: AppContext,
+    settings: Settings,
+    host: str,
+    port: int,
+    no_worker: bool,
+    supervised: bool,
+    verbose: bool,
+) -> int:
     # Imported here: the web stack costs a quarter second that other commands need not pay.
     import uvicorn
 
     from orchestrator.api import create_app
     from orchestrator.scheduler import Worker
+    from orchestrator.selfhost.boot import RESTART_EXIT, complete_pending_deploys
 
-    configure_logging(verbose)
     store = app.store
-    worker = None if no_worker else Worker(store, settings)
+    complete_pending_deploys(store, settings)  # before the worker: see selfhost/boot.py
+    restart = threading.Event()
+    server: uvicorn.Server | None = None
+
+    def request_restart() -> None:
+        restart.set()
+        if server is not None:
+            server.should_exit = True
+
+    worker = None
+    if not no_worker:
+        worker = Worker(store, settings, on_restart=request_restart if supervised else None)
     thread = None
     if worker is not None:
         thread = threading.Thread(target=worker.run, name="worker", daemon=True)
@@ -60,8 +120,12 @@ def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, server.handle_exit)
     try:
-        server.run()  # returns on SIGINT/SIGTERM
+        server.run()  # returns on SIGINT/SIGTERM, or when a self deploy asks for a restart
     finally:
         if worker is not None and thread is not None:
             worker.stop()
             thread.join(timeout=settings.kill_grace_s + 30)
+    if restart.is_set():
+        notice("restarting on the merged code")
+        return RESTART_EXIT
+    return 0

@@ -27,6 +27,7 @@ class JobEnd(StrEnum):
     DEFERRED = "deferred"  # it will run again after a backoff
     BLOCKED = "blocked"  # its task waits for a person
     CANCELLED = "cancelled"  # stopped before it ended; nothing was committed
+    RESTART = "restart"  # a self deploy merged: the service restarts and completes it
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class JobContext:
     cancel: CancelToken
     worker_id: str
     secrets: tuple[str, ...] = ()
+    can_restart: bool = False  # the process can restart on new code (orch serve)
 
     def marker(self, job: Job) -> str:
         """Tags every process of this job attempt, so that recovery can find them all."""

@@ -117,10 +117,21 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
         on_start=ctx.on_start(job),
         marker=ctx.marker(job),
         secrets=ctx.secrets,
+        can_restart=ctx.can_restart,
     )
-    outcome = run_guarded(agent.runner, request)
+    refusal = self_deploy_refusal(ctx, job, task, repo) if job.stage is Stage.DEPLOY else None
+    outcome = refusal or run_guarded(agent.runner, request)
     if outcome.cancelled:
         return JobEnd.CANCELLED
+    if outcome.restart:
+        # The verdict is written by the restarted process (selfhost/boot.py), which knows
+        # the code it runs; the job stays running until then.
+        extra = outcome.extra
+        ctx.store.record_self_deploy(
+            task.id, job.id, job.attempt, extra.get("base"), extra["merged"], extra.get("note", "")
+        )
+        log.info("task %s: self deploy merged %s; restarting on it", task.id, extra["merged"])
+        return JobEnd.RESTART
     metrics = _metrics(agent, outcome, str(log_path))
     if outcome.artifact is not None:
         _write(path, outcome.artifact)
@@ -151,6 +162,33 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
     return commit_verdict(
         ctx, job, repo, agent.producer, name, text, metrics, extra_alert=("infra", alert)
     )
+
+
+def self_deploy_refusal(ctx: JobContext, job: Job, task: Task, repo: Repo) -> RunnerOutcome | None:
+    """A FAILED deploy when a self deploy lacks its proof: the test-runner and the
+    staging-runner must both have passed this very round (an LLM's word is not enough to
+    redeploy the orchestrator itself)."""
+    if not repo.is_self:
+        return None
+    passed = {
+        (e.from_stage, e.producer)
+        for e in ctx.store.events(task.id)
+        if e.round == job.round and e.verdict in ("PASS", "PASSED")
+    }
+    needed = {
+        (Stage.TESTING.value, Producer.TEST_RUNNER),
+        (Stage.DEPLOY_STAGING.value, Producer.STAGING_RUNNER),
+    }
+    missing = needed - passed
+    if not missing:
+        return None
+    names = " and ".join(sorted(str(producer) for _, producer in missing))
+    text = (
+        "# Deploy log (self deploy refused)\n\ndeploy_status: FAILED\nfailure_kind: deploy\n"
+        f"producer: deploy-finalizer\n\nA self deploy needs the {names} to have passed round "
+        f"{job.round} of this change; nothing was merged.\n"
+    )
+    return RunnerOutcome(artifact=text)
 
 
 def _write(path: Path, text: str) -> None:

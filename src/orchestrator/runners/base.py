@@ -56,6 +56,7 @@ class RunnerRequest:
     on_start: Callable[[Started], None]
     marker: str
     secrets: tuple[str, ...] = ()
+    can_restart: bool = False  # this process can restart itself on new code (orch serve)
 
     @property
     def worktree(self) -> Path:
@@ -70,6 +71,9 @@ class RunnerOutcome:
     artifact: str | None = None
     reason: str = ""
     cancelled: bool = False
+    # A self deploy merged (extra: merged, base, note): the service must restart on it, and
+    # the restarted process writes the verdict.
+    restart: bool = False
     exit_code: int | None = None
     duration_s: float | None = None
     extra: dict[str, str] = field(default_factory=dict)

@@ -134,6 +134,12 @@ class DeployFinalizer:
     def run(self, request: RunnerRequest) -> RunnerOutcome:
         """Merge and deploy; a verdict (DEPLOYED or FAILED) or a tool error."""
         repo, task = request.repo, request.task
+        if repo.is_self and not request.can_restart:
+            # Merging our own code is only half of it: the restart must follow, and only
+            # `orch serve` (under its supervisor) can restart the service.
+            return RunnerOutcome.tool_error(
+                "a self deploy runs in `orch serve`, which restarts on the merged code"
+            )
         message = f"Merge {task.branch}: {task.title} (task {task.id})"
         try:
             if repo.is_remote:
@@ -148,6 +154,8 @@ class DeployFinalizer:
         except GitError as exc:
             return RunnerOutcome.tool_error(str(exc))
 
+        if repo.is_self and not repo.deploy_command:
+            return self._restart(merge, "No deploy command: the restart is the deploy.")
         if not repo.deploy_command:
             return self._verdict(request, True, FailureKind.NONE, "No deploy command.", merge)
         worktree = request.worktree
@@ -168,7 +176,16 @@ class DeployFinalizer:
         )
         note = f"Deploy command: `{repo.deploy_command}`, exit {run.proc.exit_code}.\n\n"
         note += output_tail(run.proc)
+        if repo.is_self and passed:
+            return self._restart(merge, note)
         return self._verdict(request, passed, kind, note, merge)
+
+    @staticmethod
+    def _restart(merge: Merge, note: str) -> RunnerOutcome:
+        return RunnerOutcome(
+            restart=True,
+            extra={"merged": merge.merged, "base": merge.base, "note": f"{merge.note}.\n\n{note}"},
+        )
 
     def _verdict(
         self,

@@ -40,8 +40,11 @@ def take_over(store: Store, me: Identity, grace_s: float) -> list[Job]:
     """Abandon and re-queue every running job whose worker is gone; returns the new jobs."""
     now = utcnow()
     requeued: list[Job] = []
+    # A deploy job whose self deploy is pending belongs to the restart: the restarted
+    # service completes it (selfhost/boot.py); taking it over would merge and restart again.
+    restarting = {deploy.job_id for deploy in store.self_deploys("pending")}
     for job in store.running_jobs():
-        if job.worker_id == me.worker_id:
+        if job.worker_id == me.worker_id or job.id in restarting:
             continue
         same_host = job.host == me.host
         expired = job.lease_expires_at is not None and job.lease_expires_at < now

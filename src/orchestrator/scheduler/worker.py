@@ -61,11 +61,14 @@ class Worker:
         *,
         drain: bool = False,
         on_change: Callable[[], None] | None = None,
+        on_restart: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.drain = drain
         self.on_change = on_change
+        # Set by `orch serve`: a self deploy asks it to restart on the merged code.
+        self.on_restart = on_restart
         self.identity = Identity(
             worker_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
             host=socket.gethostname(),
@@ -145,7 +148,10 @@ class Worker:
             done = [job_id for job_id, r in self._running.items() if r.future.done()]
             finished = [self._running.pop(job_id) for job_id in done]
         for running in finished:
-            if running.future.result() is JobEnd.CANCELLED and not self._stopping.is_set():
+            end = running.future.result()
+            if end is JobEnd.RESTART and self.on_restart is not None:
+                self.on_restart()
+            elif end is JobEnd.CANCELLED and not self._stopping.is_set():
                 # Cancelled under us (task cancelled, or the job was taken over): nothing to do.
                 log.info("job %s stopped before it ended", running.job.id)
         if finished and self._notifier is not None:
@@ -184,7 +190,12 @@ class Worker:
 
     def _run_job(self, job: Job, cancel: CancelToken) -> JobEnd | None:
         context = JobContext(
-            self.store, self.settings, cancel, self.identity.worker_id, self._secrets
+            self.store,
+            self.settings,
+            cancel,
+            self.identity.worker_id,
+            self._secrets,
+            can_restart=self.on_restart is not None,
         )
         try:
             return launch_job(context, job)

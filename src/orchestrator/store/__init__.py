@@ -11,7 +11,7 @@ from orchestrator.store.base import translate
 from orchestrator.store.engine import make_engine
 from orchestrator.store.insights import Determinization, InsightQueries, RunnerActivity
 from orchestrator.store.jobs import JobQueries
-from orchestrator.store.lifecycle import LifecycleQueries, Verdict
+from orchestrator.store.lifecycle import Verdict
 from orchestrator.store.records import (
     Alert,
     Artifact,
@@ -25,6 +25,7 @@ from orchestrator.store.records import (
     Worker,
 )
 from orchestrator.store.repos import RepoQueries
+from orchestrator.store.self_deploys import SelfDeploy, SelfDeployQueries
 from orchestrator.store.tasks import NewTask, TaskQueries
 from orchestrator.store.usage import AgentCall, StageUsage, UsageQueries
 from orchestrator.store.views import Counts, Queue, QueuedJob, SerialGate, ViewQueries
@@ -35,7 +36,7 @@ class Store(
     RepoQueries,
     TaskQueries,
     JobQueries,
-    LifecycleQueries,
+    SelfDeployQueries,  # with LifecycleQueries, whose transactions it extends
     WorkerQueries,
     AlertQueries,
     ViewQueries,
@@ -95,6 +96,7 @@ __all__ = [
     "Repo",
     "RepoSpec",
     "RunnerActivity",
+    "SelfDeploy",
     "SerialGate",
     "StageUsage",
     "Store",

@@ -41,41 +41,44 @@ class LifecycleQueries(StoreBase):
 
     def finish_job(self, verdict: Verdict) -> Task:
         """Record a verdict: job done, artifact, event, the task's move and its next job."""
+        with self._write() as conn:
+            return self._apply_verdict(conn, verdict)
+
+    def _apply_verdict(self, conn: Connection, verdict: Verdict) -> Task:
         job, move = verdict.job, verdict.transition
         now = utcnow()
-        with self._write() as conn:
-            self._end_job(conn, job, JobStatus.DONE, verdict.metrics)
-            conn.execute(
-                insert(artifacts).values(
-                    task_id=job.task_id,
-                    job_id=job.id,
-                    name=verdict.artifact_name,
-                    round=job.round,
-                    producer=verdict.producer,
-                    text=verdict.artifact_text,
-                    created_at=now,
-                )
+        self._end_job(conn, job, JobStatus.DONE, verdict.metrics)
+        conn.execute(
+            insert(artifacts).values(
+                task_id=job.task_id,
+                job_id=job.id,
+                name=verdict.artifact_name,
+                round=job.round,
+                producer=verdict.producer,
+                text=verdict.artifact_text,
+                created_at=now,
             )
-            conn.execute(
-                insert(events).values(
-                    task_id=job.task_id,
-                    job_id=job.id,
-                    from_stage=job.stage,
-                    to_stage=move.event_to,
-                    verdict=verdict.verdict,
-                    producer=verdict.producer,
-                    round=job.round,
-                    at=now,
-                )
+        )
+        conn.execute(
+            insert(events).values(
+                task_id=job.task_id,
+                job_id=job.id,
+                from_stage=job.stage,
+                to_stage=move.event_to,
+                verdict=verdict.verdict,
+                producer=verdict.producer,
+                round=job.round,
+                at=now,
             )
-            self._move_task(conn, job, move.stage, move.state, move.round, move.alert)
-            if move.state is TaskState.ACTIVE:
-                self._queue(conn, job.task_id, move.stage, move.round)
-            if move.alert:
-                self._alert(conn, verdict.alert_kind, move.alert, job.task_id)
-            if verdict.extra_alert:
-                self._alert(conn, *verdict.extra_alert, job.task_id)
-            return fetch_task(conn, job.task_id)
+        )
+        self._move_task(conn, job, move.stage, move.state, move.round, move.alert)
+        if move.state is TaskState.ACTIVE:
+            self._queue(conn, job.task_id, move.stage, move.round)
+        if move.alert:
+            self._alert(conn, verdict.alert_kind, move.alert, job.task_id)
+        if verdict.extra_alert:
+            self._alert(conn, *verdict.extra_alert, job.task_id)
+        return fetch_task(conn, job.task_id)
 
     def block_task(self, job: Job, reason: str, metrics: JobMetrics, alert_kind: str) -> Task:
         """End a job without a verdict and park its task for a person, with an alert."""

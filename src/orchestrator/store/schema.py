@@ -233,3 +233,24 @@ agent_calls = Table(
     Index(None, "task_id"),
     Index(None, "at"),
 )
+
+# A deploy of the orchestrator's own checkout: recorded before the restart, completed by the
+# restarted process at boot (pending -> completed -> healthy), or rolled back.
+self_deploys = Table(
+    "self_deploys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task_id", String(40), ForeignKey("tasks.id"), nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("old_commit", String(64)),
+    Column("merged_commit", String(64), nullable=False),
+    Column("new_commit", String(64)),
+    Column("revert_commit", String(64)),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime),
+    Index(None, "state"),
+)

@@ -1,0 +1,1 @@
+"""Self-hosting: the orchestrator delivers its own changes and redeploys itself."""

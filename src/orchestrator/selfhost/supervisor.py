@@ -1,0 +1,175 @@
+"""`orch serve --supervise`: a small parent that restarts the service and rolls back.
+
+A self deploy ends with the service exiting (status 75) to be restarted on the merged code.
+The supervisor starts it again and checks it: it must answer /health within
+ORCH_SELF_START_TIMEOUT_S, then stay healthy for ORCH_MONITOR_WINDOW_S. If it does not, the
+supervisor reverts the merge with a revert commit (never a history rewrite), restarts the
+service on the old code, and records the failure (monitor_status: UNHEALTHY, an alert).
+
+Everything the rollback needs is imported here, at start, before any merge: a change that
+breaks `import orchestrator` itself is still reverted by code loaded from before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from orchestrator.errors import GitError, OrchError
+from orchestrator.proc.service import ServiceProcess, start_service, stop_service
+from orchestrator.runners.monitor import render_report
+from orchestrator.selfhost.boot import RESTART_EXIT, deploy_log
+from orchestrator.settings import Settings
+from orchestrator.store import SelfDeploy, Store
+from orchestrator.workspace import git
+
+log = logging.getLogger(__name__)
+
+HEALTH_POLL_S = 0.25
+PROBE_TIMEOUT_S = 5.0
+CRASH_BACKOFF_MAX_S = 30.0
+
+
+class Supervisor:
+    """Runs the service as a child, restarts it, and rolls back a self deploy that fails."""
+
+    def __init__(self, store: Store, settings: Settings, argv: Sequence[str], health_url: str):
+        self.store = store
+        self.settings = settings
+        self.argv = list(argv)
+        self.health_url = health_url
+        self.stopping = False
+        self.child: ServiceProcess | None = None
+
+    def run(self) -> int:
+        """Supervise until SIGINT or SIGTERM; the exit status."""
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        crashes = 0
+        pending = self.store.self_deploys("pending")  # a restart we did not see (we crashed)
+        self._after_restart(pending[-1] if pending else None)
+        while not self.stopping:
+            assert self.child is not None
+            code = self.child.wait()
+            if self.stopping:
+                break
+            pending = self.store.self_deploys("pending")
+            if code == RESTART_EXIT or pending:
+                crashes = 0
+                log.info("supervisor: the service restarts on new code")
+                self._after_restart(pending[-1] if pending else None)
+                continue
+            crashes += 1
+            wait = min(CRASH_BACKOFF_MAX_S, 2.0**crashes)
+            log.warning("supervisor: the service exited %s; starting it again in %.0fs", code, wait)
+            time.sleep(wait)
+            self.child = start_service(self.argv)
+        if self.child is not None:
+            stop_service(self.child, self.settings.kill_grace_s + 10)
+        return 0
+
+    def _stop(self, signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signal.SIGTERM)
+
+    def _after_restart(self, deploy: SelfDeploy | None) -> None:
+        self.child = start_service(self.argv)
+        if deploy is None:
+            return
+        problem = self._await_health() or self._watch()
+        if problem is None:
+            self.store.mark_self_deploy_healthy(deploy.id)
+            log.info("supervisor: the self deploy of task %s is healthy", deploy.task_id)
+            return
+        if self.stopping:
+            return
+        log.error("supervisor: the new code %s; rolling back", problem)
+        stop_service(self.child, self.settings.kill_grace_s)
+        self._roll_back(deploy, problem)
+        self.child = start_service(self.argv)
+
+    def _await_health(self) -> str | None:
+        """None once the service answers /health; otherwise what went wrong."""
+        deadline = time.monotonic() + self.settings.self_start_timeout_s
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline and not self.stopping:
+                assert self.child is not None
+                if self.child.poll() is not None:
+                    return f"exited with status {self.child.returncode} before answering /health"
+                try:
+                    if client.get(self.health_url).is_success:
+                        return None
+                except httpx.HTTPError:
+                    pass
+                time.sleep(HEALTH_POLL_S)
+        return f"did not answer /health within {self.settings.self_start_timeout_s:g}s"
+
+    def _watch(self) -> str | None:
+        """None if the service stays healthy for the monitor window."""
+        deadline = time.monotonic() + self.settings.monitor_window_s
+        # A slow answer is not a failure: only an error status, a refusal or a process gone.
+        with httpx.Client(timeout=PROBE_TIMEOUT_S) as client:
+            while time.monotonic() < deadline and not self.stopping:
+                assert self.child is not None
+                if self.child.poll() is not None:
+                    return f"exited with status {self.child.returncode} during the health watch"
+                try:
+                    response = client.get(self.health_url)
+                    if not response.is_success:
+                        return f"answered /health with {response.status_code}"
+                except httpx.HTTPError as exc:
+                    return f"stopped answering /health ({type(exc).__name__})"
+                time.sleep(self.settings.monitor_interval_s)
+        return None
+
+    def _roll_back(self, deploy: SelfDeploy, problem: str) -> None:
+        revert, how = self._revert(deploy)
+        reason = f"the self deploy of {deploy.merged_commit[:12]} {problem}; {how}"
+        current = next((d for d in self.store.self_deploys() if d.id == deploy.id), deploy)
+        report = render_report(
+            "UNHEALTHY",
+            self.health_url,
+            [],
+            self.settings.monitor_window_s,
+            self.settings.monitor_interval_s,
+            note=reason + ".",
+        )
+        try:
+            self.store.fail_self_deploy(
+                current,
+                deploy_log(current, None, "DEPLOYED", f"Rolled back: {how}."),
+                report,
+                reason,
+                revert,
+            )
+        except OrchError:
+            log.exception("supervisor: could not record the rollback")
+
+    def _revert(self, deploy: SelfDeploy) -> tuple[str | None, str]:
+        """Revert the merge in the self checkout; (the revert commit, what happened)."""
+        if deploy.old_commit == deploy.merged_commit:
+            return None, "there was nothing merged to revert"
+        repo = self.store.get_repo(self.store.get_task(deploy.task_id).repo)
+        checkout = Path(repo.path)
+        try:
+            git.git(
+                checkout,
+                "revert",
+                "--no-edit",
+                "-m",
+                "1",
+                deploy.merged_commit,
+                extra_env=git.identity_env(checkout),
+            )
+        except GitError as exc:
+            git.git(checkout, "revert", "--abort", check=False)
+            return None, f"the revert failed ({exc}): revert {deploy.merged_commit} by hand"
+        revert = git.head(checkout)
+        return revert, f"reverted by {revert[:12]}"

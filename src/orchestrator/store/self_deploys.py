@@ -1,0 +1,251 @@
+"""Self deploys: the orchestrator deploying its own checkout, across its own restart.
+
+The deploy job's process merges, records a pending deploy and restarts; the restarted
+process completes it at boot, in one transaction with the deploy verdict, so that a crash at
+any moment completes it exactly once. A supervisor that sees the new code fail records the
+rollback instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from orchestrator.pipeline.stages import Producer, Stage, TaskState
+from orchestrator.store.base import announce, utcnow
+from orchestrator.store.lifecycle import LifecycleQueries, Verdict
+from orchestrator.store.records import LIVE_JOB_STATUSES, JobStatus, Task
+from orchestrator.store.schema import alerts, artifacts, events, jobs, self_deploys, tasks
+from orchestrator.store.tasks import fetch_task
+
+
+@dataclass(frozen=True)
+class SelfDeploy:
+    """A deploy of the orchestrator's own checkout."""
+
+    id: int
+    task_id: str
+    job_id: int
+    attempt: int
+    old_commit: str | None
+    merged_commit: str
+    new_commit: str | None
+    revert_commit: str | None
+    note: str
+    state: str  # pending, completed, healthy, rolled_back
+    reason: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> SelfDeploy:
+        """Build from a `self_deploys` row."""
+        return cls(**dict(row._mapping))
+
+
+class SelfDeployQueries(LifecycleQueries):
+    """Record, complete and roll back self deploys."""
+
+    def record_self_deploy(
+        self, task_id: str, job_id: int, attempt: int, old: str | None, merged: str, note: str
+    ) -> SelfDeploy:
+        """Remember, before the restart, what the restarted process must complete."""
+        with self._write() as conn:
+            row = conn.execute(
+                insert(self_deploys)
+                .values(
+                    task_id=task_id,
+                    job_id=job_id,
+                    attempt=attempt,
+                    old_commit=old,
+                    merged_commit=merged,
+                    note=note,
+                    state="pending",
+                    created_at=utcnow(),
+                )
+                .returning(self_deploys)
+            ).one()
+        return SelfDeploy.from_row(row)
+
+    def self_deploys(self, *states: str) -> list[SelfDeploy]:
+        """Self deploys in these states (every one when none is given), oldest first."""
+        query = select(self_deploys).order_by(self_deploys.c.id)
+        if states:
+            query = query.where(self_deploys.c.state.in_(states))
+        with self._read() as conn:
+            return [SelfDeploy.from_row(row) for row in conn.execute(query)]
+
+    def complete_self_deploy(
+        self, deploy: SelfDeploy, new_commit: str | None, verdict: Verdict
+    ) -> Task | None:
+        """Mark it completed and commit the deploy verdict, at once; None if already done."""
+        with self._write() as conn:
+            claimed = conn.execute(
+                update(self_deploys)
+                .where(self_deploys.c.id == deploy.id, self_deploys.c.state == "pending")
+                .values(state="completed", new_commit=new_commit, completed_at=utcnow())
+            )
+            if claimed.rowcount != 1:
+                return None
+            return self._apply_verdict(conn, verdict)
+
+    def mark_self_deploy_healthy(self, deploy_id: int) -> None:
+        """The new code stayed healthy through the watch."""
+        with self._write() as conn:
+            conn.execute(
+                update(self_deploys)
+                .where(self_deploys.c.id == deploy_id, self_deploys.c.state == "completed")
+                .values(state="healthy")
+            )
+
+    def fail_self_deploy(
+        self,
+        deploy: SelfDeploy,
+        deploy_log: str,
+        monitor_report: str,
+        reason: str,
+        revert_commit: str | None,
+    ) -> Task | None:
+        """Record a rolled-back self deploy: the task fails with monitor_status: UNHEALTHY.
+
+        Written by the supervisor, which is the authority here: the jobs of a process it
+        killed are ended without their attempt. None when the deploy is no longer open.
+        """
+        now = utcnow()
+        with self._write() as conn:
+            rolled = conn.execute(
+                update(self_deploys)
+                .where(
+                    self_deploys.c.id == deploy.id,
+                    self_deploys.c.state.in_(["pending", "completed"]),
+                )
+                .values(
+                    state="rolled_back",
+                    reason=reason,
+                    revert_commit=revert_commit,
+                    completed_at=now,
+                )
+            )
+            if rolled.rowcount != 1:
+                return None
+            task = fetch_task(conn, deploy.task_id)
+            if deploy.state == "pending":
+                self._end_directly(conn, deploy.job_id)
+                self._verdict_rows(
+                    conn,
+                    task,
+                    deploy.job_id,
+                    "16-deploy-log.md",
+                    deploy_log,
+                    Stage.DEPLOY,
+                    Stage.POST_DEPLOY.value,
+                    "DEPLOYED",
+                    Producer.DEPLOY_FINALIZER,
+                )
+            monitor_job = self._end_live_or_new(conn, task)
+            self._verdict_rows(
+                conn,
+                task,
+                monitor_job,
+                "17-monitor-report.md",
+                monitor_report,
+                Stage.POST_DEPLOY,
+                "failed",
+                "UNHEALTHY",
+                Producer.POST_DEPLOY_MONITOR,
+            )
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task.id)
+                .values(
+                    stage=Stage.POST_DEPLOY,
+                    state=TaskState.FAILED,
+                    reason=reason,
+                    gate_acquired_at=None,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                insert(alerts).values(
+                    task_id=task.id, kind="self_deploy_rolled_back", message=reason, created_at=now
+                )
+            )
+            announce(conn)
+            return fetch_task(conn, task.id)
+
+    @staticmethod
+    def _end_directly(conn: Connection, job_id: int) -> None:
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status.in_(LIVE_JOB_STATUSES))
+            .values(
+                status=JobStatus.DONE,
+                outcome="verdict",
+                finished_at=utcnow(),
+                lease_expires_at=None,
+            )
+        )
+
+    def _end_live_or_new(self, conn: Connection, task: Task) -> int:
+        live = conn.execute(
+            select(jobs.c.id).where(jobs.c.task_id == task.id, jobs.c.status.in_(LIVE_JOB_STATUSES))
+        ).first()
+        if live is not None:
+            self._end_directly(conn, live.id)
+            return int(live.id)
+        return int(
+            conn.execute(
+                insert(jobs)
+                .values(
+                    task_id=task.id,
+                    stage=Stage.POST_DEPLOY,
+                    round=task.round,
+                    producer=Producer.POST_DEPLOY_MONITOR,
+                    status=JobStatus.DONE,
+                    outcome="verdict",
+                    created_at=utcnow(),
+                    finished_at=utcnow(),
+                )
+                .returning(jobs.c.id)
+            ).scalar_one()
+        )
+
+    @staticmethod
+    def _verdict_rows(
+        conn: Connection,
+        task: Task,
+        job_id: int,
+        name: str,
+        text: str,
+        stage: Stage,
+        to: str,
+        verdict: str,
+        producer: Producer,
+    ) -> None:
+        now = utcnow()
+        conn.execute(
+            insert(artifacts).values(
+                task_id=task.id,
+                job_id=job_id,
+                name=name,
+                round=task.round,
+                producer=producer,
+                text=text,
+                created_at=now,
+            )
+        )
+        conn.execute(
+            insert(events).values(
+                task_id=task.id,
+                job_id=job_id,
+                from_stage=stage,
+                to_stage=to,
+                verdict=verdict,
+                producer=producer,
+                round=task.round,
+                at=now,
+            )
+        )
