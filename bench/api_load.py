@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from common import percentile
 from sqlalchemy import insert, update
 
 from orchestrator.intake import new_task_id
@@ -154,11 +155,6 @@ async def load(host: str, port: int, args: argparse.Namespace) -> dict[str, list
         *(client(host, port, until, args.pause, n, latencies) for n in range(args.clients))
     )
     return latencies
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> int:

@@ -14,41 +14,20 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
+from common import make_repo, percentile
 
 from orchestrator.intake import submit_task
 from orchestrator.pipeline.stages import Stage
 from orchestrator.scheduler import Worker
 from orchestrator.settings import load_settings
 from orchestrator.store import RepoSpec, open_store
-
-
-def make_repo(root: Path) -> Path:
-    repo = root / "repo"
-    repo.mkdir()
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "bench",
-        "GIT_AUTHOR_EMAIL": "b@x",
-        "GIT_COMMITTER_NAME": "bench",
-        "GIT_COMMITTER_EMAIL": "b@x",
-    }
-    for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "init"]):
-        subprocess.run(["git", *args], cwd=repo, env=env, check=True)
-    return repo
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> int:
@@ -71,7 +50,10 @@ def main() -> int:
         store = open_store(settings)
         skipped = frozenset({Stage.DEPLOY_STAGING, Stage.DEPLOY, Stage.POST_DEPLOY})
         store.add_repo(
-            "bench", RepoSpec(path=str(make_repo(root)), default_branch="main", skip_stages=skipped)
+            "bench",
+            RepoSpec(
+                path=str(make_repo(root / "repo")), default_branch="main", skip_stages=skipped
+            ),
         )
         tasks = [
             submit_task(store, settings.home, "bench", f"task {n}", "") for n in range(args.tasks)

@@ -21,6 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
+from common import make_repo
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
@@ -40,21 +41,6 @@ verdicts = {"analyst": "analysis_status: READY", "architect": "design_status: RE
 Path(os.environ["ORCH_ARTIFACT_PATH"]).write_text(verdicts[os.environ["ORCH_ROLE"]] + "\\n")
 """
 SKIPPED = frozenset({Stage.DEPLOY_STAGING, Stage.DEPLOY, Stage.POST_DEPLOY})
-
-
-def make_repo(root: Path) -> Path:
-    repo = root / "repo"
-    repo.mkdir(parents=True)
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "bench",
-        "GIT_AUTHOR_EMAIL": "b@x",
-        "GIT_COMMITTER_NAME": "bench",
-        "GIT_COMMITTER_EMAIL": "b@x",
-    }
-    for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "init"]):
-        subprocess.run(["git", *args], cwd=repo, env=env, check=True)
-    return repo
 
 
 def run(workers: int, args: argparse.Namespace, url: str, root: Path) -> tuple[float, int]:

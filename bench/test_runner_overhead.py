@@ -13,13 +13,14 @@ it; the ratio against output thrown away (/dev/null) is printed too. Target (SPE
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import make_repo
 
 from orchestrator.intake import submit_task
 from orchestrator.proc import CancelToken
@@ -45,24 +46,14 @@ def test_sorted_{index}():
 """
 
 
-def make_repo(root: Path, tests: int) -> Path:
-    repo = root / "suite"
-    (repo / "tests").mkdir(parents=True)
+def suite_files(tests: int) -> dict[str, str]:
+    """A suite of about `tests` fast tests, in files of fifty."""
     files = max(1, tests // 50)
-    for index in range(files):
-        source = TEST_FILE.format(per_file=tests // files - 1, index=index)
-        (repo / "tests" / f"test_part_{index}.py").write_text(source)
-    (repo / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n")
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "bench",
-        "GIT_AUTHOR_EMAIL": "b@x",
-        "GIT_COMMITTER_NAME": "bench",
-        "GIT_COMMITTER_EMAIL": "b@x",
+    suite = {
+        f"tests/test_part_{index}.py": TEST_FILE.format(per_file=tests // files - 1, index=index)
+        for index in range(files)
     }
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "suite"]):
-        subprocess.run(["git", *args], cwd=repo, env=env, check=True)
-    return repo
+    return {**suite, ".gitignore": "__pycache__/\n.pytest_cache/\n"}
 
 
 def main() -> int:
@@ -76,7 +67,10 @@ def main() -> int:
         settings = load_settings(home=root / "home", agent_backend="scripted")
         store = open_store(settings)
         store.add_repo(
-            "suite", RepoSpec(path=str(make_repo(root, args.tests)), default_branch="main")
+            "suite",
+            RepoSpec(
+                path=str(make_repo(root / "suite", suite_files(args.tests))), default_branch="main"
+            ),
         )
         task = submit_task(store, settings.home, "suite", "bench", "")
         job = store.task_jobs(task.id)[0]

@@ -230,3 +230,28 @@ def test_watch_shows_the_stages_and_returns_once_the_task_is_finished(
     assert watched.code == 0
     for text in (task.id, "done", "analysis", "deploy-staging", "APPROVED", "reviewer"):
         assert text in watched.out
+
+
+def test_gc_removes_worktrees_of_finished_tasks_only(
+    fake_bin: Path,
+    repo_path: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    orch: Callable[..., Run],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "99")
+    [failed] = submit(store, orch_home, 1)
+    drain(store, settings_for(db_url, orch_home, max_dev_retries=0))
+    [blocked] = submit(store, orch_home, 1)
+    drain(store, settings_for(db_url, orch_home, agent_command="no-such-agent"))
+    assert store.get_task(failed.id).state is TaskState.FAILED
+    assert store.get_task(blocked.id).state is TaskState.BLOCKED
+    kept = orch("gc", "--older-than", "1d", "--json")
+    assert kept.code == 0 and kept.out.strip() == "[]"  # nothing is a day old yet
+    cleaned = orch("gc", "--older-than", "0s", "--json")
+    assert cleaned.code == 0 and failed.id in cleaned.out and blocked.id not in cleaned.out
+    assert not Path(failed.worktree).exists() and Path(blocked.worktree).exists()
+    assert git(repo_path, "branch", "--list", failed.branch).strip()  # the branch stays
+    assert orch("gc", "--older-than", "soon").code == 2

@@ -9,6 +9,7 @@ from orchestrator.cli.context import AppContext
 from orchestrator.cli.db import db
 from orchestrator.cli.demo import demo
 from orchestrator.cli.doctor import doctor
+from orchestrator.cli.gc import gc
 from orchestrator.cli.repo import repo
 from orchestrator.cli.serve import serve
 from orchestrator.cli.status import queue, status, workers
@@ -35,6 +36,7 @@ orch.add_command(task)
 orch.add_command(db)
 orch.add_command(demo)
 orch.add_command(doctor)
+orch.add_command(gc)
 orch.add_command(worker)
 orch.add_command(serve)
 orch.add_command(queue)

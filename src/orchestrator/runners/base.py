@@ -178,6 +178,17 @@ class SuiteRun:
         """Killed at its timeout: a FAILED verdict with failure_kind timeout."""
         return self.proc is not None and self.proc.timed_out
 
+    @property
+    def passed(self) -> bool:
+        """It ran and passed."""
+        return self.status is SuiteStatus.PASSED
+
+    def failure_kind(self, failing: FailureKind) -> FailureKind:
+        """none when it passed, timeout when it was killed at its timeout, else `failing`."""
+        if self.timed_out:
+            return FailureKind.TIMEOUT
+        return FailureKind.NONE if self.passed else failing
+
 
 def run_suite(
     argv: list[str], request: RunnerRequest, timeout_s: float, python_path: Path | None = None

@@ -25,7 +25,6 @@ from orchestrator.runners.base import (
     output_tail,
     run_suite,
 )
-from orchestrator.self_deploy import SuiteStatus
 from orchestrator.workspace import checkout, git
 
 
@@ -168,12 +167,7 @@ class DeployFinalizer:
             return RunnerOutcome(cancelled=True)
         if not run.executed or run.proc is None:
             return RunnerOutcome.tool_error(run.problem, run.proc)
-        passed = run.status is SuiteStatus.PASSED
-        kind = (
-            FailureKind.TIMEOUT
-            if run.timed_out
-            else (FailureKind.NONE if passed else FailureKind.DEPLOY)
-        )
+        passed, kind = run.passed, run.failure_kind(FailureKind.DEPLOY)
         note = f"Deploy command: `{repo.deploy_command}`, exit {run.proc.exit_code}.\n\n"
         note += output_tail(run.proc)
         if repo.is_self and passed:

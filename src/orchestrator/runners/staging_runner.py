@@ -20,7 +20,6 @@ from orchestrator.runners.base import (
     output_tail,
     run_suite,
 )
-from orchestrator.self_deploy import SuiteStatus
 
 
 class StagingRunner:
@@ -38,12 +37,7 @@ class StagingRunner:
             return RunnerOutcome(cancelled=True)
         if not run.executed or run.proc is None:
             return RunnerOutcome.tool_error(run.problem, run.proc)
-        passed = run.status is SuiteStatus.PASSED
-        kind = (
-            FailureKind.TIMEOUT
-            if run.timed_out
-            else (FailureKind.NONE if passed else FailureKind.TESTS)
-        )
+        passed, kind = run.passed, run.failure_kind(FailureKind.TESTS)
         text = render_log(passed, kind, argv, run.proc, request.settings.staging_runner_timeout_s)
         return RunnerOutcome(
             artifact=redact(text, request.secrets),

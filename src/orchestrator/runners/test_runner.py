@@ -26,7 +26,6 @@ from orchestrator.runners.base import (
     run_suite,
 )
 from orchestrator.runners.junit import Counts, junit_counts, summary_counts
-from orchestrator.self_deploy import SuiteStatus
 from orchestrator.store import Repo
 
 # The report lists at least this many failing tests (SPEC: at least the first 200).
@@ -130,15 +129,10 @@ class TestRunner:
             smoke_failed = False
 
         counts = suite_counts(junit, run.proc.tail or run.proc.head)
-        passed = run.status is SuiteStatus.PASSED and not smoke_failed
-        if run.timed_out:
-            kind = FailureKind.TIMEOUT
-        elif run.status is SuiteStatus.FAILED:
-            kind = FailureKind.TESTS
-        elif smoke_failed:
+        passed = run.passed and not smoke_failed
+        kind = run.failure_kind(FailureKind.TESTS)
+        if kind is FailureKind.NONE and smoke_failed:
             kind = FailureKind.SMOKE
-        else:
-            kind = FailureKind.NONE
         text = render_report(
             passed=passed,
             kind=kind,
