@@ -30,7 +30,7 @@ from orchestrator.proc import CancelToken
 from orchestrator.redact import secret_values
 from orchestrator.scheduler.recovery import Identity, take_over
 from orchestrator.settings import Settings
-from orchestrator.store import Job, JobMetrics, Store
+from orchestrator.store import Job, JobMetrics, JobStatus, Store
 from orchestrator.store.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,12 @@ class Worker:
                     self.identity.worker_id, held, self.settings.lease_s
                 )
                 for job_id in set(held) - still:
+                    job = self.store.get_job(job_id)
+                    if job.attempt == held[job_id] and job.status not in (
+                        JobStatus.ABANDONED,
+                        JobStatus.CANCELLED,
+                    ):
+                        continue  # it just ended here, between the snapshot and the renewal
                     log.warning(
                         "job %s is no longer ours (cancelled or taken over): stopping it", job_id
                     )
