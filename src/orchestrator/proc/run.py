@@ -6,11 +6,20 @@ import contextlib
 import os
 import signal
 import subprocess
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import SpawnFailed
+from orchestrator.proc.sweep import MARKER_VAR, kill_tree
+from orchestrator.settings import Settings
+
+# ORCH_KILL_GRACE_S's default: callers that hold the settings pass their own value.
+DEFAULT_GRACE_S: float = Settings.model_fields["kill_grace_s"].default
+# After the kill, how long we go on reading what the command wrote. A descendant we could
+# not find (it left the group and dropped our marker) may hold the pipes open for ever.
+DRAIN_AFTER_KILL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -35,40 +44,58 @@ def run_command(
     env: Mapping[str, str] | None = None,
     timeout: float = 120.0,
     stdin_text: str | None = None,
+    grace: float = DEFAULT_GRACE_S,
 ) -> CommandResult:
     """Run `argv` (never through a shell) in its own process group and capture its output.
 
-    On timeout the whole group is killed, so nothing the command started outlives it.
+    On timeout the command's whole tree is killed the way a job's is (`sweep.kill_tree`):
+    SIGTERM, `grace` seconds, SIGKILL, and a sweep for descendants that left the group, so
+    nothing the command started outlives it and no pipe it held keeps us waiting.
     """
+    marker = uuid.uuid4().hex
     try:
         process = subprocess.Popen(
             list(argv),
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env={**(os.environ if env is None else env), MARKER_VAR: marker},
             stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
             start_new_session=True,
         )
     except OSError as exc:
         raise SpawnFailed(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+    data = stdin_text.encode("utf-8") if stdin_text is not None else None
     try:
-        stdout, stderr = process.communicate(stdin_text, timeout=timeout)
+        stdout, stderr = process.communicate(data, timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill_group(process.pid)
-        stdout, stderr = process.communicate()
-        stderr += f"\n{argv[0]} timed out after {timeout:g}s and was killed"
-        return CommandResult(tuple(argv), -signal.SIGKILL, stdout, stderr)
+        kill_tree(process.pid, marker, grace=grace, leader=process)
+        stdout, stderr = _drain(process)
+        note = f"\n{argv[0]} timed out after {timeout:g}s and was killed"
+        code = process.returncode if process.returncode is not None else -signal.SIGKILL
+        return CommandResult(tuple(argv), code, _text(stdout), _text(stderr) + note)
     except BaseException:
-        _kill_group(process.pid)
-        process.wait()
+        kill_tree(process.pid, marker, grace=grace, leader=process)
+        _drain(process)
         raise
-    return CommandResult(tuple(argv), process.returncode, stdout, stderr)
+    return CommandResult(tuple(argv), process.returncode, _text(stdout), _text(stderr))
 
 
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
+def _drain(process: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """What the killed command wrote, read for a bounded time; the pipes are closed after."""
+    try:
+        stdout, stderr = process.communicate(timeout=DRAIN_AFTER_KILL_S)
+    except subprocess.TimeoutExpired as exc:
+        stdout, stderr = exc.output or b"", exc.stderr or b""
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+    process.wait()
+    return stdout or b"", stderr or b""
+
+
+def _text(data: bytes) -> str:
+    # As a text-mode pipe reads it (universal newlines): callers split lines on "\n".
+    text = data.decode("utf-8", errors="replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from orchestrator.errors import GitError
 from orchestrator.proc import CommandResult, run_command
+from orchestrator.proc.env import child_env
 
 # Variables that would point git at another repository than the one we name (set, for
 # instance, when orchestrator runs inside a git hook). Identity and config pass through.
@@ -22,11 +23,11 @@ _REDIRECTING = (
 
 
 def git_env() -> dict[str, str]:
-    """The environment git runs in: ours, minus redirections, never prompting."""
-    env = {k: v for k, v in os.environ.items() if k not in _REDIRECTING}
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env["LC_ALL"] = "C"  # messages we match on are in English
-    return env
+    """The environment git runs in: a child's (ours minus our secrets, which git would hand
+    on to the repository's hooks), minus redirections, never prompting."""
+    ours = {k: v for k, v in os.environ.items() if k not in _REDIRECTING}
+    # LC_ALL=C: the messages we match on are in English.
+    return child_env({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}, base=ours)
 
 
 def git(
