@@ -95,6 +95,26 @@ def setting_key_problems(
     return problems + [f"setting {k} is documented nowhere" for k in settings - named.keys()]
 
 
+# The usage policy's rules, each the title of one of its sections.
+POLICY_RULES = (
+    "off the control path",
+    "one transport",
+    "kill-switch and a fallback",
+    "budgets",
+    "secrets never reach an agent",
+)
+
+
+def policy_rule_problems(policy: str) -> list[str]:
+    """Every rule of the usage policy is the title of one of its sections."""
+    titles = [line.lower() for line in policy.splitlines() if line.startswith("## ")]
+    return [
+        f"the usage policy has no section on {rule!r}"
+        for rule in POLICY_RULES
+        if not any(rule in title for title in titles)
+    ]
+
+
 def fallback_prompt_problems(prompts: Mapping[str, str]) -> list[str]:
     """The tester's and deployer's prompts say that their LLM branch is the fallback."""
     return [
@@ -104,52 +124,164 @@ def fallback_prompt_problems(prompts: Mapping[str, str]) -> list[str]:
     ]
 
 
+# os functions that run a shell (banned everywhere), and those that start a program (only
+# proc/ may); asyncio's process starters likewise.
+OS_SHELLS = {"system", "popen"}
+OS_STARTER_PREFIXES = ("exec", "spawn", "posix_spawn", "startfile")
+ASYNC_SHELLS = {"create_subprocess_shell", "subprocess_shell"}
+ASYNC_STARTERS = {"create_subprocess_exec", "subprocess_exec"}
+DYNAMIC_IMPORTS = {"importlib.import_module", "__import__", "importlib.__import__"}
+
+
+def _aliases(tree: ast.AST) -> dict[str, str]:
+    """Each name an import binds, mapped to what it stands for (`_o` -> `os`,
+    `_s` -> `os.system`), so that a renamed import cannot hide a call."""
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    bound[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    bound[top] = top
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return bound
+
+
+def _qualified(node: ast.AST, aliases: Mapping[str, str]) -> str | None:
+    """The dotted name an expression stands for (`_o.system` -> `os.system`), if it has one."""
+    if isinstance(node, ast.Name):
+        return aliases.get(node.id, node.id)
+    if isinstance(node, ast.Attribute):
+        base = _qualified(node.value, aliases)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
 def _imports(tree: ast.AST) -> Iterable[str]:
+    """Every module imported, and every name imported from one (`from os import system` ->
+    `os.system`, `from google import genai` -> `google.genai`)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def _within(name: str, modules: set[str]) -> bool:
+    """True when `name` is one of `modules` or inside one."""
+    return any(name == module or name.startswith(f"{module}.") for module in modules)
+
+
+def _process_starter(name: str, layer: str) -> str | None:
+    """Why calling or importing `name` (dotted, aliases resolved) is not allowed in `layer`."""
+    module, _, function = name.rpartition(".")
+    if (module == "os" and function in OS_SHELLS) or function in ASYNC_SHELLS:
+        return "nothing runs a shell"
+    if layer == "proc":
+        return None
+    if (module == "os" and function.startswith(OS_STARTER_PREFIXES)) or function in ASYNC_STARTERS:
+        return "only proc/ starts processes"
+    return None
+
+
+def _names_agent_cli(text: str) -> bool:
+    """True when `text` is a command line of an agent CLI: its first word is `claude` or
+    `codex` (or a path to one) and arguments follow."""
+    words = text.split()
+    return len(words) > 1 and words[0].rsplit("/", 1)[-1] in AGENT_CLIS
+
+
+def _agent_cli(node: ast.AST) -> str | None:
+    """The agent CLI a string constant is exactly (`"claude"`, `"/usr/bin/codex"`), if any."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        name = node.value.rsplit("/", 1)[-1]
+        return name if name in AGENT_CLIS else None
+    return None
+
+
+def _cli_problems(tree: ast.AST, where: str) -> Iterable[str]:
+    """Strings that name an agent CLI as a command, outside the transport: the first item of
+    an argv list, the first argument of a call, or a command line in one string."""
+    # Literal["claude", "codex", ...] names a setting's values, and docstrings are prose.
+    exempt = {id(node.slice) for node in ast.walk(tree) if isinstance(node, ast.Subscript)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            exempt.add(id(node.value))
+        if isinstance(node, ast.JoinedStr):
+            exempt.update(id(part) for part in node.values)
+    for node in ast.walk(tree):
+        if id(node) in exempt:
+            continue
+        if isinstance(node, ast.List | ast.Tuple) and node.elts and _agent_cli(node.elts[0]):
+            yield f"{where}:{node.lineno} builds a {_agent_cli(node.elts[0])} command line"
+        elif isinstance(node, ast.Call) and node.args and _agent_cli(node.args[0]):
+            yield f"{where}:{node.lineno} names the {_agent_cli(node.args[0])} command"
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if _names_agent_cli(node.value):
+                yield f"{where}:{node.lineno} names a {node.value.split()[0]} command line"
+        elif isinstance(node, ast.JoinedStr) and node.values:
+            first = node.values[0]
+            # f"claude -p {x}" or f"claude {x}": the CLI, then a space, then anything.
+            if isinstance(first, ast.Constant) and _names_agent_cli(f"{first.value}{{}}"):
+                yield f"{where}:{node.lineno} names a {first.value.split()[0]} command line"
+
+
+def _call_problems(node: ast.Call, aliases: Mapping[str, str], layer: str) -> Iterable[str]:
+    """What one call does that only proc/ or transport/ may do, or nothing may."""
+    for keyword in node.keywords:
+        if keyword.arg == "shell" and not (
+            isinstance(keyword.value, ast.Constant) and keyword.value.value is False
+        ):
+            yield "passes shell="
+    name = _qualified(node.func, aliases)
+    if name is None:
+        return
+    if name == "getattr" and len(node.args) >= 2:
+        base, attr = _qualified(node.args[0], aliases), node.args[1]
+        if base and isinstance(attr, ast.Constant) and isinstance(attr.value, str):
+            name = f"{base}.{attr.value}"
+    why = _process_starter(name, layer)
+    if why:
+        yield f"calls {name}: {why}"
+    if name in DYNAMIC_IMPORTS:
+        target = node.args[0] if node.args else None
+        if not (isinstance(target, ast.Constant) and isinstance(target.value, str)):
+            yield "imports a module by a computed name, which this scan cannot check"
+        else:
+            yield from _import_problems(target.value, layer)
+
+
+def _import_problems(module: str, layer: str) -> Iterable[str]:
+    if layer != "transport" and _within(module, LLM_SDKS):
+        yield f"imports the LLM SDK {module}"
+    if layer != "proc" and _within(module, PROCESS_MODULES):
+        yield f"imports {module}: only proc/ starts processes"
+    why = _process_starter(module, layer)
+    if why:
+        yield f"imports {module}: {why}"
 
 
 def single_transport_problems(package: Path) -> list[str]:
     """An AST scan of the package: only transport/ starts agents or imports an LLM SDK, only
-    proc/ imports process modules, and nothing runs a shell."""
+    proc/ imports process modules or starts programs, and nothing runs a shell. Imports are
+    followed through their aliases, and dynamic imports of a named module are checked too."""
     problems = []
     for path in sorted(package.rglob("*.py")):
         where = path.relative_to(package).as_posix()
         layer = where.split("/")[0]
         tree = ast.parse(path.read_text(), filename=str(path))
-        # Literal["claude", "codex", ...] names a setting's values, not a command line.
-        subscripts = {id(node.slice) for node in ast.walk(tree) if isinstance(node, ast.Subscript)}
-        for module in _imports(tree):
-            top = module.split(".")[0]
-            if layer != "transport" and (module in LLM_SDKS or top in LLM_SDKS):
-                problems.append(f"{where} imports the LLM SDK {module}")
-            if layer != "proc" and (module in PROCESS_MODULES or top in PROCESS_MODULES):
-                problems.append(f"{where} imports {module}: only proc/ starts processes")
+        aliases = _aliases(tree)
+        for module in sorted(set(_imports(tree))):
+            problems += [f"{where} {why}" for why in _import_problems(module, layer)]
+        if layer != "transport":
+            problems += list(_cli_problems(tree, where))
         for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.List | ast.Tuple)
-                and node.elts
-                and layer != "transport"
-                and id(node) not in subscripts
-            ):
-                first = node.elts[0]
-                if isinstance(first, ast.Constant) and first.value in AGENT_CLIS:
-                    problems.append(f"{where}:{node.lineno} builds a {first.value} command line")
             if isinstance(node, ast.Call):
-                for keyword in node.keywords:
-                    if keyword.arg == "shell" and not (
-                        isinstance(keyword.value, ast.Constant) and keyword.value.value is False
-                    ):
-                        problems.append(f"{where}:{node.lineno} passes shell=")
-                func = node.func
-                if (
-                    isinstance(func, ast.Attribute)
-                    and isinstance(func.value, ast.Name)
-                    and func.value.id == "os"
-                    and func.attr in ("system", "popen")
-                ):
-                    problems.append(f"{where}:{node.lineno} calls os.{func.attr}")
+                problems += [
+                    f"{where}:{node.lineno} {why}" for why in _call_problems(node, aliases, layer)
+                ]
     return problems
