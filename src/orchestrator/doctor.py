@@ -13,7 +13,7 @@ from orchestrator.errors import OrchError
 from orchestrator.proc import run_command
 from orchestrator.settings import Settings, is_loopback, load_settings
 from orchestrator.store import open_store
-from orchestrator.store.migrate import HEAD_REVISION
+from orchestrator.store.migrate import HEAD_REVISION, MIGRATIONS
 from orchestrator.transport import cli_version
 
 GIT_MINIMUM = (2, 38)  # `git merge-tree --write-tree`, which the deploy-finalizer uses
@@ -71,7 +71,7 @@ def check_home(settings: Settings) -> Check:
 
 
 def check_database(settings: Settings) -> Check:
-    """The database answers, and its schema is (or will be made) current."""
+    """The database answers, and its schema is current or one this code can upgrade."""
     try:
         store = open_store(settings, migrate=False)
     except OrchError as exc:
@@ -85,8 +85,24 @@ def check_database(settings: Settings) -> Check:
     where = "SQLite" if settings.database_url.startswith("sqlite") else "PostgreSQL"
     if revision == HEAD_REVISION:
         return Check("database", True, f"{where}, schema at revision {revision}")
-    state = "empty" if revision is None else f"at revision {revision}"
-    return Check("database", True, f"{where}, {state}: upgraded to {HEAD_REVISION} on first use")
+    if revision is None:
+        return Check(
+            "database", True, f"{where}, empty: set up at revision {HEAD_REVISION} on first use"
+        )
+    if not (MIGRATIONS / "versions" / f"{revision}.py").exists():
+        # A newer orchestrator migrated it (or something else wrote alembic_version): this
+        # code cannot read it, and every command but this one would refuse to start.
+        return Check(
+            "database",
+            False,
+            f"{where}, schema at revision {revision}, which this orchestrator does not know "
+            f"(its newest is {HEAD_REVISION}): upgrade orchestrator",
+        )
+    return Check(
+        "database",
+        True,
+        f"{where}, schema at revision {revision}: upgraded to {HEAD_REVISION} on first use",
+    )
 
 
 def check_agent(settings: Settings) -> Check:

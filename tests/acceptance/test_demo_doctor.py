@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from orchestrator.store.migrate import HEAD_REVISION
+from orchestrator.transport.call import COMMAND_VERSION_TIMEOUT_S
 from tests.conftest import ORCH_EXE
 
 
@@ -107,3 +113,48 @@ def test_doctor_reports_a_bad_setting_by_name(tmp_path: Path) -> None:
     env = bare_env(tmp_path, ORCH_MAX_PARALLEL_JOBS="lots")
     result = orch(env, "doctor", cwd=tmp_path)
     assert result.returncode == 1 and "ORCH_MAX_PARALLEL_JOBS" in result.stdout
+
+
+def test_doctor_fails_on_a_database_at_a_revision_it_does_not_know(tmp_path: Path) -> None:
+    home = tmp_path / "orch-home"
+    env = bare_env(tmp_path, ORCH_AGENT_BACKEND="scripted", ORCH_HOME=str(home))
+    assert orch(env, "db", "upgrade", cwd=tmp_path).returncode == 0
+    # What a newer orchestrator leaves behind after migrating the database past our head.
+    with sqlite3.connect(home / "orch.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '0999'")
+    result = orch(env, "doctor", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    line = next(line for line in result.stdout.splitlines() if " database " in line)
+    assert line.startswith("✘") and "revision 0999" in line and "does not know" in line
+    assert f"its newest is {HEAD_REVISION}" in line and "on first use" not in line
+    assert "not ready: database" in result.stdout
+
+
+AGENT_STAND_IN = """import sys, time
+if sys.argv[1:] == ["--version"]:
+    if "{mode}" == "waits":
+        time.sleep(60)  # like an agent that reads its prompt from stdin whatever it is told
+    print("my-agent 1.2.3")
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "shown"),
+    [
+        ("answers", "my-agent 1.2.3"),
+        ("waits", f"no version: it did not answer --version within {COMMAND_VERSION_TIMEOUT_S:g}s"),
+    ],
+)
+def test_doctor_shows_the_command_agents_path_and_version(
+    tmp_path: Path, mode: str, shown: str
+) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    agent = folder / "my-agent"
+    agent.write_text(f"#!{sys.executable}\n" + AGENT_STAND_IN.replace("{mode}", mode))
+    agent.chmod(0o755)
+    env = bare_env(tmp_path, ORCH_AGENT_BACKEND="command", ORCH_AGENT_COMMAND="my-agent {role}")
+    env["PATH"] = f"{folder}{os.pathsep}{env['PATH']}"
+    result = orch(env, "doctor", cwd=tmp_path)
+    line = next(line for line in result.stdout.splitlines() if "agent (command)" in line)
+    assert line.startswith("✔") and line.endswith(f"{agent}: {shown}"), line

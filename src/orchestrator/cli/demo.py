@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.output import console
-from orchestrator.demo.run import DemoOptions, run_demo
+from orchestrator.cli.output import console, notice
+from orchestrator.demo.run import DemoOptions, isolation_notice, run_demo
 
 
 @click.command()
@@ -26,5 +26,8 @@ from orchestrator.demo.run import DemoOptions, run_demo
 )
 def demo(folder: Path | None, backend: str) -> None:
     """Run the whole pipeline on a sample repository: real tests, staging, merge, watch."""
+    message = isolation_notice()
+    if message is not None:
+        notice(message)
     code = run_demo(DemoOptions(folder=folder, backend=backend), console)
     raise SystemExit(code)

@@ -48,16 +48,31 @@ class DemoOptions:
 
 
 def demo_settings(root: Path, backend: str) -> Settings:
-    """The user's settings, with the demo's own home, agents and a short health watch."""
-    overrides: dict[str, object] = {"agent_backend": backend}
-    if env_key("home") not in os.environ:
-        overrides["home"] = root / "home"
+    """The user's settings, with the demo's own home, database, agents and a short health watch.
+
+    The home and the database are always the demo's: its worker drains every task of the
+    database it opens, so the user's ORCH_HOME or ORCH_DB_URL would hand their own tasks to
+    scripted agents (and a shared PostgreSQL would hand the demo's task to real workers).
+    """
+    overrides: dict[str, object] = {"agent_backend": backend, "home": root / "home", "db_url": None}
     if backend == "scripted":
         overrides["agent_scenario"] = None  # set by run_demo from the packaged scenario
     for key, value in (("monitor_window_s", 2.0), ("monitor_interval_s", 0.5)):
         if env_key(key) not in os.environ:
             overrides[key] = value
     return load_settings(**overrides)
+
+
+def isolation_notice() -> str | None:
+    """One line for people whose ORCH_HOME or ORCH_DB_URL (environment or .env) is set."""
+    user = load_settings()
+    ignored = [env_key(name) for name in ("home", "db_url") if name in user.model_fields_set]
+    if not ignored:
+        return None
+    return (
+        f"the demo uses its own home and database: your {' and '.join(ignored)} "
+        "and what they hold are left untouched"
+    )
 
 
 def run_demo(options: DemoOptions, console: Console) -> int:
@@ -71,13 +86,34 @@ def run_demo(options: DemoOptions, console: Console) -> int:
             settings = demo_settings(root, options.backend)
             if options.backend == "scripted":
                 settings = settings.model_copy(update={"agent_scenario": scenario})
-            return _run(settings, root, options, console)
+            code, task_id = _run(settings, root, console)
     finally:
         if options.folder is None:
             shutil.rmtree(root, ignore_errors=True)
+    # Said after the removal, so that the line tells what is on disk now.
+    home = root / "home"  # demo_settings' home, whatever the environment says
+    artifacts = home / "tasks" / task_id
+    if options.folder is not None:
+        rows = [
+            ("artifacts", str(artifacts)),
+            ("look", f"ORCH_HOME={home} orch task show {task_id}"),
+        ]
+    elif root.exists():
+        rows = [("artifacts", f"{artifacts} (the temporary folder {root} could not be removed)")]
+    else:
+        rows = [
+            (
+                "artifacts",
+                f"removed with the temporary folder {root} "
+                "(orch demo --dir DIR keeps the repo, the database and every artifact)",
+            )
+        ]
+    print_summary(console, rows)
+    return code
 
 
-def _run(settings: Settings, root: Path, options: DemoOptions, console: Console) -> int:
+def _run(settings: Settings, root: Path, console: Console) -> tuple[int, str]:
+    """Run the demo's task; its exit code and the task's id."""
     started = time.monotonic()
     store = open_store(settings)
     try:
@@ -101,8 +137,8 @@ def _run(settings: Settings, root: Path, options: DemoOptions, console: Console)
             console.print(f"repo {name} at {repo_path}; task {task.id}: {TITLE}\n")
             snapshot = _follow(store, settings, task.id, console)
         elapsed = time.monotonic() - started
-        _summary(store, settings, snapshot, repo_path, options, console, elapsed)
-        return 0 if snapshot.task.state is TaskState.DONE else 1
+        _summary(store, settings, snapshot, repo_path, console, elapsed)
+        return (0 if snapshot.task.state is TaskState.DONE else 1), task.id
     finally:
         store.close()
 
@@ -139,7 +175,6 @@ def _summary(
     settings: Settings,
     snapshot: Snapshot,
     repo_path: Path,
-    options: DemoOptions,
     console: Console,
     seconds: float,
 ) -> None:
@@ -188,18 +223,6 @@ def _summary(
             f"({settings.agent_backend})",
         )
     )
-    artifacts = settings.home / "tasks" / task.id
-    if options.folder is None:
-        rows.append(
-            (
-                "artifacts",
-                "removed with the temporary folder "
-                "(orch demo --dir DIR keeps the repo, the database and every artifact)",
-            )
-        )
-    else:
-        rows.append(("artifacts", str(artifacts)))
-        rows.append(("look", f"ORCH_HOME={settings.home} orch task show {task.id}"))
     if task.reason:
         rows.append(("reason", task.reason))
     console.print()

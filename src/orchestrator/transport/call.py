@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from orchestrator.transport import claude, codex
 from orchestrator.transport.types import AgentRequest, AgentResult, ErrorKind, Parsed, Usage
 
 SCRIPTED_AGENT = Path(__file__).with_name("scripted_agent.py")
+# `orch doctor` asks a command agent for --version; one that does not answer by then is
+# probably waiting for a prompt on stdin, not broken.
+COMMAND_VERSION_TIMEOUT_S = 5.0
 
 
 def build_argv(settings: Settings, request: AgentRequest) -> list[str]:
@@ -48,16 +52,32 @@ def cli_version(settings: Settings) -> tuple[str, str | None]:
     executable = {"claude": claude.ARGV[0], "codex": "codex"}.get(backend)
     if executable is None:
         executable = shlex.split(settings.agent_command or "")[0]
-    if shutil.which(executable) is None:
+    found = shutil.which(executable)
+    if found is None:
         return executable, None
     if backend == "command":
-        return executable, "found"
+        return found, _command_version(found)
     try:
         result = run_command([executable, "--version"], timeout=20)
     except SpawnFailed:
         return executable, None
     lines = (result.stdout or result.stderr).strip().splitlines()
     return executable, lines[0] if lines else f"exit {result.returncode}"
+
+
+def _command_version(path: str) -> str:
+    """A command agent's `--version` line, or why there is none: it need not know the flag."""
+    started = time.monotonic()
+    try:
+        result = run_command([path, "--version"], timeout=COMMAND_VERSION_TIMEOUT_S)
+    except SpawnFailed as exc:
+        return f"no version: {exc}"
+    if time.monotonic() - started >= COMMAND_VERSION_TIMEOUT_S:
+        return f"no version: it did not answer --version within {COMMAND_VERSION_TIMEOUT_S:g}s"
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    if result.returncode != 0 or not lines:
+        return f"no version: --version exited {result.returncode}"
+    return lines[0]
 
 
 def _lines(log_path: Path) -> Iterator[str]:
