@@ -22,6 +22,7 @@ from orchestrator.runners.base import (
     FailureKind,
     RunnerOutcome,
     RunnerRequest,
+    SuiteRun,
     output_tail,
     run_suite,
 )
@@ -65,6 +66,21 @@ def with_pytest_junitxml(argv: list[str], report: Path) -> list[str]:
     return [*argv, f"--junitxml={report}", "-o", "junit_family=xunit1"]
 
 
+# What pytest prints (and exits 4, a usage error) when `-p orch_junit` cannot be imported.
+PLUGIN_MISSING = "No module named 'orch_junit'"
+
+
+def plugin_did_not_load(run: SuiteRun) -> bool:
+    """True when pytest stopped at once because it could not import the report plugin.
+
+    A suite that ran (passed, failed or timed out) is never rerun, even when its output
+    happens to mention the plugin (the orchestrator's own tests do).
+    """
+    if run.executed or run.proc is None:
+        return False
+    return PLUGIN_MISSING in (run.proc.tail or run.proc.head)
+
+
 def suite_counts(junit: Path, output: str) -> Counts:
     """Counts per test item as pytest's summary line shows them; failing tests from JUnit.
 
@@ -97,13 +113,10 @@ class TestRunner:
         if runs_pytest(argv):
             command = with_junit(argv, junit)
             run = run_suite(command, request, timeout, python_path=REPORT_PLUGIN)
-            if (
-                run.proc is not None
-                and "orch_junit" in (run.proc.tail or run.proc.head)
-                and (not junit.is_file())
-            ):
-                # The plugin could not load (an isolated interpreter ignores PYTHONPATH): run
-                # again with pytest's own report rather than judge a suite that did not run.
+            if plugin_did_not_load(run):
+                # An isolated interpreter ignores PYTHONPATH: run again with pytest's own
+                # report rather than judge a suite that did not run. Only a run that stopped
+                # at pytest's usage error is rerun, so the suite runs in full at most once.
                 command = with_pytest_junitxml(argv, junit)
                 run = run_suite(command, request, timeout)
         else:
@@ -173,7 +186,10 @@ def render_report(
 ) -> str:
     """`13-test-report.md`: the three verdict fields, aligned, then the evidence."""
     verdict = "PASS" if passed else "FAIL"
-    failed = 0 if passed else max(counts.tests_failed, 1 if kind is FailureKind.TESTS else 0)
+    # Aligned (SPEC 3): each field says what `result:` says. A FAIL never reads `tests_failed:
+    # 0`, which on its own means nothing failed; when no test item failed (a timeout, a smoke
+    # break, infra) the run itself is the one failure. The table below keeps the raw counts.
+    failed = 0 if passed else max(counts.tests_failed, 1)
     lines = [
         "# Test report",
         "",
