@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from orchestrator.intake import submit_task
 from orchestrator.overview import status_report
@@ -177,3 +179,167 @@ def test_the_daily_budget_blocks_every_task_once_spent(
     second = run_one(store, orch_home, settings)
     assert (second.state, second.stage) == (TaskState.BLOCKED, Stage.ANALYSIS)
     assert calls(store, second.id) == []
+
+
+# --- A7 at most once per round, never able to fail the job, and the budget after it -----------
+
+
+def stand_in(folder: Path, before: str) -> str:
+    """An agent command: a real executable that runs `before` (which may end the call), then
+    hands over to the fake agent; `role`, `artifact`, `folder` and `round_` are defined."""
+    script = folder / "stand-in"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys\n"
+        "role, artifact = os.environ['ORCH_ROLE'], os.environ['ORCH_ARTIFACT_PATH']\n"
+        "folder, round_ = os.environ['ORCH_ARTIFACT_DIR'], os.environ['ORCH_ROUND']\n"
+        f"{before}\n"
+        "os.execvp('fake-agent', ['fake-agent', *sys.argv[1:]])\n"
+    )
+    script.chmod(0o755)
+    return f"{script} {{role}}"
+
+
+def test_the_failure_summary_is_made_once_per_round_and_reused_by_a_developer_retry(
+    fake_bin: Path,
+    repo: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "1")
+    # The developer's first attempt at round 2 crashes; it keeps the prompt it was given.
+    crash_once = (
+        "first = os.path.join(folder, 'prompt-developer-r2-first.txt')\n"
+        "if role == 'developer' and round_ == '2' and not os.path.exists(first):\n"
+        "    open(first, 'w').write(sys.stdin.read())\n"
+        "    sys.exit('developer: lost its connection')\n"
+    )
+    command = stand_in(tmp_path, crash_once)
+    settings = settings_for(
+        db_url, orch_home, agent_command=command, failure_summary_enabled=True, agent_retries=2
+    )
+    task = run_one(store, orch_home, settings)
+    assert (task.state, task.round) == (TaskState.DONE, 2)
+    made = calls(store, task.id)
+    assert [c for c in made if c[1] == "developer" and c[3] == 2] == [
+        ("A3", "developer", "agent_error", 2),
+        ("A3", "developer", "ok", 2),
+    ]
+    assert [c for c in made if c[0] == "A7"] == [("A7", "summarizer", "ok", 2)]
+    folder = orch_home / "tasks" / task.id
+    for attempt in ("prompt-developer-r2-first.txt", "prompt-developer-r2.txt"):
+        prompt = (folder / attempt).read_text()
+        assert prompt.index("FAKE-SUMMARY-NOTE") < prompt.index("FAKE-REVIEW-NOTE"), attempt
+
+
+REFUSE_SUMMARIES = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_summaries BEFORE INSERT ON agent_calls "
+        "WHEN NEW.role = 'summarizer' BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_summaries() RETURNS trigger AS $$ BEGIN "
+        "IF NEW.role = 'summarizer' THEN RAISE EXCEPTION 'disk is full'; END IF; "
+        "RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_summaries BEFORE INSERT ON agent_calls "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_summaries()",
+    ],
+}
+
+
+@pytest.mark.parametrize("fault", ["unreadable note", "accounting fails"])
+def test_a_failure_summary_that_raises_leaves_the_pipeline_unchanged(
+    fake_bin: Path,
+    repo: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "1")
+    before = ""
+    if fault == "unreadable note":
+        if not Path("/proc/self/mem").is_file():
+            pytest.skip("needs Linux's /proc/self/mem, a file whose reading fails with EIO")
+        # The note is a file, and reading it raises OSError in the orchestrator.
+        before = (
+            "if role == 'summarizer':\n"
+            "    sys.stdin.read()\n"
+            "    os.symlink('/proc/self/mem', artifact)\n"
+            "    sys.exit(0)\n"
+        )
+    else:
+        with store.engine.begin() as conn:
+            for statement in REFUSE_SUMMARIES[store.engine.dialect.name]:
+                conn.execute(text(statement))
+    settings = settings_for(
+        db_url, orch_home, agent_command=stand_in(tmp_path, before), failure_summary_enabled=True
+    )
+    task = run_one(store, orch_home, settings)
+    assert (task.state, task.round) == (TaskState.DONE, 2)
+    prompt = (orch_home / "tasks" / task.id / "prompt-developer-r2.txt").read_text()
+    assert "FAKE-REVIEW-NOTE" in prompt and "FAKE-SUMMARY-NOTE" not in prompt
+    assert store.list_alerts(task_id=task.id) == []
+
+
+def test_the_budget_is_checked_again_after_the_failure_summary(
+    fake_bin: Path, make_repo: Callable[..., Path], store: Store, db_url: str, orch_home: Path
+) -> None:
+    path = make_repo("red")
+    failing = shlex.join(["python", "-c", "raise SystemExit(1)"])
+    store.add_repo(
+        "red", RepoSpec(str(path), default_branch="main", skip_stages=SKIP, test_command=failing)
+    )
+    # Four calls (0.1684) leave room for one more; the summary (0.2105) spends the rest.
+    settings = settings_for(
+        db_url,
+        orch_home,
+        agent_backend="claude",
+        test_runner_enabled=True,
+        failure_summary_enabled=True,
+        task_budget_usd=0.2,
+    )
+    task = submit_task(store, orch_home, "red", "Rename x", "")
+    Worker(store, settings, drain=True).run()
+    task = store.get_task(task.id)
+    assert (task.state, task.stage, task.round) == (TaskState.BLOCKED, Stage.DEVELOPMENT, 2)
+    assert "ORCH_TASK_BUDGET_USD" in (task.reason or "")
+    assert [(site, n) for site, _, _, n in calls(store, task.id)] == [
+        ("A1", 1),
+        ("A2", 1),
+        ("A3", 1),
+        ("A4", 1),
+        ("A7", 2),
+    ]
+
+
+# --- secrets never reach an agent -------------------------------------------------------------
+
+
+def test_no_prompt_carries_a_secret_of_the_orchestrator(
+    fake_bin: Path,
+    repo: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = "tok-9f2c1e7d5b3a"
+    monkeypatch.setenv("ORCH_API_TOKEN", token)
+    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "1")
+    settings = settings_for(db_url, orch_home, failure_summary_enabled=True)
+    task = submit_task(store, orch_home, "app", "Rotate the key", f"curl -H 'Bearer {token}' /x")
+    Worker(store, settings, drain=True).run()
+    prompts = sorted((orch_home / "tasks" / task.id).glob("prompt-*.txt"))
+    names = [p.name for p in prompts]
+    assert "prompt-developer-r2.txt" in names and "prompt-summarizer-r2.txt" in names
+    for prompt in prompts:
+        assert token not in prompt.read_text(), prompt.name
+    assert (
+        "Bearer [redacted]" in (orch_home / "tasks" / task.id / "prompt-analyst-r1.txt").read_text()
+    )

@@ -58,18 +58,23 @@ def launch_job(ctx: JobContext, job: Job) -> JobEnd:
 
 def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) -> JobEnd:
     """Start the stage's LLM agent through the single transport and judge its artifact."""
-    spent = over_budget(ctx, task.id)
-    if spent is not None:
-        reason = f"no more agent calls for task {task.id}: {spent}"
-        metrics = JobMetrics(producer=role.value, outcome="blocked", error_kind="budget")
-        ctx.store.block_task(job, reason, metrics, alert_kind="budget")
-        return JobEnd.BLOCKED
+    stopped = _stop_if_over_budget(ctx, job, task, role)
+    if stopped is not None:
+        return stopped
     name = STAGE_TRANSITIONS[job.stage].artifact
     path = layout.artifact_path(ctx.settings.home, task.id, name)
     feedback = None
+    summary = None
     if role is Producer.DEVELOPER:
         feedback = ctx.store.rollback_feedback(task.id, job.round)
-    summary = failure_summary(ctx, job, task, feedback) if feedback is not None else None
+    if feedback is not None:
+        summary = failure_summary(ctx, job, task, feedback)
+        # The summary may have spent the rest of the budget, or the job was stopped meanwhile.
+        stopped = _stop_if_over_budget(ctx, job, task, role)
+        if stopped is not None:
+            return stopped
+        if ctx.cancel.cancelled:
+            return JobEnd.CANCELLED
     request = AgentRequest(
         role=role.value,
         stage=job.stage.value,
@@ -78,7 +83,9 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
         worktree=Path(task.worktree),
         artifact_dir=path.parent,
         artifact_path=path,
-        prompt=build_prompt(ctx.store, task, repo, role, job.round, path, feedback, summary),
+        prompt=build_prompt(
+            ctx.store, task, repo, role, job.round, path, ctx.secrets, feedback, summary
+        ),
         log_path=ctx.log_path(job, role.value),
         timeout_s=ctx.settings.agent_timeout_s,
     )
@@ -92,10 +99,11 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
         on_start=ctx.on_start(job),
         marker=ctx.marker(job),
     )
+    # Accounted first: a stopped call may have spent tokens too.
+    account(ctx, job, role.value, result)
     metrics = _metrics(role, result, ctx.secrets)
     if result.kind is ErrorKind.CANCELLED:
         return JobEnd.CANCELLED
-    account(ctx, job, role.value, result)
     if not result.ok:
         return _agent_failed(ctx, job, role, result, metrics)
 
@@ -110,6 +118,17 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
         )
         return _agent_failed(ctx, job, role, failed, replace(metrics, error_kind="agent_error"))
     return commit_verdict(ctx, job, repo, role, name, text, metrics)
+
+
+def _stop_if_over_budget(ctx: JobContext, job: Job, task: Task, role: Producer) -> JobEnd | None:
+    """Block the task before its next agent call when a budget is spent."""
+    spent = over_budget(ctx, task.id)
+    if spent is None:
+        return None
+    reason = f"no more agent calls for task {task.id}: {spent}"
+    metrics = JobMetrics(producer=role.value, outcome="blocked", error_kind="budget")
+    ctx.store.block_task(job, reason, metrics, alert_kind="budget")
+    return JobEnd.BLOCKED
 
 
 def _agent_failed(
@@ -159,11 +178,16 @@ def build_prompt(
     role: Producer,
     round: int,
     artifact_path: Path,
+    secrets: tuple[str, ...],
     feedback: Artifact | None = None,
     summary: str | None = None,
 ) -> str:
     """Render the role's prompt with the task, its earlier artifacts and, from round 2, the
-    artifact that sent the task back (whole, with an optional summary above it)."""
+    artifact that sent the task back (whole, with an optional summary above it).
+
+    Secrets are masked in the whole prompt: a task description, a report or a review may
+    quote one, and an agent must never read the orchestrator's own secrets.
+    """
     artifacts = store.latest_artifacts(task.id)
     task_text = next((a.text for a in artifacts if a.name == TASK_ARTIFACT), task.title)
     shown = [
@@ -171,7 +195,7 @@ def build_prompt(
         for a in artifacts
         if a.name != TASK_ARTIFACT and (feedback is None or a.name != feedback.name)
     ]
-    return render_prompt(
+    prompt = render_prompt(
         PromptContext(
             role=role.value,
             task_id=task.id,
@@ -185,3 +209,4 @@ def build_prompt(
             summary=summary,
         )
     )
+    return redact(prompt, secrets)

@@ -3,32 +3,62 @@
 It is hybrid and strictly off the control path: it never changes a verdict (the gate has
 already moved the task), the developer always gets the report whole, and when the switch is
 off (the default), the call fails or the budget is spent, the prompt simply has no note.
+Nothing it does can fail the developer's job: any error is logged and means "no note".
+
+It is called at most once per round: a developer retry of the same round reuses the note
+its first attempt got (the file the summarizer wrote), or goes without one if that call
+failed, instead of paying for the same note again.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from orchestrator.jobs.accounting import account, over_budget
+from orchestrator.jobs.accounting import CALL_SITE_OF_ROLE, account, over_budget
 from orchestrator.jobs.context import JobContext
 from orchestrator.prompts import SUMMARIZER, render_summary_prompt
 from orchestrator.redact import redact
 from orchestrator.store import Artifact, Job, Task
-from orchestrator.transport import AgentRequest, call_agent
+from orchestrator.transport import AgentRequest, ErrorKind, call_agent
 from orchestrator.workspace import layout
 
 log = logging.getLogger(__name__)
 
-SUMMARY_ARTIFACT = "12-failure-summary.md"
 # A note on a report needs minutes, not the half hour a developer may take.
 SUMMARY_TIMEOUT_S = 300.0
 
 
+def summary_artifact(round: int) -> str:
+    """The note's file for one round: a retry on another machine never reads an older one."""
+    return f"12-failure-summary-r{round}.md"
+
+
 def failure_summary(ctx: JobContext, job: Job, task: Task, report: Artifact) -> str | None:
-    """The note to put above `report` in the developer's prompt, or None."""
-    if not ctx.settings.failure_summary_enabled or over_budget(ctx, task.id) is not None:
+    """The note to put above `report` in the developer's prompt, or None; never raises."""
+    if not ctx.settings.failure_summary_enabled:
         return None
-    path = layout.artifact_path(ctx.settings.home, task.id, SUMMARY_ARTIFACT)
+    try:
+        return _note_of_the_round(ctx, job, task, report)
+    except Exception:
+        log.warning(
+            "task %s: no failure summary (it failed inside orchestrator)", task.id, exc_info=True
+        )
+        return None
+
+
+def _note_of_the_round(ctx: JobContext, job: Job, task: Task, report: Artifact) -> str | None:
+    path = layout.artifact_path(ctx.settings.home, task.id, summary_artifact(job.round))
+    earlier = [
+        kind
+        for kind in ctx.store.call_outcomes(task.id, CALL_SITE_OF_ROLE[SUMMARIZER], job.round)
+        if kind != ErrorKind.CANCELLED
+    ]
+    if earlier:
+        ok = ErrorKind.OK in earlier
+        return _read_note(path, ctx.secrets) if ok and path.is_file() else None
+    if over_budget(ctx, task.id) is not None:
+        return None
     path.unlink(missing_ok=True)
     request = AgentRequest(
         role=SUMMARIZER,
@@ -38,7 +68,7 @@ def failure_summary(ctx: JobContext, job: Job, task: Task, report: Artifact) -> 
         worktree=layout.worktree_dir(ctx.settings.home, task.id),
         artifact_dir=path.parent,
         artifact_path=path,
-        prompt=render_summary_prompt(report.name, report.text, str(path)),
+        prompt=redact(render_summary_prompt(report.name, report.text, str(path)), ctx.secrets),
         log_path=ctx.log_path(job, SUMMARIZER),
         timeout_s=min(ctx.settings.agent_timeout_s, SUMMARY_TIMEOUT_S),
     )
@@ -47,5 +77,9 @@ def failure_summary(ctx: JobContext, job: Job, task: Task, report: Artifact) -> 
     if not result.ok:
         log.info("task %s: no failure summary (%s: %s)", task.id, result.kind, result.message)
         return None
-    note = redact(path.read_text(encoding="utf-8", errors="replace"), ctx.secrets).strip()
+    return _read_note(path, ctx.secrets)
+
+
+def _read_note(path: Path, secrets: tuple[str, ...]) -> str | None:
+    note = redact(path.read_text(encoding="utf-8", errors="replace"), secrets).strip()
     return note or None

@@ -49,6 +49,20 @@ class UsageQueries(StoreBase):
         with self._write() as conn:
             conn.execute(insert(agent_calls).values(**call.__dict__, at=utcnow()))
 
+    def call_outcomes(self, task_id: str, call_site: str, round: int) -> list[str]:
+        """How each of the task's calls at one call site in one round ended, oldest first."""
+        query = (
+            select(agent_calls.c.error_kind)
+            .where(
+                agent_calls.c.task_id == task_id,
+                agent_calls.c.call_site == call_site,
+                agent_calls.c.round == round,
+            )
+            .order_by(agent_calls.c.id)
+        )
+        with self._read() as conn:
+            return [str(kind) for kind in conn.execute(query).scalars()]
+
     def task_cost(self, task_id: str) -> float:
         """What the task's agent calls cost so far (unknown costs count as 0)."""
         query = select(func.coalesce(func.sum(agent_calls.c.cost_usd), 0.0)).where(
