@@ -29,6 +29,14 @@ class Determinization:
     cost_usd: float
 
     @property
+    def llm_calls_avoided_by_stage(self) -> dict[str, int]:
+        """The LLM calls avoided in each stage with an LLM fallback: its runner's verdicts."""
+        return {
+            stage.value: self.verdicts_by_stage.get(stage, {}).get("code", 0)
+            for stage in FALLBACK_STAGES
+        }
+
+    @property
     def deterministic(self) -> int:
         """Verdicts produced by code."""
         return sum(n for p, n in self.verdicts_by_producer.items() if Producer(p) not in LLM_ROLES)
