@@ -40,6 +40,8 @@ class Server:
     url: str
     answers: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     hits: list[str] = field(default_factory=list)
+    delay_s: float = 0.0  # how long each answer takes
+    endless_body: bool = False  # after the headers, a body that trickles on for ENDLESS_S
 
     def answer(self, path: str, *answers: tuple[int, str] | int) -> None:
         self.answers[path] = [(a, "{}") if isinstance(a, int) else a for a in answers]
@@ -66,6 +68,9 @@ def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
+ENDLESS_S = 10.0
+
+
 @pytest.fixture
 def server() -> Iterator[Server]:
     lock = threading.Lock()
@@ -75,12 +80,27 @@ def server() -> Iterator[Server]:
         def do_GET(self) -> None:
             with lock:
                 status, body = state["server"].next_answer(self.path)
+            time.sleep(state["server"].delay_s)
             data = body.encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            if state["server"].endless_body:
+                self.end_headers()  # no length: the body runs until the connection closes
+                self.trickle()
+                return
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def trickle(self) -> None:
+            until = time.monotonic() + ENDLESS_S
+            try:
+                while time.monotonic() < until:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
+                pass  # the client hung up: what a probe that only wants the status does
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -191,6 +211,41 @@ def test_nothing_listening_is_unhealthy(closed_url: str, make_request: MakeReque
     rows = probe_rows(report)
     assert rows and set(rows) == {"no answer"}
     assert "ConnectError" in report
+
+
+def test_a_slow_service_cannot_stretch_the_watch_past_its_window(
+    server: Server, make_request: MakeRequest
+) -> None:
+    # Four probes are due (0, 0.2, 0.4 and 0.6 s), each answered after 1 s. Waiting for all of
+    # them would take 4 s; no probe starts more than an interval after the window ends.
+    server.answer("/health", 200)
+    server.delay_s = 1.0
+    started = time.monotonic()
+
+    outcome = PostDeployMonitor().run(make_request(f"{server.url}/health", window_s=0.6))
+
+    assert time.monotonic() - started < 3.0
+    report = outcome.artifact
+    assert report is not None
+    assert parse_verdict_keys(report)["monitor_status"] == ("HEALTHY",)
+    assert probe_rows(report) == ["200"] and server.hits == ["/health"]
+    assert "3 of 4 probes did not start" in report
+
+
+def test_a_health_body_that_never_ends_does_not_hold_a_probe(
+    server: Server, make_request: MakeRequest
+) -> None:
+    server.answer("/health", 200)
+    server.endless_body = True
+    started = time.monotonic()
+
+    outcome = PostDeployMonitor().run(make_request(f"{server.url}/health", window_s=0.2))
+
+    assert time.monotonic() - started < ENDLESS_S / 2  # the status is enough; the body unread
+    report = outcome.artifact
+    assert report is not None
+    assert parse_verdict_keys(report)["monitor_status"] == ("HEALTHY",)
+    assert probe_rows(report) == ["200", "200"]
 
 
 def test_no_health_url_is_skipped_and_passes(make_request: MakeRequest) -> None:

@@ -182,34 +182,71 @@ def test_a_failing_staging_suite_sends_the_task_back_with_its_log_in_the_prompt(
     assert (failed.state, failed.round) == (TaskState.FAILED, 2)
 
 
-# --- deploy: the deploy-finalizer or a person, never an LLM ----------------------------------
+# --- deploy and post-deploy: their runner or a person, never an LLM --------------------------
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    ("env", "stage", "runner"),
     [
-        pytest.param({"deploy_finalizer_enabled": False}, id="kill-switch-off"),
-        pytest.param({"deploy_finalizer_repos": "other"}, id="repo-out-of-scope"),
+        pytest.param(
+            {"ORCH_DEPLOY_FINALIZER_ENABLED": "false"},
+            Stage.DEPLOY,
+            "deploy-finalizer",
+            id="deploy-kill-switch-off",
+        ),
+        pytest.param(
+            {"ORCH_DEPLOY_FINALIZER_REPOS": "other"},
+            Stage.DEPLOY,
+            "deploy-finalizer",
+            id="deploy-repo-out-of-scope",
+        ),
+        pytest.param(
+            {"ORCH_POST_DEPLOY_MONITOR_ENABLED": "false"},
+            Stage.POST_DEPLOY,
+            "post-deploy-monitor",
+            id="monitor-kill-switch-off",
+        ),
+        pytest.param(
+            {"ORCH_POST_DEPLOY_MONITOR_REPOS": "other"},
+            Stage.POST_DEPLOY,
+            "post-deploy-monitor",
+            id="monitor-repo-out-of-scope",
+        ),
     ],
 )
-def test_deploy_without_its_runner_blocks_for_a_person_with_no_llm_fallback(
-    overrides: dict[str, object],
+def test_deploy_and_post_deploy_without_their_runner_block_for_a_person_with_no_llm_fallback(
+    env: dict[str, str],
+    stage: Stage,
+    runner: str,
     fake_bin: Path,
     add_app: Callable[..., Path],
     store: Store,
     db_url: str,
     orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    path = add_app(NO_STAGING_NO_MONITOR)
+    # SPEC 15 "Runner defaults": switched off, their stage blocks the task for a person with
+    # an alert. Switched off the way a person would: in the environment.
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    path = add_app(frozenset({Stage.DEPLOY_STAGING}))
     task = submit(store, orch_home)
-    drain(store, settings_for(db_url, orch_home, **overrides))
+    drain(store, settings_for(db_url, orch_home))
 
     blocked = store.get_task(task.id)
-    assert (blocked.state, blocked.stage) == (TaskState.BLOCKED, Stage.DEPLOY)
+    assert (blocked.state, blocked.stage) == (TaskState.BLOCKED, stage)
+    assert f"{runner} is switched off" in (blocked.reason or "")
     assert "no LLM fallback" in (blocked.reason or "")
-    assert [a.kind for a in store.list_alerts(task_id=task.id)] == ["no_runner"]
+    [alert] = store.list_alerts(task_id=task.id)
+    assert alert.kind == "no_runner" and alert.message == blocked.reason
     assert not prompt(orch_home, task, "prompt-deployer-r1.txt").exists()
-    assert git(path, "log", "--format=%s", "main").splitlines() == ["initial commit"]
+    with pytest.raises(NotFound):
+        store.get_artifact(task.id, "17-monitor-report.md")  # nobody judged the stage
+    history = git(path, "log", "--format=%s", "main").splitlines()
+    if stage is Stage.DEPLOY:
+        assert history == ["initial commit"]  # nothing merged
+    else:
+        assert len(history) > 1 and history[0].startswith("Merge orch/")  # deployed, unwatched
 
 
 # --- the setup command -------------------------------------------------------------------------

@@ -3,6 +3,11 @@
 Polls the URL every ORCH_MONITOR_INTERVAL_S for ORCH_MONITOR_WINDOW_S. Every answer 2xx is
 HEALTHY; any failure (an error status, a timeout, no connection) is UNHEALTHY, which fails
 the task with an alert. A repo without a health URL is SKIPPED.
+
+The window is the monitor's limit (it has no `_TIMEOUT_S`): no probe starts once the window
+is more than one interval behind it, and a probe waits at most PROBE_TIMEOUT_S for each step
+(connect, send, read) and never reads the body. So the watch ends at the latest one interval
+plus one probe after its window, however slowly the service answers.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import httpx
 from orchestrator.pipeline.stages import Producer
 from orchestrator.redact import redact
 from orchestrator.runners.base import FailureKind, RunnerOutcome, RunnerRequest
+from orchestrator.selfhost.watch import await_answer
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -38,11 +44,13 @@ def probe(client: httpx.Client, url: str, at_s: float) -> Probe:
     """GET the health URL once."""
     started = time.monotonic()
     try:
-        response = client.get(url)
+        # The status is the answer: a body that never ends must not hold the watch.
+        with client.stream("GET", url) as response:
+            status = response.status_code
     except httpx.HTTPError as exc:
         elapsed = (time.monotonic() - started) * 1000
         return Probe(at_s, None, elapsed, f"{type(exc).__name__}: {exc}")
-    return Probe(at_s, response.status_code, (time.monotonic() - started) * 1000)
+    return Probe(at_s, status, (time.monotonic() - started) * 1000)
 
 
 def self_health_url(request: RunnerRequest) -> str | None:
@@ -60,41 +68,71 @@ class PostDeployMonitor:
     producer = Producer.POST_DEPLOY_MONITOR
 
     def run(self, request: RunnerRequest) -> RunnerOutcome:
-        """Poll for the whole window; HEALTHY, UNHEALTHY or SKIPPED."""
-        url = request.repo.health_url or self_health_url(request)
+        """Poll for the whole window; HEALTHY, UNHEALTHY or SKIPPED (or a tool error)."""
+        url = watched_url(request)
         if not url:
             return RunnerOutcome(artifact=render_report("SKIPPED", None, [], 0.0, 0.0))
+        # Its own /health: the window starts once the service answers (start-up is not a
+        # failure; ORCH_SELF_START_TIMEOUT_S bounds the wait, then the probes judge).
+        own = not request.repo.health_url and request.repo.is_self
+        timeout = request.settings.self_start_timeout_s
+        if own and await_answer(url, timeout, request.cancel) is None:
+            return RunnerOutcome(cancelled=True)
         window = request.settings.monitor_window_s
         interval = request.settings.monitor_interval_s
         probes: list[Probe] = []
         # A probe at the start and one every interval up to the end of the window (the small
         # epsilon keeps 0.6 / 0.2 from rounding down to 2).
         count = int(window / interval + 1e-9) + 1
+        try:
+            # A busy machine answers slowly: the probe waits up to PROBE_TIMEOUT_S however
+            # short the interval (the next probe then starts late, never early).
+            client = httpx.Client(timeout=PROBE_TIMEOUT_S)
+        except (OSError, ValueError) as exc:
+            # A broken environment (a proxy or CA bundle setting): the watch cannot run at
+            # all, which says nothing about the service.
+            return RunnerOutcome.tool_error(
+                f"cannot open an HTTP client to watch {url}: {type(exc).__name__}: {exc}"
+            )
         started = time.monotonic()
-        # A busy machine answers slowly: the probe waits up to PROBE_TIMEOUT_S however short
-        # the interval (the next probe then starts late, never early).
-        with httpx.Client(timeout=PROBE_TIMEOUT_S) as client:
+        with client:
             for index in range(count):
                 if index and request.cancel.wait(
                     max(0.0, index * interval - (time.monotonic() - started))
                 ):
                     return RunnerOutcome(cancelled=True)
-                probes.append(probe(client, url, time.monotonic() - started))
+                at_s = time.monotonic() - started
+                if index and at_s > window + interval:
+                    break  # slow answers used up the window: the rest would start too late
+                probes.append(probe(client, url, at_s))
         healthy = all(p.healthy for p in probes)
-        text = render_report("HEALTHY" if healthy else "UNHEALTHY", url, probes, window, interval)
+        note = ""
+        if len(probes) < count:
+            note = (
+                f"{count - len(probes)} of {count} probes did not start: slow answers took the "
+                "watch past the end of its window."
+            )
+        text = render_report(
+            "HEALTHY" if healthy else "UNHEALTHY", url, probes, window, interval, note
+        )
         return RunnerOutcome(artifact=redact(text, request.secrets))
 
     def infra_failure(self, request: RunnerRequest, reason: str, attempts: int) -> str:
         """The UNHEALTHY report once the watch could not run `attempts` times."""
         return render_report(
             "UNHEALTHY",
-            request.repo.health_url,
+            watched_url(request),
             [],
             request.settings.monitor_window_s,
             request.settings.monitor_interval_s,
             note=f"The watch could not run in {attempts} attempts; last reason: {reason}.",
             kind=FailureKind.INFRA,
         )
+
+
+def watched_url(request: RunnerRequest) -> str | None:
+    """The repo's health URL; for the orchestrator's own repo, its own /health."""
+    return request.repo.health_url or self_health_url(request)
 
 
 def render_report(
@@ -118,7 +156,9 @@ def render_report(
         "producer: post-deploy-monitor",
         "",
     ]
-    if url is None:
+    if kind is FailureKind.INFRA:
+        lines.append(f"Could not watch {f'`{url}`' if url else 'the service'}: no probe ran.")
+    elif url is None:
         lines.append("The repo has no health URL (orch repo set NAME --health-url URL): skipped.")
     else:
         lines.append(
