@@ -200,3 +200,9 @@ def test_env_example_defaults_drift_caught_on_a_mutated_copy(
     assert env_example_default_problems(mutated, load, defaults) == [
         "ORCH_MAX_PARALLEL_JOBS=5 is not the default"
     ]
+
+
+def test_readme_says_doctor_wants_an_agent_cli_that_the_demo_does_not_need() -> None:
+    doctor = README[README.index("`orch doctor` checks") :].split("\n\n", 1)[0]
+    assert "reports the agent CLI as missing" in doctor
+    assert "the demo's scripted agents need no CLI" in doctor

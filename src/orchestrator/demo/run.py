@@ -69,9 +69,10 @@ def isolation_notice() -> str | None:
     ignored = [env_key(name) for name in ("home", "db_url") if name in user.model_fields_set]
     if not ignored:
         return None
+    points = "points" if len(ignored) == 1 else "point"
     return (
-        f"the demo uses its own home and database: your {' and '.join(ignored)} "
-        "and what they hold are left untouched"
+        f"the demo uses its own home and database: what your {' and '.join(ignored)} "
+        f"{points} to is left untouched"
     )
 
 
