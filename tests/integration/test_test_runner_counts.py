@@ -1,0 +1,137 @@
+"""Where the test-runner's counts come from, on real pytest runs in a real task worktree.
+
+SPEC 15 "Test reports": counts are per test item, as pytest's own summary line shows them,
+not per subtest. The summary line is read when there is one; the JUnit report (written by the
+`orch_junit` plugin) names the failing tests, and gives the counts when pytest printed no
+summary line (`-qq`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.intake import submit_task
+from orchestrator.pipeline.gates import check_tests_passed
+from orchestrator.pipeline.verdicts import parse_verdict_keys
+from orchestrator.proc import CancelToken
+from orchestrator.runners.base import RunnerOutcome, RunnerRequest
+from orchestrator.runners.test_runner import TestRunner
+from orchestrator.settings import load_settings
+from orchestrator.store import RepoSpec, Store
+
+SUITE = """
+def test_plain():
+    pass
+
+
+def test_with_subtests(subtests):
+    for n in range(3):
+        with subtests.test(n=n):
+            assert n < 3
+"""
+
+RunTests = Callable[..., tuple[RunnerOutcome, RunnerRequest]]
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """SQLite only: the runner reads its records, it never queries the database."""
+    url = f"sqlite:///{tmp_path / 'db' / 'orch.db'}"
+    monkeypatch.setenv("ORCH_DB_URL", url)
+    return url
+
+
+@pytest.fixture
+def run_tests(
+    store: Store, orch_home: Path, make_repo: Callable[..., Path], tmp_path: Path
+) -> Iterator[RunTests]:
+    """Run the test-runner once on a task whose repo holds `files`."""
+    tokens: list[CancelToken] = []
+
+    def run(
+        files: dict[str, str], command: str, timeout_s: float = 120.0
+    ) -> tuple[RunnerOutcome, RunnerRequest]:
+        spec = RepoSpec(path=str(make_repo("app", files)), default_branch="main")
+        store.add_repo("app", spec)
+        repo = store.update_repo("app", RepoSpec(test_command=command))
+        task = submit_task(store, orch_home, "app", "Count the tests", "")
+        tokens.append(CancelToken())
+        request = RunnerRequest(
+            task=task,
+            repo=repo,
+            job=store.task_jobs(task.id)[0],
+            settings=load_settings(test_runner_timeout_s=timeout_s, kill_grace_s=0.5),
+            artifact_path=tmp_path / "13-test-report.md",
+            log_path=tmp_path / "logs" / "1-1-test-runner.log",
+            cancel=tokens[-1],
+            on_start=lambda started: None,
+            marker="counts",
+        )
+        request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        return TestRunner().run(request), request
+
+    yield run
+    for token in tokens:
+        token.close()
+
+
+@pytest.mark.parametrize(
+    ("command", "source"),
+    [
+        pytest.param("python -m pytest tests", "summary line", id="summary-line"),
+        pytest.param("python -m pytest -qq tests", "junit", id="no-summary-line"),
+    ],
+)
+def test_an_all_pass_run_counts_test_items_not_subtests(
+    run_tests: RunTests, command: str, source: str
+) -> None:
+    outcome, request = run_tests({"tests/test_a.py": SUITE}, command)
+
+    report = outcome.artifact
+    assert report is not None, outcome.reason
+    assert check_tests_passed(report).passed
+    assert parse_verdict_keys(report)["tests_failed"] == ("0",)
+    assert "| 2 | 0 | 0 | 0 |" in report  # two test items; the three subtests are not counted
+    assert f"Counts from: {source}." in report
+    assert request.log_path.with_suffix(".junit.xml").is_file()  # written on every pytest run
+
+
+def test_a_failing_run_counts_from_the_summary_line_and_names_failures_from_junit(
+    run_tests: RunTests,
+) -> None:
+    suite = "def test_ok():\n    pass\n\n\ndef test_bad():\n    assert 2 + 2 == 5, 'ARITHMETIC'\n"
+    outcome, _ = run_tests({"tests/test_a.py": suite}, "python -m pytest tests")
+
+    report = outcome.artifact
+    assert report is not None, outcome.reason
+    assert parse_verdict_keys(report)["tests_failed"] == ("1",)
+    assert "| 1 | 1 | 0 | 0 |" in report
+    assert "Counts from: summary line and JUnit." in report
+    assert "- `tests/test_a.py::test_bad`:" in report and "ARITHMETIC" in report
+
+
+def test_a_suite_that_times_out_is_never_rerun_even_when_its_output_names_the_plugin(
+    run_tests: RunTests, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The orchestrator's own tests print the plugin's name. A run killed at its timeout with
+    # "orch_junit" in its output once looked like a plugin that failed to load, and the whole
+    # suite ran a second time with pytest's own report: twice the timeout.
+    starts = tmp_path / "starts.txt"
+    suite = (
+        "import time\n\n\ndef test_hangs():\n"
+        f"    with open({str(starts)!r}, 'a') as out:\n        out.write('start\\n')\n"
+        "    print('loading orch_junit, No module named', flush=True)\n"
+        "    time.sleep(30)\n"
+    )
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # starts in 0.3 s, not 1.5 s
+    outcome, _ = run_tests({"tests/test_hang.py": suite}, "python -m pytest -s tests", 3.0)
+
+    report = outcome.artifact
+    assert report is not None, outcome.reason
+    keys = parse_verdict_keys(report)
+    assert (keys["result"], keys["failure_kind"]) == (("FAIL",), ("timeout",))
+    assert keys["tests_failed"] == ("1",)  # aligned: a FAIL never says 0
+    assert starts.read_text().splitlines() == ["start"]  # the suite ran once
