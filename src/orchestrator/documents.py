@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.pipeline.stages import STAGE_ORDER
+from orchestrator.redact import redact
 from orchestrator.store import (
     Alert,
     Artifact,
@@ -21,6 +22,12 @@ from orchestrator.store import (
     Task,
     Worker,
 )
+
+
+def json_key(name: str) -> str:
+    """A stage or producer name as a JSON key: underscores (SPEC 15), `test-runner` ->
+    `test_runner`. Values keep the names as they are."""
+    return name.replace("-", "_")
 
 
 def _time(value: datetime | None) -> str | None:
@@ -59,14 +66,21 @@ def event_document(event: Event) -> dict[str, Any]:
 
 
 def task_document(
-    task: Task, artifacts: list[str], events: list[Event] | None = None
+    task: Task,
+    artifacts: list[str],
+    events: list[Event] | None = None,
+    *,
+    secrets: tuple[str, ...],
 ) -> dict[str, Any]:
-    """A task; with its events when they are given (task show), without for lists."""
+    """A task; with its events when they are given (task show), without for lists.
+
+    The description is stored as the user wrote it, and served with `secrets` masked.
+    """
     document: dict[str, Any] = {
         "id": task.id,
         "repo": task.repo,
         "title": task.title,
-        "description": task.description,
+        "description": redact(task.description, secrets),
         "stage": task.stage.value,
         "state": task.state.value,
         "round": task.round,
@@ -187,7 +201,9 @@ def determinization_document(
     return {
         "verdicts_deterministic": figures.deterministic,
         "verdicts_llm": figures.by_llm,
-        "verdicts_by_producer": figures.verdicts_by_producer,
+        "verdicts_by_producer": {
+            json_key(producer): count for producer, count in figures.verdicts_by_producer.items()
+        },
         "llm_calls_avoided": figures.llm_calls_avoided,
         "tokens_avoided_estimate": estimate,
         "agent_calls": figures.agent_calls,
@@ -195,7 +211,7 @@ def determinization_document(
         "tokens_out": figures.tokens_out,
         "cost_usd": round(figures.cost_usd, 6),
         "by_stage": {
-            stage.value: {
+            json_key(stage.value): {
                 "verdicts_by_code": figures.verdicts_by_stage.get(stage, {}).get("code", 0),
                 "verdicts_by_llm": figures.verdicts_by_stage.get(stage, {}).get("llm", 0),
                 "agent_calls": usage[stage].calls if stage in usage else 0,
@@ -250,7 +266,10 @@ def status_document(
 ) -> dict[str, Any]:
     """The whole pipeline at a glance."""
     return {
-        "tasks": {"by_state": counts.by_state, "by_stage": counts.by_stage},
+        "tasks": {
+            "by_state": counts.by_state,
+            "by_stage": {json_key(stage): n for stage, n in counts.by_stage.items()},
+        },
         "jobs": {
             "running": len(queue.running),
             "queued": len(queue.queued),

@@ -9,6 +9,7 @@ from pathlib import Path
 from orchestrator.errors import GitError, InputError
 from orchestrator.pipeline.names import check_repo_name
 from orchestrator.pipeline.stages import TASK_ARTIFACT
+from orchestrator.redact import redact
 from orchestrator.store import NewTask, Repo, Store, Task
 from orchestrator.workspace import checkout, git, layout
 
@@ -32,8 +33,20 @@ def render_task_md(task_id: str, repo: Repo, title: str, description: str, branc
     )
 
 
-def submit_task(store: Store, home: Path, repo_name: str, title: str, description: str) -> Task:
-    """Create a task in its first stage; on any failure, undo the branch, worktree and files."""
+def submit_task(
+    store: Store,
+    home: Path,
+    repo_name: str,
+    title: str,
+    description: str,
+    *,
+    secrets: tuple[str, ...] = (),
+) -> Task:
+    """Create a task in its first stage; on any failure, undo the branch, worktree and files.
+
+    The task keeps the description as written; `01-task.md`, which is stored and which every
+    agent reads, has `secrets` (see `redact.secret_values`) masked.
+    """
     title = " ".join(title.split())
     if not title:
         raise InputError("the task title is empty")
@@ -52,7 +65,7 @@ def submit_task(store: Store, home: Path, repo_name: str, title: str, descriptio
     branch = layout.task_branch(task_id)
     worktree = layout.worktree_dir(home, task_id)
     folder = layout.artifact_dir(home, task_id)
-    task_md = render_task_md(task_id, repo, title, description, branch)
+    task_md = redact(render_task_md(task_id, repo, title, description, branch), secrets)
 
     made_worktree = made_folder = False
     try:

@@ -38,18 +38,26 @@ def register_repo(store: Store, name: str, location: str | Path, options: RepoOp
     or bare repository (every worker clones it). The default branch defaults to its own."""
     check_repo_name(name)
     where = str(location)
-    if _URL.match(where) or _is_bare(where):
-        return _register_remote(store, name, where, options)
     try:
-        root = git.toplevel(Path(where).expanduser().resolve())
+        remote = bool(_URL.match(where)) or _is_bare(where)
+        root = None if remote else git.toplevel(Path(where).expanduser().resolve())
     except RuntimeError as exc:  # `~nosuchuser/...`: no such home folder
-        raise InputError(f"cannot resolve {where}: {exc}") from None
+        raise InputError(f"cannot resolve {_shown(where)}: {exc}") from None
+    except OSError as exc:  # a name too long, a folder we may not enter: the user's path
+        raise InputError(f"cannot use {_shown(where)}: {exc.strerror or exc}") from None
+    if root is None:
+        return _register_remote(store, name, where, options)
     branch = options.default_branch or git.current_branch(root)
     if branch is None:
         raise InputError(f"{root} has a detached HEAD: give --default-branch")
     spec = _spec(options, root, branch)
     _check_single_self(store, name, spec)
     return store.add_repo(name, RepoSpec(**{**spec.__dict__, "path": str(root)}))
+
+
+def _shown(where: str, limit: int = 120) -> str:
+    """A path as an error line shows it: one line, and not hundreds of characters."""
+    return where if len(where) <= limit else f"{where[: limit - 3]}..."
 
 
 def _is_bare(where: str) -> bool:

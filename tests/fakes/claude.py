@@ -1,7 +1,10 @@
 """A fake `claude` CLI printing stream-json like Claude Code's print mode (for tests).
 
 FAKE_CLAUDE_MODE picks the behaviour: ok (default), no_artifact, auth, rate_limited,
-error_result, malformed, crash, hang, retry_notice (an intermediate error event, then ok).
+error_result, malformed, crash, hang, retry_notice (an intermediate error event, then ok),
+status_401 (only the result's `api_error_status` says auth), session_limit (only the
+assistant event's `error` field says rate limit), auth_lookalike (words that resemble an auth
+error but are not one).
 """
 
 import json
@@ -24,9 +27,10 @@ def emit(event: dict) -> None:
     print(json.dumps(event), flush=True)
 
 
-def result(text: str, *, is_error: bool = False, subtype: str = "success") -> None:
+def result(text: str, *, is_error: bool = False, subtype: str = "success", **extra: object) -> None:
     emit(
         {
+            **extra,
             "type": "result",
             "subtype": subtype,
             "is_error": is_error,
@@ -74,6 +78,18 @@ def main() -> int:
             "API Error: 429 rate_limit_error: Number of requests has exceeded your rate limit",
             is_error=True,
         )
+        return 1
+    if mode == "status_401":
+        result("Request failed", is_error=True, api_error_status=401)
+        return 1
+    if mode == "session_limit":  # Claude Code's synthetic message for an API error
+        text = "You've hit your limit · resets 3pm"
+        content = [{"type": "text", "text": text}]
+        emit({"type": "assistant", "message": {"content": content}, "error": "rate_limit"})
+        result(text, is_error=True)
+        return 1
+    if mode == "auth_lookalike":
+        result("error 4010: the authentication module crashed", is_error=True)
         return 1
     if mode == "error_result":
         result("I could not finish", is_error=True, subtype="error_during_execution")

@@ -1,12 +1,14 @@
 """A fake `codex` CLI printing `codex exec --json` JSONL events (for tests).
 
-FAKE_CODEX_MODE: ok (default), turn_failed, auth, malformed, crash, reconnect (error events
-that are only notices, then ok), two_turns (usage is summed).
+FAKE_CODEX_MODE: ok (default), turn_failed, auth, rate_limited, malformed, crash, hang,
+no_artifact (a completed turn, but no artifact written), reconnect (error events that are only
+notices, then ok), two_turns (usage is summed).
 """
 
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 
@@ -41,8 +43,15 @@ def main() -> int:
         return 0
     if mode == "crash":
         return 2
+    if mode == "hang":
+        time.sleep(600)
     if mode == "reconnect":
         emit({"type": "error", "message": "Reconnecting... 1/5"})
+    if mode == "rate_limited":  # codex's own words after its retries give up
+        emit({"type": "error", "message": "Reconnecting... 5/5"})
+        message = "exceeded retry limit, last status: 429 Too Many Requests"
+        emit({"type": "turn.failed", "error": {"message": message}})
+        return 1
     if mode in ("turn_failed", "auth"):
         message = "401 Unauthorized: invalid api key" if mode == "auth" else "model refused"
         emit({"type": "turn.failed", "error": {"message": message}})
@@ -50,6 +59,8 @@ def main() -> int:
     turn(1000, 400, 250)
     if mode == "two_turns":
         turn(500, 100, 50)
+    if mode == "no_artifact":
+        return 0
     Path(os.environ["ORCH_ARTIFACT_PATH"]).write_text("# analysis\n\nanalysis_status: READY\n")
     return 0
 

@@ -1,12 +1,11 @@
-"""The HTTP API behind a real server: every endpoint's documented shape (SPEC 9, 13, 15)."""
+"""The HTTP API behind a real server: tasks, artifacts, repos, alerts and security (SPEC 9, 13,
+15). /status, /queue and /metrics: test_api_documents.py; secrets: test_api_secrets.py."""
 
 from __future__ import annotations
 
 import re
-import shlex
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
@@ -15,36 +14,24 @@ import pytest
 
 import orchestrator
 from orchestrator.api import create_app
-from orchestrator.pipeline.stages import Stage
-from orchestrator.scheduler import Worker
-from orchestrator.settings import Settings, load_settings
-from orchestrator.store import RepoSpec, Store
+from orchestrator.store import Store
 from orchestrator.store.engine import make_engine
 from tests.api_server import running_app
-
-TOKEN = "s3cret-api-token"
-NO_DEPLOY = frozenset({Stage.DEPLOY, Stage.POST_DEPLOY})
-PASS = shlex.join(["python", "-c", "pass"])  # a test command that passes
-RUNNER_KEYS = ("test_runner", "staging_runner", "deploy_finalizer", "post_deploy_monitor")
-Serve = Callable[..., httpx.Client]
-
-
-def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
-    agent = {"agent_backend": "command", "agent_command": "fake-agent {role}"}
-    fast = {"defer_backoff_s": 0.05, "defer_backoff_max_s": 0.2, "kill_grace_s": 0.5}
-    return load_settings(db_url=db_url, home=home, **{**agent, **fast, **overrides})
+from tests.api_support import (
+    TOKEN,
+    Serve,
+    add_app_repo,
+    assert_error,
+    create,
+    drain,
+    server_factory,
+    settings_for,
+)
 
 
 @pytest.fixture
 def serve(store: Store, db_url: str, orch_home: Path) -> Iterator[Serve]:
-    """Factory: the API over the test's store, with settings overridden, behind a real server."""
-    with ExitStack() as stack:
-
-        def start(**overrides: object) -> httpx.Client:
-            app = create_app(settings_for(db_url, orch_home, **overrides), store, cache_ttl_s=0)
-            base_url = stack.enter_context(running_app(app))
-            return stack.enter_context(httpx.Client(base_url=base_url, timeout=10))
-
+    with server_factory(store, db_url, orch_home) as start:
         yield start
 
 
@@ -55,29 +42,7 @@ def api(serve: Serve) -> httpx.Client:
 
 @pytest.fixture
 def repo_path(make_repo: Callable[..., Path], store: Store) -> Path:
-    """The repo `app`: its suite passes (`python -c pass`), it has no deploy stages."""
-    path = make_repo("app")
-    spec = RepoSpec(path=str(path), default_branch="main", skip_stages=NO_DEPLOY, test_command=PASS)
-    store.add_repo("app", spec)
-    return path
-
-
-def create(api: httpx.Client, title: str = "Add a feature", description: str = "") -> dict:
-    created = api.post("/tasks", json={"repo": "app", "title": title, "description": description})
-    assert created.status_code == 201, created.text
-    return created.json()
-
-
-def drain(store: Store, db_url: str, home: Path, **overrides: object) -> None:
-    assert Worker(store, settings_for(db_url, home, **overrides), drain=True).run() == 0
-
-
-def assert_error(response: httpx.Response, status: int | None = None) -> None:
-    """A 4xx whose body is `{"error": "<a message>"}`."""
-    assert 400 <= response.status_code < 500, (response.status_code, response.text)
-    assert status is None or response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    assert isinstance(response.json()["error"], str) and response.json()["error"]
+    return add_app_repo(make_repo, store)
 
 
 def test_health_reports_version_commit_start_time_database_and_uptime(api: httpx.Client) -> None:
@@ -109,66 +74,6 @@ def test_health_is_503_degraded_and_reads_are_json_503_when_the_database_is_unre
             response = api.get(path)
             assert response.status_code == 503 and "database" in response.json()["error"]
     store.close()
-
-
-def test_status_counts_tasks_and_reports_determinization_after_a_run(
-    fake_bin: Path, repo_path: Path, api: httpx.Client, store: Store, db_url: str, orch_home: Path
-) -> None:
-    create(api)
-    create(api)
-    drain(store, db_url, orch_home)
-    status = api.get("/status").json()
-    assert {"tasks", "jobs", "blocked", "alerts", "workers", "determinization"} <= set(status)
-    assert status["tasks"]["by_state"] == {"done": 2}
-    assert status["jobs"] == {"running": 0, "queued": 0, "deferred": 0}
-    assert status["alerts"]["open"] == 0 and status["blocked"] == []
-    figures = status["determinization"]
-    # Per task: analyst, architect, developer, reviewer and the LLM deployer (no staging
-    # command) gave verdicts; the test-runner gave the testing verdict instead of the tester.
-    assert figures["verdicts_llm"] == 10 and figures["verdicts_deterministic"] == 2
-    assert figures["llm_calls_avoided"] == 2
-    assert figures["verdicts_by_producer"]["test-runner"] == 2
-    assert figures["agent_calls"] == 10
-    assert isinstance(figures["tokens_in"], int) and isinstance(figures["tokens_out"], int)
-    assert isinstance(figures["cost_usd"], int | float)
-
-
-def test_queue_lists_jobs_serial_gates_and_one_block_per_runner(
-    fake_bin: Path, repo_path: Path, serve: Serve, store: Store, db_url: str, orch_home: Path
-) -> None:
-    api = serve(test_runner_timeout_s=12.5, staging_runner_enabled=False)
-    done = create(api, "First")
-    drain(store, db_url, orch_home)
-    waiting = create(api, "Second")
-    queue = api.get("/queue").json()
-    assert set(queue) == {"running", "queued", "deferred", "serial_gate", *RUNNER_KEYS}
-    [queued] = queue["queued"]
-    assert (queued["task_id"], queued["repo"], queued["title"]) == (waiting["id"], "app", "Second")
-    assert (queued["stage"], queued["status"]) == ("analysis", "queued")
-    assert queue["running"] == [] and queue["deferred"] == []
-    assert queue["serial_gate"] == {"app": {"holder": None, "waiting": []}}
-    for key in RUNNER_KEYS:
-        block = queue[key]
-        assert set(block) >= {"enabled", "repos", "timeout_s", "infra_budget", "running"}
-        assert set(block) >= {"deferred", "last_outcomes"}
-        assert block["repos"] == ["*"] and block["infra_budget"] == 3
-    assert queue["test_runner"]["timeout_s"] == 12.5
-    assert (queue["test_runner"]["enabled"], queue["staging_runner"]["enabled"]) == (True, False)
-    [outcome] = queue["test_runner"]["last_outcomes"]
-    assert (outcome["task_id"], outcome["verdict"]) == (done["id"], "PASS")
-    assert queue["deploy_finalizer"]["last_outcomes"] == []
-
-
-def test_metrics_are_prometheus_text(repo_path: Path, api: httpx.Client) -> None:
-    create(api)
-    metrics = api.get("/metrics")
-    assert metrics.status_code == 200
-    assert metrics.headers["content-type"].startswith("text/plain")
-    assert "# TYPE orch_tasks gauge" in metrics.text
-    assert 'orch_tasks{state="active"} 1.0' in metrics.text
-    assert 'orch_active_tasks{stage="analysis"} 1.0' in metrics.text
-    assert 'orch_jobs{status="queued"} 1.0' in metrics.text
-    assert "orch_llm_calls_avoided_total 0.0" in metrics.text
 
 
 def test_create_task_answers_201_with_the_task_its_intake_event_and_its_first_artifact(
@@ -270,30 +175,6 @@ def test_artifacts_are_listed_served_byte_for_byte_and_rendered_with_html_escape
     assert_error(api.get(f"/tasks/{task['id']}/artifacts/01-task.md", params={"round": 2}), 404)
 
 
-def test_job_logs_and_artifacts_are_served_with_secrets_masked(
-    fake_bin: Path, repo_path: Path, serve: Serve, store: Store, db_url: str, orch_home: Path
-) -> None:
-    api = serve(api_token=TOKEN)
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    body = {"repo": "app", "title": "Leak", "description": f"The token is {TOKEN}."}
-    task_id = api.post("/tasks", json=body, headers=auth).json()["id"]
-    assert TOKEN in store.get_artifact(task_id, "01-task.md").text
-    for suffix in ("", "/rendered"):
-        served = api.get(f"/tasks/{task_id}/artifacts/01-task.md{suffix}").text
-        assert "The token is [redacted]." in served and TOKEN not in served
-    # The agent prints its arguments, so its output holds the token.
-    drain(store, db_url, orch_home, api_token=TOKEN, agent_command=f"fake-agent {{role}} {TOKEN}")
-    jobs = api.get(f"/tasks/{task_id}/jobs").json()
-    assert [j["producer"] for j in jobs][:2] == ["analyst", "architect"]
-    assert all(j["status"] == "done" and j["task_id"] == task_id for j in jobs)
-    log = api.get(f"/tasks/{task_id}/jobs/{jobs[0]['id']}/log")
-    assert log.status_code == 200 and "analyst: done" in log.text
-    assert TOKEN not in log.text and "[redacted]" in log.text
-    assert_error(api.get(f"/tasks/{task_id}/jobs/999999/log"), 404)
-    other = api.post("/tasks", json={"repo": "app", "title": "Other"}, headers=auth).json()
-    assert_error(api.get(f"/tasks/{other['id']}/jobs/{jobs[0]['id']}/log"), 404)
-
-
 def test_cancel_ends_a_task_once_and_resume_needs_a_blocked_task(
     fake_bin: Path, repo_path: Path, api: httpx.Client, store: Store, db_url: str, orch_home: Path
 ) -> None:
@@ -326,6 +207,10 @@ def test_repos_are_listed_and_registered_and_a_non_git_path_is_refused(
     assert_error(api.post("/repos", json={"name": "web", "path": str(path)}), 409)
     assert_error(api.post("/repos", json={"name": "plain", "path": str(tmp_path)}))
     assert_error(api.post("/repos", json={"name": "home", "path": "~no-such-user/app"}), 422)
+    too_long = api.post("/repos", json={"name": "long", "path": "/tmp/" + "a" * 300})
+    assert_error(too_long, 400)
+    assert "File name too long" in too_long.json()["error"]
+    assert len(too_long.json()["error"]) < 200  # one line, not the whole path
     assert_error(api.post("/repos", json={"name": "../up", "path": str(path)}), 422)
     assert_error(api.post("/repos", json={"name": "x", "path": str(path), "skip_stages": ["y"]}))
     for field in ("path", "default_branch", "test_command"):

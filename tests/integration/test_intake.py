@@ -118,3 +118,16 @@ def test_missing_default_branch_is_a_git_error_and_nothing_is_made(
     with pytest.raises(GitError):
         submit_task(store, orch_home, "app", "x", "")
     assert_nothing_made(repo_path, orch_home, store)
+
+
+def test_secrets_are_masked_in_the_stored_task_artifact_and_kept_in_the_description(
+    repo_path: Path, orch_home: Path, store: Store
+) -> None:
+    secret = "tok-1234567890"
+    task = submit_task(
+        store, orch_home, "app", "Deploy it", f"use {secret} to log in", secrets=(secret,)
+    )
+    assert store.get_task(task.id).description == f"use {secret} to log in"
+    on_disk = (orch_home / "tasks" / task.id / "01-task.md").read_text()
+    assert on_disk == store.get_artifact(task.id, "01-task.md").text
+    assert "use [redacted] to log in" in on_disk and secret not in on_disk

@@ -7,49 +7,24 @@ import os
 import shlex
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pytest import MonkeyPatch
 
 from orchestrator.proc import CancelToken, Started, process_alive
-from orchestrator.settings import Settings, load_settings
-from orchestrator.transport import claude, codex
+from orchestrator.settings import Settings
 from orchestrator.transport.call import build_argv, call_agent
-from orchestrator.transport.types import AgentRequest, ErrorKind, Usage
+from orchestrator.transport.types import ErrorKind, Usage
+from tests.integration.agent_requests import PROMPT, MakeRequest, request_factory, settings
 
-PROMPT = "# Task T-0001\n\nAdd a --json flag.\nPROMPT-SENTINEL-7f3a: it's a 'quoted' $HOME line\n"
 LABEL = "> Written by the scripted agent (ORCH_AGENT_BACKEND=scripted), not by an LLM."
-MakeRequest = Callable[..., AgentRequest]
 pytestmark = pytest.mark.usefixtures("fake_bin")  # fake claude, codex, fake-agent first on PATH
-
-
-def settings(backend: str, **overrides: object) -> Settings:
-    return load_settings(agent_backend=backend, kill_grace_s=0.5, **overrides)
 
 
 @pytest.fixture
 def make_request(tmp_path: Path) -> MakeRequest:
-    """Factory: an AgentRequest with a real worktree folder and artifact paths under tmp."""
-
-    # fmt: off
-    def make(role: str = "analyst", stage: str = "analysis", round_: int = 1,
-             artifact: str = "02-analysis.md", timeout: float = 20.0,
-             worktree: Path | None = None) -> AgentRequest:
-        # fmt: on
-        if worktree is None:
-            worktree = tmp_path / "worktree"
-            worktree.mkdir(exist_ok=True)
-        artifact_dir = tmp_path / "tasks" / "T-0001"
-        return AgentRequest(
-            role=role, stage=stage, task_id="T-0001", round=round_, worktree=worktree,
-            artifact_dir=artifact_dir, artifact_path=artifact_dir / artifact, prompt=PROMPT,
-            log_path=tmp_path / "logs" / f"{role}-{round_}.log", timeout_s=timeout,
-        )  # fmt: skip
-
-    return make
+    return request_factory(tmp_path)
 
 
 SPY = """import json, os, subprocess, sys
@@ -194,30 +169,6 @@ def test_missing_worktree_is_spawn_failed_and_nothing_runs(
     assert not (request.artifact_dir / "claude-env.json").exists()
 
 
-@pytest.mark.parametrize(
-    ("mode", "kind", "expected"),
-    [
-        ("ok", ErrorKind.OK, Usage(1000, 250, 400, cost_usd=None)),
-        ("two_turns", ErrorKind.OK, Usage(1500, 300, 500)),
-        ("reconnect", ErrorKind.OK, Usage(1000, 250, 400)),
-        ("turn_failed", ErrorKind.AGENT_ERROR, "model refused"),
-        ("auth", ErrorKind.AUTH, "401 Unauthorized"),
-        ("malformed", ErrorKind.PROTOCOL_ERROR, "without a completed turn"),
-        ("crash", ErrorKind.AGENT_ERROR, "codex exited 2"),
-    ],
-)
-def test_codex_modes_map_to_error_kinds_and_usage(
-    make_request: MakeRequest, monkeypatch: MonkeyPatch, mode: str, kind: ErrorKind, expected: Any
-) -> None:
-    monkeypatch.setenv("FAKE_CODEX_MODE", mode)
-    result = call_agent(settings("codex"), make_request())
-    assert result.kind is kind, result.message
-    if kind is ErrorKind.OK:  # expected: the usage summed over turns; else words of the message
-        assert (result.usage, result.final_text, result.message) == (expected, "Done.", "")
-    else:
-        assert expected in result.message
-
-
 def test_codex_argv_runs_in_the_worktree_and_reads_stdin(make_request: MakeRequest) -> None:
     request = make_request()
     argv = build_argv(settings("codex", agent_args="--model o4-mini"), request)
@@ -350,49 +301,3 @@ RETRYABLE = {
 @pytest.mark.parametrize(("kind", "expected"), RETRYABLE.items())
 def test_error_kind_retryable(kind: ErrorKind, expected: bool) -> None:
     assert kind.retryable is expected
-
-
-def line(**event: object) -> str:
-    return json.dumps(event) + "\n"
-
-
-OK_RESULT = line(type="result", subtype="success", is_error=False, result="done", num_turns=2)
-RETRY = line(type="system", subtype="api_retry", error="overloaded, retrying")
-
-
-@pytest.mark.parametrize(
-    ("lines", "exit_code", "kind"),
-    [
-        ([RETRY, OK_RESULT], 0, ErrorKind.OK),
-        (["stderr noise\n", "[1, 2]\n", "{broken\n", OK_RESULT], 0, ErrorKind.OK),
-        ([OK_RESULT], 1, ErrorKind.AGENT_ERROR),  # is_error false, but the exit says otherwise
-        ([OK_RESULT], None, ErrorKind.AGENT_ERROR),  # killed by a signal after its result
-        ([line(type="result", is_error=True, result="boom"), OK_RESULT], 0, ErrorKind.OK),
-        ([RETRY], 0, ErrorKind.PROTOCOL_ERROR),
-        ([RETRY], 1, ErrorKind.AGENT_ERROR),
-        ([line(type="result", is_error=True, result="Not logged in")], 1, ErrorKind.AUTH),
-    ],
-)
-def test_claude_parse(lines: list[str], exit_code: int | None, kind: ErrorKind) -> None:
-    assert claude.parse(lines, exit_code).kind is kind
-
-
-DONE = line(type="turn.completed", usage={"input_tokens": 10, "output_tokens": 2})
-RECONNECT = line(type="error", message="Reconnecting... 1/5")
-DROPPED = line(type="error", message="stream disconnected")
-RATE = line(type="turn.failed", error={"message": "rate limit exceeded"})
-
-
-@pytest.mark.parametrize(
-    ("lines", "exit_code", "kind", "words"),
-    [
-        ([RECONNECT, DONE], 0, ErrorKind.OK, ""),
-        ([DONE, DROPPED], 1, ErrorKind.AGENT_ERROR, "stream disconnected"),
-        ([line(type="thread.started")], 0, ErrorKind.PROTOCOL_ERROR, "without a completed turn"),
-        ([RATE], 1, ErrorKind.RATE_LIMITED, "rate limit exceeded"),
-    ],
-)
-def test_codex_parse(lines: list[str], exit_code: int, kind: ErrorKind, words: str) -> None:
-    parsed = codex.parse(lines, exit_code)
-    assert parsed.kind is kind
-    assert words in parsed.message if words else parsed.message == ""

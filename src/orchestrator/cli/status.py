@@ -10,7 +10,7 @@ from rich.table import Table
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import console, emit_json
-from orchestrator.documents import worker_document
+from orchestrator.documents import json_key, worker_document
 from orchestrator.overview import queue_report, status_report
 from orchestrator.pipeline.stages import STAGE_ORDER
 from orchestrator.store.base import utcnow
@@ -62,7 +62,7 @@ def _usage_table(figures: dict[str, Any]) -> Table:
         "stage", "by code", "by LLM", "agent calls", "tokens in", "tokens out", "cost", box=None
     )
     for stage in STAGE_ORDER:
-        row = figures["by_stage"].get(stage.value)
+        row = figures["by_stage"].get(json_key(stage.value))
         if row is None:
             continue
         table.add_row(
@@ -90,7 +90,9 @@ def status(app: AppContext, as_json: bool) -> None:
     console.print("tasks: " + (", ".join(f"{n} {s}" for s, n in states.items()) or "none"))
     stages = document["tasks"]["by_stage"]
     if stages:
-        active = ", ".join(f"{stages[s]} in {s}" for s in STAGE_ORDER if s in stages)
+        active = ", ".join(
+            f"{stages[json_key(s)]} in {s}" for s in STAGE_ORDER if json_key(s) in stages
+        )
         console.print("active: " + active)
     jobs = document["jobs"]
     console.print(

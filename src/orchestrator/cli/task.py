@@ -16,6 +16,7 @@ from orchestrator.errors import InputError
 from orchestrator.intake import submit_task
 from orchestrator.pipeline.names import check_artifact_name, check_task_id
 from orchestrator.pipeline.stages import STAGE_ORDER, Stage, TaskState
+from orchestrator.redact import secret_values
 from orchestrator.store import Task
 
 
@@ -54,9 +55,11 @@ def task_add(
 ) -> None:
     """Submit a task on REPO; prints its id."""
     description = _read_description(text, file)
-    created = submit_task(app.store, app.settings.home, repo, title, description)
+    secrets = secret_values(app.settings)
+    created = submit_task(app.store, app.settings.home, repo, title, description, secrets=secrets)
     if as_json:
-        emit_json(task_document(created, app.store.artifact_names([created.id])[created.id]))
+        names = app.store.artifact_names([created.id])[created.id]
+        emit_json(task_document(created, names, secrets=secrets))
         return
     notice(f"task {created.id} is in {created.stage} (branch {created.branch})")
     click.echo(created.id)
@@ -79,7 +82,8 @@ def task_list(
     )
     if as_json:
         names = app.store.artifact_names([t.id for t in tasks])
-        emit_json([task_document(t, names[t.id]) for t in tasks])
+        secrets = secret_values(app.settings)
+        emit_json([task_document(t, names[t.id], secrets=secrets) for t in tasks])
         return
     if not tasks:
         notice(
@@ -102,7 +106,7 @@ def task_show(app: AppContext, task_id: str, as_json: bool) -> None:
     events = app.store.events(shown.id)
     artifacts = app.store.artifact_names([shown.id])[shown.id]
     if as_json:
-        emit_json(task_document(shown, artifacts, events))
+        emit_json(task_document(shown, artifacts, events, secrets=secret_values(app.settings)))
         return
     console.print(f"[bold]{shown.id}[/]  {shown.title}")
     console.print(f"repo {shown.repo}  branch {shown.branch}  round {shown.round}")

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from orchestrator.transport.classify import classify
 from orchestrator.transport.types import ErrorKind, Parsed, Usage
 
 ARGV = [
@@ -17,27 +18,6 @@ ARGV = [
     "--permission-mode",
     "acceptEdits",
 ]
-
-AUTH_SIGNS = (
-    "invalid api key",
-    "please run /login",
-    "not logged in",
-    "authentication",
-    "unauthorized",
-    "oauth token",
-    "401",
-)
-RATE_SIGNS = ("rate limit", "rate_limit", "429", "overloaded", "usage limit", "quota")
-
-
-def classify_message(message: str, default: ErrorKind = ErrorKind.AGENT_ERROR) -> ErrorKind:
-    """Tell auth and rate-limit failures apart from the rest by the agent's own words."""
-    lowered = message.lower()
-    if any(sign in lowered for sign in AUTH_SIGNS):
-        return ErrorKind.AUTH
-    if any(sign in lowered for sign in RATE_SIGNS):
-        return ErrorKind.RATE_LIMITED
-    return default
 
 
 def json_lines(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
@@ -69,11 +49,19 @@ def _int(value: object) -> int | None:
 
 
 def parse(lines: Iterable[str], exit_code: int | None) -> Parsed:
-    """Read the stream: the final `result` object decides; intermediate errors do not."""
+    """Read the stream: the final `result` object decides; intermediate errors do not.
+
+    When it failed, the kind comes from the structured fields first: the result's
+    `api_error_status`, then the `error` type Claude Code stamps on the last assistant event
+    when that event was an API error it gave up on.
+    """
     result: dict[str, Any] | None = None
+    error_type: object = None
     for event in json_lines(lines):
         if event.get("type") == "result":
             result = event
+        elif event.get("type") == "assistant":
+            error_type = event.get("error")  # only the last assistant event's counts
     if result is None:
         if exit_code == 0:
             return Parsed(ErrorKind.PROTOCOL_ERROR, "claude exited 0 without a result line")
@@ -93,5 +81,6 @@ def parse(lines: Iterable[str], exit_code: int | None) -> Parsed:
     text = as_str(result.get("result"))
     if result.get("is_error") or result.get("subtype", "success") != "success" or exit_code != 0:
         message = text or str(result.get("subtype") or f"exit {exit_code}")
-        return Parsed(classify_message(message), message, text, usage)
+        kind = classify(message, status=result.get("api_error_status"), error_type=error_type)
+        return Parsed(kind, message, text, usage)
     return Parsed(ErrorKind.OK, "", text, usage)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from orchestrator.transport.claude import as_dict, as_str, classify_message, json_lines
+from orchestrator.transport.classify import classify_message
+from orchestrator.transport.claude import as_dict, as_str, json_lines
 from orchestrator.transport.types import ErrorKind, Parsed, Usage
 
 
@@ -22,7 +23,8 @@ def parse(lines: Iterable[str], exit_code: int | None) -> Parsed:
     """Sum the usage of completed turns; a failed turn or a non-zero exit is an error.
 
     Top-level `error` events (reconnect notices and the like) do not end the call; they only
-    explain a failure when one happens.
+    explain a failure when one happens. Codex reports a failure only as a message (no status
+    or error type), so its kind comes from the words (`classify_message`).
     """
     tokens_in = tokens_out = cached = 0
     completed = False

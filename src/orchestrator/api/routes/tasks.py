@@ -32,13 +32,20 @@ LOG_LIMIT = 1_000_000  # bytes of a job log served at most (its tail)
 def _detail(state: ApiState, task_id: str) -> dict[str, Any]:
     task = state.store.get_task(task_id)
     names = state.store.artifact_names([task.id])[task.id]
-    return task_document(task, names, state.store.events(task.id))
+    return task_document(task, names, state.store.events(task.id), secrets=state.secrets)
 
 
 @router.post("", status_code=201, dependencies=[Writer], summary="Submit a task")
 def create_task(body: TaskCreate, state: State) -> dict[str, Any]:
     """Create a task in its first stage (branch, worktree, 01-task.md)."""
-    task = submit_task(state.store, state.settings.home, body.repo, body.title, body.description)
+    task = submit_task(
+        state.store,
+        state.settings.home,
+        body.repo,
+        body.title,
+        body.description,
+        secrets=state.secrets,
+    )
     return _detail(state, task.id)
 
 
@@ -61,8 +68,9 @@ def list_tasks(
             return {"tasks": [], "total": 0, "limit": limit, "offset": offset}
     tasks = store.list_tasks(state=task_state, stage=stage, repo=repo, limit=limit, offset=offset)
     names = store.artifact_names([t.id for t in tasks])
+    secrets = state.secrets
     return {
-        "tasks": [task_document(t, names[t.id]) for t in tasks],
+        "tasks": [task_document(t, names[t.id], secrets=secrets) for t in tasks],
         "total": store.count_tasks(state=task_state, stage=stage, repo_id=repo_id),
         "limit": limit,
         "offset": offset,
