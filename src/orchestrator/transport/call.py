@@ -7,6 +7,7 @@ ended (`ErrorKind`), with the tokens and cost the backend reported.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import sys
@@ -44,6 +45,27 @@ def build_argv(settings: Settings, request: AgentRequest) -> list[str]:
     return [sys.executable, "-I", str(SCRIPTED_AGENT)]
 
 
+def resolve_executable(program: str) -> str | None:
+    """The absolute path of the executable `program`, or None when there is none.
+
+    The agent starts in the task's worktree, so a relative path such as `./agent.sh` must be
+    resolved here, from the orchestrator's working directory, where it was meant; a bare name
+    is looked up on PATH (which may hold relative folders too).
+    """
+    if os.sep in program or (os.altsep is not None and os.altsep in program):
+        candidate = os.path.abspath(program)
+        return candidate if shutil.which(candidate) is not None else None
+    found = shutil.which(program)
+    return os.path.abspath(found) if found is not None else None
+
+
+def missing_message(program: str) -> str:
+    """Why `program` cannot be started, in the words `cli_missing` reports."""
+    if os.sep in program:
+        return f"{program} is not an executable file (from {os.getcwd()})"
+    return f"{program} is not on PATH"
+
+
 def cli_version(settings: Settings) -> tuple[str, str | None]:
     """The configured agent's executable and its `--version` (None when it is not on PATH)."""
     backend = settings.agent_backend
@@ -52,7 +74,7 @@ def cli_version(settings: Settings) -> tuple[str, str | None]:
     executable = {"claude": claude.ARGV[0], "codex": "codex"}.get(backend)
     if executable is None:
         executable = shlex.split(settings.agent_command or "")[0]
-    found = shutil.which(executable)
+    found = resolve_executable(executable)
     if found is None:
         return executable, None
     if backend == "command":
@@ -114,10 +136,12 @@ def call_agent(
 
     if not request.worktree.is_dir():
         return failed(ErrorKind.SPAWN_FAILED, f"the worktree {request.worktree} is missing")
-    if shutil.which(argv[0]) is None:
+    executable = resolve_executable(argv[0])
+    if executable is None:
         return failed(
-            ErrorKind.CLI_MISSING, f"{argv[0]} is not on PATH (ORCH_AGENT_BACKEND={backend})"
+            ErrorKind.CLI_MISSING, f"{missing_message(argv[0])} (ORCH_AGENT_BACKEND={backend})"
         )
+    argv = [executable, *argv[1:]]
     variables = request.variables()
     if backend == "scripted" and settings.agent_scenario is not None:
         variables["ORCH_AGENT_SCENARIO"] = str(settings.agent_scenario)
