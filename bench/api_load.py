@@ -11,8 +11,14 @@ library: an HTTP client library costs more CPU per request than the server does,
 two cores it would measure itself). Clients ask as fast as they can unless given a
 `--pause`.
 
+`/status` and `/queue` are served from a cache recomputed at most once a second (the
+`cache_ttl_s` of `create_app`, `DocumentCache` in api/state.py). `--no-cache` serves them
+with a TTL of 0 instead (the same app and uvicorn settings as `orch serve`, started by this
+script), so every request computes its document over the stored tasks: the cost of the
+documents themselves, which the cache hides.
+
     .venv/bin/python bench/api_load.py --tasks 10000 --clients 50 --seconds 10 [--pause S]
-        [--db-url URL of an empty database]
+        [--no-cache] [--db-url URL of an empty database]
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ HISTORY = [  # the stage moves of a task that went through to done
     ("deploy-staging", "done", "staging-runner"),
 ]
 ENDPOINTS = ("/queue", "/status")
+START_TIMEOUT_S = 30.0
 
 
 def store_tasks(store: Store, count: int, active: int) -> None:
@@ -81,34 +88,75 @@ def store_tasks(store: Store, count: int, active: int) -> None:
             for t in finished
             for a, b, p in HISTORY
         ]
-        conn.execute(insert(events), history)
+        if history:  # none when every task is active
+            conn.execute(insert(events), history)
 
 
 @contextmanager
-def serving(home: Path, db_url: str | None) -> Iterator[tuple[str, int]]:
-    """`orch serve --no-worker` as its own process on a free port; yields (host, port)."""
+def serving(home: Path, db_url: str | None, cached: bool) -> Iterator[tuple[str, int]]:
+    """The server as its own process on a free port; yields (host, port).
+
+    Cached: `orch serve --no-worker`, as users run it. Uncached: this script's `--serve`,
+    the same app with a cache TTL of 0. SystemExit, with the server's own last words, when
+    it does not answer within START_TIMEOUT_S: figures from no server would be meaningless.
+    """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "ORCH_HOME": str(home), "ORCH_PORT": str(port)}
     if db_url:
         env["ORCH_DB_URL"] = db_url
-    orch = Path(sys.executable).with_name("orch")
-    server = subprocess.Popen(
-        [str(orch), "serve", "--no-worker"], env=env, stderr=subprocess.DEVNULL
-    )
+    if cached:
+        argv = [str(Path(sys.executable).with_name("orch")), "serve", "--no-worker"]
+    else:
+        argv = [sys.executable, __file__, "--serve"]
+    log = home / "server.log"
+    with log.open("wb") as stderr:
+        server = subprocess.Popen(argv, env=env, stdout=stderr, stderr=stderr)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.05)
+        _wait_until_up(server, port, log)
         yield "127.0.0.1", port
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def _wait_until_up(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    how = (
+        f"exited with status {server.returncode}"
+        if server.poll() is not None
+        else f"did not answer on port {port} within {START_TIMEOUT_S:g} s"
+    )
+    last = log.read_text(errors="replace").strip().splitlines()[-20:]
+    raise SystemExit("api_load: the server " + how + "".join(f"\n  {line}" for line in last))
+
+
+def serve_uncached() -> int:
+    """`--serve`: the API as `orch serve --no-worker` serves it, with the cache off."""
+    import uvicorn
+
+    from orchestrator.api import create_app
+
+    settings = load_settings()
+    store = open_store(settings)
+    app = create_app(settings, store, cache_ttl_s=0)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    uvicorn.Server(config).run()
+    store.close()
+    return 0
 
 
 async def get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
@@ -165,7 +213,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--pause", type=float, default=0.0, help="between a client's requests")
     parser.add_argument("--db-url", default=None, help="default: SQLite in a temp ORCH_HOME")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="compute /status and /queue on every request"
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server
     args = parser.parse_args()
+    if args.serve:
+        return serve_uncached()
 
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         settings = load_settings(home=Path(tmp) / "home", db_url=args.db_url)
@@ -174,7 +228,7 @@ def main() -> int:
         store_tasks(store, args.tasks, min(args.active, args.tasks))
         print(f"stored {args.tasks} tasks in {time.monotonic() - started:.1f} s")
         store.close()
-        with serving(Path(tmp) / "home", args.db_url) as (host, port):
+        with serving(Path(tmp) / "home", args.db_url, cached=not args.no_cache) as (host, port):
             asyncio.run(load(host, port, argparse.Namespace(**{**vars(args), "seconds": 1.0})))
             started = time.monotonic()  # the run above warmed the connections and the cache
             latencies = asyncio.run(load(host, port, args))
@@ -183,14 +237,17 @@ def main() -> int:
     total = sum(len(values) for values in latencies.values())
     print(
         f"{args.clients} clients (pause {args.pause} s) for {args.seconds:.0f} s, "
-        f"{args.active} active tasks, "
-        f"store: {'PostgreSQL' if args.db_url else 'SQLite'}: {total / elapsed:.0f} req/s"
+        f"{args.tasks} tasks ({min(args.active, args.tasks)} active), "
+        f"store: {'PostgreSQL' if args.db_url else 'SQLite'}, "
+        f"cache: {'off' if args.no_cache else 'on (1 s)'}: {total / elapsed:.0f} req/s"
     )
     for path in ENDPOINTS:
         values = latencies[path]
+        if not values:
+            raise SystemExit(f"api_load: no answer from {path} in {args.seconds:g} s")
         print(
-            f"{path:8} {len(values):6} requests  p50 {percentile(values, 0.5) * 1000:6.1f} ms  "
-            f"p99 {percentile(values, 0.99) * 1000:6.1f} ms  (target p99 < 50 ms)"
+            f"{path:8} {len(values):6} requests  p50 {percentile(values, 0.5) * 1000:7.1f} ms  "
+            f"p99 {percentile(values, 0.99) * 1000:7.1f} ms  (target p99 < 50 ms)"
         )
     return 0
 
