@@ -64,11 +64,13 @@ def test_demo_dir_keeps_repo_database_and_artifacts(tmp_path: Path) -> None:
     assert (folder / "deployed" / "deploy.log").read_text().startswith("deployed inventory at")
 
 
-def test_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+@pytest.mark.parametrize("user_home", [False, True], ids=["bare", "with-ORCH_HOME"])
+def test_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path, user_home: bool) -> None:
     folder = tmp_path / "busy"
     folder.mkdir()
     (folder / "mine.txt").write_text("keep me")
-    result = orch(bare_env(tmp_path), "demo", "--dir", str(folder), cwd=tmp_path)
+    extra = {"ORCH_HOME": str(tmp_path / "users-home")} if user_home else {}
+    result = orch(bare_env(tmp_path, **extra), "demo", "--dir", str(folder), cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "not empty" in result.stderr
     assert [p.name for p in folder.iterdir()] == ["mine.txt"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.output import console, notice
-from orchestrator.demo.run import DemoOptions, isolation_notice, run_demo
+from orchestrator.demo.run import DemoOptions, check_options, isolation_notice, run_demo
 
 
 @click.command()
@@ -26,8 +26,10 @@ from orchestrator.demo.run import DemoOptions, isolation_notice, run_demo
 )
 def demo(folder: Path | None, backend: str) -> None:
     """Run the whole pipeline on a sample repository: real tests, staging, merge, watch."""
+    options = DemoOptions(folder=folder, backend=backend)
+    check_options(options)  # a refusal is the only line on stderr
     message = isolation_notice()
     if message is not None:
         notice(message)
-    code = run_demo(DemoOptions(folder=folder, backend=backend), console)
+    code = run_demo(options, console)
     raise SystemExit(code)

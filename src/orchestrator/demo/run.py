@@ -76,10 +76,15 @@ def isolation_notice() -> str | None:
     )
 
 
-def run_demo(options: DemoOptions, console: Console) -> int:
-    """Run the demo; 0 when the task ends done."""
+def check_options(options: DemoOptions) -> None:
+    """Refuse a --dir that holds anything: the demo never mixes its files with someone's."""
     if options.folder is not None and options.folder.exists() and any(options.folder.iterdir()):
         raise InputError(f"--dir {options.folder} is not empty: give a new or empty folder")
+
+
+def run_demo(options: DemoOptions, console: Console) -> int:
+    """Run the demo; 0 when the task ends done."""
+    check_options(options)
     root = options.folder or Path(tempfile.mkdtemp(prefix="orch-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
