@@ -8,6 +8,7 @@ the supervisor rolls it back if the new code does not come up healthy.
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 import threading
 
@@ -101,7 +102,6 @@ def _serve(
     thread = None
     if worker is not None:
         thread = threading.Thread(target=worker.run, name="worker", daemon=True)
-        thread.start()
     notice(
         f"serving on http://{host}:{port}/ " + ("(API only)" if no_worker else "(with a worker)")
     )
@@ -113,7 +113,17 @@ def _serve(
         # An open dashboard keeps an event stream open: never wait on it for long.
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        # The worker starts only once the server accepts connections (after the lifespan
+        # startup and the bind): a post-deploy-monitor watching the service's own /health
+        # must never find it not yet listening.
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and thread is not None:
+                thread.start()
+
+    server = Server(config)
     # Once shut down, uvicorn raises the signal that stopped it again, for the handler it
     # found: the default one would kill the process before the worker below is stopped.
     # The server's own handler absorbs it (and stops a server not yet listening).
@@ -122,7 +132,7 @@ def _serve(
     try:
         server.run()  # returns on SIGINT/SIGTERM, or when a self deploy asks for a restart
     finally:
-        if worker is not None and thread is not None:
+        if worker is not None and thread is not None and thread.is_alive():
             worker.stop()
             thread.join(timeout=settings.kill_grace_s + 30)
     if restart.is_set():

@@ -26,6 +26,7 @@ from orchestrator.runners.deploy_finalizer import DeployFinalizer
 from orchestrator.runners.monitor import PostDeployMonitor
 from orchestrator.runners.staging_runner import StagingRunner
 from orchestrator.runners.test_runner import TestRunner
+from orchestrator.selfhost.deploy_job import checkout_refusal, run_self_deploy
 from orchestrator.settings import Settings
 from orchestrator.store import Job, JobMetrics, Repo, Task
 from orchestrator.store.base import utcnow
@@ -120,18 +121,16 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
         can_restart=ctx.can_restart,
     )
     refusal = self_deploy_refusal(ctx, job, task, repo) if job.stage is Stage.DEPLOY else None
+    if refusal is None and job.stage is Stage.DEPLOY and repo.is_self and ctx.can_restart:
+        # The pending deploy is recorded before the branch moves, and the verdict is written
+        # by the restarted process (selfhost/boot.py), which knows the code it runs.
+        ended = checkout_refusal(repo, job) or run_self_deploy(ctx, job, task, repo, request)
+        if isinstance(ended, JobEnd):
+            return ended
+        refusal = ended  # nothing landed: an ordinary verdict or deferral
     outcome = refusal or run_guarded(agent.runner, request)
     if outcome.cancelled:
         return JobEnd.CANCELLED
-    if outcome.restart:
-        # The verdict is written by the restarted process (selfhost/boot.py), which knows
-        # the code it runs; the job stays running until then.
-        extra = outcome.extra
-        ctx.store.record_self_deploy(
-            task.id, job.id, job.attempt, extra.get("base"), extra["merged"], extra.get("note", "")
-        )
-        log.info("task %s: self deploy merged %s; restarting on it", task.id, extra["merged"])
-        return JobEnd.RESTART
     metrics = _metrics(agent, outcome, str(log_path))
     if outcome.artifact is not None:
         _write(path, outcome.artifact)

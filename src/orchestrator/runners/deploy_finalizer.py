@@ -7,11 +7,16 @@ when the user has uncommitted changes the merge would touch; untracked files are
 touched), or with a compare-and-swap of the ref when no working copy has it. Then the deploy
 command, if any, runs on the merged code. A retry after a crash finds the branch already
 merged and does not merge twice.
+
+A self deploy passes `before_move`: it records the pending deploy (the base and merge
+commits) after the merge commit exists and before the branch moves, so that no crash can
+leave a moved branch without the record of what it moved from.
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,12 +91,26 @@ def _commit(repo: Path, ref: str) -> str:
     return git.git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}").stdout.strip()
 
 
-def merge_branch(repo: Path, branch: str, into: str, message: str) -> Merge:
+BeforeMove = Callable[[str, str], None]  # (base, merged): called before the branch moves
+
+
+def has_landed(repo: Path, commit: str, into: str) -> bool:
+    """True when `commit` is part of the branch `into` (the merge moved it)."""
+    return git.git(
+        repo, "merge-base", "--is-ancestor", commit, f"refs/heads/{into}", check=False
+    ).ok
+
+
+def merge_branch(
+    repo: Path, branch: str, into: str, message: str, before_move: BeforeMove | None = None
+) -> Merge:
     """Merge `branch` into `into`; MergeRefused for conflicts and dirty working copies."""
     base, tip = _commit(repo, f"refs/heads/{into}"), _commit(repo, f"refs/heads/{branch}")
     if git.git(repo, "merge-base", "--is-ancestor", tip, base, check=False).ok:
         return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
     merged = _merge_commit(repo, base, tip, message)
+    if before_move is not None:
+        before_move(base, merged)
     working_copy = checked_out_at(repo, into)
     if working_copy is None:
         git.git(repo, "update-ref", f"refs/heads/{into}", merged, base)
@@ -130,7 +149,7 @@ class DeployFinalizer:
 
     producer = Producer.DEPLOY_FINALIZER
 
-    def run(self, request: RunnerRequest) -> RunnerOutcome:
+    def run(self, request: RunnerRequest, before_move: BeforeMove | None = None) -> RunnerOutcome:
         """Merge and deploy; a verdict (DEPLOYED or FAILED) or a tool error."""
         repo, task = request.repo, request.task
         if repo.is_self and not request.can_restart:
@@ -147,7 +166,9 @@ class DeployFinalizer:
             elif not Path(repo.path).is_dir():
                 return RunnerOutcome.tool_error(f"the repo {repo.path} is missing")
             else:
-                merge = merge_branch(Path(repo.path), task.branch, repo.default_branch, message)
+                merge = merge_branch(
+                    Path(repo.path), task.branch, repo.default_branch, message, before_move
+                )
         except MergeRefused as refused:
             return self._verdict(request, False, refused.kind, str(refused), None)
         except GitError as exc:

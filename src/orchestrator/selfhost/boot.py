@@ -1,20 +1,29 @@
-"""What a (re)started `orch serve` does first: complete the self deploy that restarted it.
+"""What a (re)started `orch serve` does first: settle the self deploy that restarted it.
 
-The process that ran the deploy merged the change, recorded a pending deploy and exited to
-be restarted on the new code. This process, running that code, writes the deploy verdict
-(`16-deploy-log.md` with the old, merged and new commits) in the same transaction that marks
-the deploy completed: a crash at any moment completes it exactly once. It runs before the
-worker starts, so crash recovery never mistakes the deploy job for an abandoned one.
+The process that ran the deploy recorded a pending deploy, moved the default branch and
+exited to be restarted on the new code. This process settles it, before its worker starts
+(so crash recovery never mistakes the deploy job for an abandoned one), exactly once:
+
+- the branch never moved (killed between the record and the move): the record is abandoned
+  and crash recovery runs the deploy job again, which merges afresh;
+- the running code is the merged commit: the deploy verdict (`16-deploy-log.md` with the
+  old, merged and new commits) commits in the same transaction that marks it completed;
+- the running code is anything else (another commit, or no checkout at all): the start
+  failed, and the merge is rolled back as the supervisor would.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from orchestrator.pipeline.gates import run_gate
 from orchestrator.pipeline.stages import Producer, Stage
 from orchestrator.pipeline.transitions import decide_transition
+from orchestrator.runners.deploy_finalizer import has_landed
 from orchestrator.selfhost.code import code_commit
+from orchestrator.selfhost.deploy_log import deploy_log
+from orchestrator.selfhost.rollback import roll_back
 from orchestrator.settings import Settings
 from orchestrator.store import JobMetrics, JobStatus, SelfDeploy, Store, Verdict
 
@@ -22,57 +31,61 @@ log = logging.getLogger(__name__)
 
 RESTART_EXIT = 75  # `orch serve` exits with this to be restarted on new code (EX_TEMPFAIL)
 
+__all__ = ["RESTART_EXIT", "complete_pending_deploys", "deploy_log", "self_health_url"]
 
-def deploy_log(deploy: SelfDeploy, new_commit: str | None, status: str, note: str = "") -> str:
-    """`16-deploy-log.md` of a self deploy."""
-    lines = [
-        "# Deploy log (self deploy)",
-        "",
-        f"deploy_status: {status}",
-        f"failure_kind: {'none' if status == 'DEPLOYED' else 'deploy'}",
-        "producer: deploy-finalizer",
-        f"merged_commit: {deploy.merged_commit}",
-        f"base_commit: {deploy.old_commit or '-'}",
-        f"old_commit: {deploy.old_commit or '-'}",
-        f"new_commit: {new_commit or '-'}",
-        "",
-        "The change was merged into the orchestrator's own checkout and the service restarted "
-        "on it.",
-    ]
-    if note:
-        lines += ["", note]
-    if deploy.note:
-        lines += ["", deploy.note]
-    return "\n".join(lines) + "\n"
+
+def self_health_url(settings: Settings) -> str:
+    """The service's own /health, as this process serves it."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return f"http://{host}:{settings.port}/health"
 
 
 def complete_pending_deploys(store: Store, settings: Settings) -> None:
-    """Complete every pending self deploy (normally none, or the one that restarted us)."""
+    """Settle every pending self deploy (normally none, or the one that restarted us)."""
     for deploy in store.self_deploys("pending"):
         job = store.get_job(deploy.job_id)
         if job.status is not JobStatus.RUNNING or job.attempt != deploy.attempt:
+            # Its job ended otherwise (a person cancelled it, and we died before settling).
+            store.settle_self_deploy(deploy, "abandoned", f"its job ended as {job.status}")
             log.warning(
-                "self deploy %s: its job %s is %s; leaving it", deploy.id, job.id, job.status
+                "self deploy %s: its job %s is %s; abandoned", deploy.id, job.id, job.status
             )
             continue
-        new = code_commit()
-        text = deploy_log(deploy, new, "DEPLOYED")
-        gate = run_gate(Stage.DEPLOY, text)
         repo = store.get_repo(store.get_task(deploy.task_id).repo)
-        move = decide_transition(
-            Stage.DEPLOY, gate, job.round, settings.max_dev_retries, repo.skip_stages
-        )
-        metrics = JobMetrics(
-            producer=Producer.DEPLOY_FINALIZER.value, outcome="verdict", backend="deterministic"
-        )
-        verdict = Verdict(
-            job, Producer.DEPLOY_FINALIZER, "16-deploy-log.md", text, gate.verdict, move, metrics
-        )
-        task = store.complete_self_deploy(deploy, new, verdict)
-        if task is not None:
-            log.info(
-                "self deploy of task %s completed: now on %s (was %s)",
-                task.id,
-                new,
-                deploy.old_commit,
+        if not has_landed(Path(repo.path), deploy.merged_commit, repo.default_branch):
+            store.settle_self_deploy(
+                deploy, "abandoned", "the service stopped before the branch moved"
             )
+            log.warning("self deploy %s never landed: its deploy job runs again", deploy.id)
+            continue
+        new = code_commit()
+        if new != deploy.merged_commit:
+            problem = (
+                f"restarted on {new[:12] if new else 'code from no git checkout'}, "
+                f"not on the merged commit"
+            )
+            log.error("self deploy %s: the service %s; rolling back", deploy.id, problem)
+            roll_back(store, settings, deploy, problem, self_health_url(settings))
+            continue
+        _complete(store, settings, deploy, new)
+
+
+def _complete(store: Store, settings: Settings, deploy: SelfDeploy, new: str) -> None:
+    job = store.get_job(deploy.job_id)
+    text = deploy_log(deploy, new, "DEPLOYED")
+    gate = run_gate(Stage.DEPLOY, text)
+    repo = store.get_repo(store.get_task(deploy.task_id).repo)
+    move = decide_transition(
+        Stage.DEPLOY, gate, job.round, settings.max_dev_retries, repo.skip_stages
+    )
+    metrics = JobMetrics(
+        producer=Producer.DEPLOY_FINALIZER.value, outcome="verdict", backend="deterministic"
+    )
+    verdict = Verdict(
+        job, Producer.DEPLOY_FINALIZER, "16-deploy-log.md", text, gate.verdict, move, metrics
+    )
+    task = store.complete_self_deploy(deploy, new, verdict)
+    if task is not None:
+        log.info(
+            "self deploy of task %s completed: now on %s (was %s)", task.id, new, deploy.old_commit
+        )

@@ -16,18 +16,15 @@ import logging
 import signal
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 
 import httpx
 
-from orchestrator.errors import GitError, OrchError
 from orchestrator.proc.service import ServiceProcess, start_service, stop_service
-from orchestrator.runners.monitor import render_report
-from orchestrator.selfhost.boot import RESTART_EXIT, deploy_log
+from orchestrator.selfhost.boot import RESTART_EXIT
+from orchestrator.selfhost.rollback import roll_back
 from orchestrator.settings import Settings
 from orchestrator.store import SelfDeploy, Store
-from orchestrator.workspace import git
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +88,10 @@ class Supervisor:
         if self.stopping:
             return
         log.error("supervisor: the new code %s; rolling back", problem)
+        # Stopped first: once it is gone, no in-service monitor can judge the task while the
+        # rollback checks and records its own verdict (the two are exclusive).
         stop_service(self.child, self.settings.kill_grace_s)
-        self._roll_back(deploy, problem)
+        roll_back(self.store, self.settings, deploy, problem, self.health_url)
         self.child = start_service(self.argv)
 
     def _await_health(self) -> str | None:
@@ -128,48 +127,3 @@ class Supervisor:
                     return f"stopped answering /health ({type(exc).__name__})"
                 time.sleep(self.settings.monitor_interval_s)
         return None
-
-    def _roll_back(self, deploy: SelfDeploy, problem: str) -> None:
-        revert, how = self._revert(deploy)
-        reason = f"the self deploy of {deploy.merged_commit[:12]} {problem}; {how}"
-        current = next((d for d in self.store.self_deploys() if d.id == deploy.id), deploy)
-        report = render_report(
-            "UNHEALTHY",
-            self.health_url,
-            [],
-            self.settings.monitor_window_s,
-            self.settings.monitor_interval_s,
-            note=reason + ".",
-        )
-        try:
-            self.store.fail_self_deploy(
-                current,
-                deploy_log(current, None, "DEPLOYED", f"Rolled back: {how}."),
-                report,
-                reason,
-                revert,
-            )
-        except OrchError:
-            log.exception("supervisor: could not record the rollback")
-
-    def _revert(self, deploy: SelfDeploy) -> tuple[str | None, str]:
-        """Revert the merge in the self checkout; (the revert commit, what happened)."""
-        if deploy.old_commit == deploy.merged_commit:
-            return None, "there was nothing merged to revert"
-        repo = self.store.get_repo(self.store.get_task(deploy.task_id).repo)
-        checkout = Path(repo.path)
-        try:
-            git.git(
-                checkout,
-                "revert",
-                "--no-edit",
-                "-m",
-                "1",
-                deploy.merged_commit,
-                extra_env=git.identity_env(checkout),
-            )
-        except GitError as exc:
-            git.git(checkout, "revert", "--abort", check=False)
-            return None, f"the revert failed ({exc}): revert {deploy.merged_commit} by hand"
-        revert = git.head(checkout)
-        return revert, f"reverted by {revert[:12]}"

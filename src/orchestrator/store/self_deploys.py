@@ -14,10 +14,11 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from orchestrator.errors import StaleState
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
 from orchestrator.store.base import announce, utcnow
 from orchestrator.store.lifecycle import LifecycleQueries, Verdict
-from orchestrator.store.records import LIVE_JOB_STATUSES, JobStatus, Task
+from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobStatus, Task
 from orchestrator.store.schema import alerts, artifacts, events, jobs, self_deploys, tasks
 from orchestrator.store.tasks import fetch_task
 
@@ -46,20 +47,29 @@ class SelfDeploy:
         return cls(**dict(row._mapping))
 
 
+class _AlreadyJudged(Exception):
+    """The deploy was closed under us: the rollback's transaction must write nothing."""
+
+
 class SelfDeployQueries(LifecycleQueries):
     """Record, complete and roll back self deploys."""
 
     def record_self_deploy(
-        self, task_id: str, job_id: int, attempt: int, old: str | None, merged: str, note: str
+        self, job: Job, old: str | None, merged: str, note: str = ""
     ) -> SelfDeploy:
-        """Remember, before the restart, what the restarted process must complete."""
+        """Remember, before the default branch moves, what the restart must complete.
+
+        Fenced like every job commit: only the attempt that holds the job may record it
+        (StaleState otherwise), so a job taken over cannot merge under its new holder.
+        """
         with self._write() as conn:
+            self._check_held(conn, job)
             row = conn.execute(
                 insert(self_deploys)
                 .values(
-                    task_id=task_id,
-                    job_id=job_id,
-                    attempt=attempt,
+                    task_id=job.task_id,
+                    job_id=job.id,
+                    attempt=job.attempt,
                     old_commit=old,
                     merged_commit=merged,
                     note=note,
@@ -69,6 +79,49 @@ class SelfDeployQueries(LifecycleQueries):
                 .returning(self_deploys)
             ).one()
         return SelfDeploy.from_row(row)
+
+    def note_self_deploy(self, deploy: SelfDeploy, job: Job, note: str) -> None:
+        """Add what the deploy command did to a pending deploy (fenced by the attempt)."""
+        with self._write() as conn:
+            self._check_held(conn, job)
+            conn.execute(
+                update(self_deploys)
+                .where(self_deploys.c.id == deploy.id, self_deploys.c.state == "pending")
+                .values(note=note)
+            )
+
+    def settle_self_deploy(
+        self, deploy: SelfDeploy, state: str, reason: str, verdict: Verdict | None = None
+    ) -> bool:
+        """Close a pending deploy that will not restart (abandoned, failed, cancelled), with
+        the job's verdict, if it has one, in the same transaction. False if not pending."""
+        with self._write() as conn:
+            settled = conn.execute(
+                update(self_deploys)
+                .where(self_deploys.c.id == deploy.id, self_deploys.c.state == "pending")
+                .values(state=state, reason=reason, completed_at=utcnow())
+            )
+            if settled.rowcount != 1:
+                return False
+            if verdict is not None:
+                self._apply_verdict(conn, verdict)
+            return True
+
+    @staticmethod
+    def _check_held(conn: Connection, job: Job) -> None:
+        # An update, not a read: it locks the job's row until the commit (PostgreSQL), so no
+        # other worker can take the job over between this check and the write it fences.
+        held = conn.execute(
+            update(jobs)
+            .where(
+                jobs.c.id == job.id,
+                jobs.c.attempt == job.attempt,
+                jobs.c.status == JobStatus.RUNNING,
+            )
+            .values(heartbeat_at=utcnow())
+        )
+        if held.rowcount != 1:
+            raise StaleState(f"job {job.id} attempt {job.attempt} is no longer current")
 
     def self_deploys(self, *states: str) -> list[SelfDeploy]:
         """Self deploys in these states (every one when none is given), oldest first."""
@@ -112,69 +165,112 @@ class SelfDeployQueries(LifecycleQueries):
         """Record a rolled-back self deploy: the task fails with monitor_status: UNHEALTHY.
 
         Written by the supervisor, which is the authority here: the jobs of a process it
-        killed are ended without their attempt. None when the deploy is no longer open.
+        killed are ended without their attempt. None when the deploy is no longer open or
+        the task already has its verdict (the in-service monitor judged it first): the two
+        verdicts are exclusive, and whichever commits first wins.
         """
+        try:
+            with self._write() as conn:
+                return self._roll_back(
+                    conn, deploy, deploy_log, monitor_report, reason, revert_commit
+                )
+        except _AlreadyJudged:
+            return None
+
+    def self_deploy_open(self, deploy: SelfDeploy) -> bool:
+        """True while a rollback may still be recorded: the deploy is pending or completed and
+        its task is still active in deploy or post-deploy."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(self_deploys.c.state, tasks.c.state.label("task_state"), tasks.c.stage)
+                .join(tasks, tasks.c.id == self_deploys.c.task_id)
+                .where(self_deploys.c.id == deploy.id)
+            ).first()
+        return (
+            row is not None
+            and row.state in ("pending", "completed")
+            and row.task_state == TaskState.ACTIVE
+            and row.stage in (Stage.DEPLOY, Stage.POST_DEPLOY)
+        )
+
+    def _roll_back(
+        self,
+        conn: Connection,
+        deploy: SelfDeploy,
+        deploy_log: str,
+        monitor_report: str,
+        reason: str,
+        revert_commit: str | None,
+    ) -> Task | None:
         now = utcnow()
-        with self._write() as conn:
-            rolled = conn.execute(
-                update(self_deploys)
-                .where(
-                    self_deploys.c.id == deploy.id,
-                    self_deploys.c.state.in_(["pending", "completed"]),
-                )
-                .values(
-                    state="rolled_back",
-                    reason=reason,
-                    revert_commit=revert_commit,
-                    completed_at=now,
-                )
+        # The task first: its verdict and this one are exclusive (checked here, in the
+        # committing transaction, not before it).
+        failed = conn.execute(
+            update(tasks)
+            .where(
+                tasks.c.id == deploy.task_id,
+                tasks.c.state == TaskState.ACTIVE,
+                tasks.c.stage.in_([Stage.DEPLOY, Stage.POST_DEPLOY]),
             )
-            if rolled.rowcount != 1:
-                return None
-            task = fetch_task(conn, deploy.task_id)
-            if deploy.state == "pending":
-                self._end_directly(conn, deploy.job_id)
-                self._verdict_rows(
-                    conn,
-                    task,
-                    deploy.job_id,
-                    "16-deploy-log.md",
-                    deploy_log,
-                    Stage.DEPLOY,
-                    Stage.POST_DEPLOY.value,
-                    "DEPLOYED",
-                    Producer.DEPLOY_FINALIZER,
-                )
-            monitor_job = self._end_live_or_new(conn, task)
+            .values(
+                stage=Stage.POST_DEPLOY,
+                state=TaskState.FAILED,
+                reason=reason,
+                gate_acquired_at=None,
+                updated_at=now,
+            )
+        )
+        if failed.rowcount != 1:
+            return None  # judged already (done, failed, cancelled): nothing is written
+        prior = conn.execute(
+            select(self_deploys.c.state).where(self_deploys.c.id == deploy.id)
+        ).scalar_one()
+        rolled = conn.execute(
+            update(self_deploys)
+            .where(self_deploys.c.id == deploy.id, self_deploys.c.state == prior)
+            .where(self_deploys.c.state.in_(["pending", "completed"]))
+            .values(
+                state="rolled_back",
+                reason=reason,
+                revert_commit=revert_commit,
+                completed_at=now,
+            )
+        )
+        if rolled.rowcount != 1:
+            raise _AlreadyJudged  # rolls the task's update back: nothing is written
+        task = fetch_task(conn, deploy.task_id)
+        if prior == "pending":
+            self._end_directly(conn, deploy.job_id)
             self._verdict_rows(
                 conn,
                 task,
-                monitor_job,
-                "17-monitor-report.md",
-                monitor_report,
-                Stage.POST_DEPLOY,
-                "failed",
-                "UNHEALTHY",
-                Producer.POST_DEPLOY_MONITOR,
+                deploy.job_id,
+                "16-deploy-log.md",
+                deploy_log,
+                Stage.DEPLOY,
+                Stage.POST_DEPLOY.value,
+                "DEPLOYED",
+                Producer.DEPLOY_FINALIZER,
             )
-            conn.execute(
-                update(tasks)
-                .where(tasks.c.id == task.id)
-                .values(
-                    stage=Stage.POST_DEPLOY,
-                    state=TaskState.FAILED,
-                    reason=reason,
-                    gate_acquired_at=None,
-                    updated_at=now,
-                )
+        monitor_job = self._end_live_or_new(conn, task)
+        self._verdict_rows(
+            conn,
+            task,
+            monitor_job,
+            "17-monitor-report.md",
+            monitor_report,
+            Stage.POST_DEPLOY,
+            "failed",
+            "UNHEALTHY",
+            Producer.POST_DEPLOY_MONITOR,
+        )
+        conn.execute(
+            insert(alerts).values(
+                task_id=task.id, kind="self_deploy_rolled_back", message=reason, created_at=now
             )
-            conn.execute(
-                insert(alerts).values(
-                    task_id=task.id, kind="self_deploy_rolled_back", message=reason, created_at=now
-                )
-            )
-            announce(conn)
-            return fetch_task(conn, task.id)
+        )
+        announce(conn)
+        return fetch_task(conn, task.id)
 
     @staticmethod
     def _end_directly(conn: Connection, job_id: int) -> None:

@@ -1,0 +1,136 @@
+"""The deploy job of the orchestrator's own repo: merge, record, restart; never lose the base.
+
+The pending self deploy is recorded after the merge commit exists and before the default
+branch moves (the deploy-finalizer's `before_move`), fenced by the job's attempt. So a kill
+at any moment leaves one of two things: no record and an unmoved branch (the job is simply
+run again), or a pending record that names the base and merge commits, which the restarted
+service completes, abandons (the branch never moved) or rolls back, exactly once.
+
+Once the merge has landed, the job either restarts the service or ends with a verdict in the
+same transaction that settles the record: it is never retried, because a retry would find
+the change already merged and could no longer tell what to revert to.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from orchestrator.errors import StaleState
+from orchestrator.jobs.context import JobContext, JobEnd, alert_kind
+from orchestrator.pipeline.gates import run_gate
+from orchestrator.pipeline.stages import Producer, TaskState
+from orchestrator.pipeline.transitions import decide_transition
+from orchestrator.runners.base import FailureKind, RunnerOutcome, RunnerRequest
+from orchestrator.runners.deploy_finalizer import DeployFinalizer, has_landed, render_log
+from orchestrator.selfhost.code import code_checkout
+from orchestrator.store import Job, JobMetrics, Repo, SelfDeploy, Task, Verdict
+
+log = logging.getLogger(__name__)
+
+
+def checkout_refusal(repo: Repo, job: Job) -> RunnerOutcome | None:
+    """A FAILED deploy when the self repo is not the checkout this service runs from: the
+    restart could not land on the merged code, so nothing is merged."""
+    running = code_checkout()
+    wanted = None if repo.is_remote else Path(repo.path).resolve()
+    if running is not None and wanted is not None and running.resolve() == wanted:
+        return None
+    where = str(running) if running is not None else "no git checkout (not an editable install)"
+    text = (
+        "# Deploy log (self deploy refused)\n\ndeploy_status: FAILED\nfailure_kind: deploy\n"
+        f"producer: deploy-finalizer\n\nThe self repo is {repo.path}, but this service runs "
+        f"from {where}: a restart could not run the merged code. Nothing was merged (round "
+        f"{job.round}); register the checkout the service runs from with --self.\n"
+    )
+    return RunnerOutcome(artifact=text)
+
+
+def run_self_deploy(
+    ctx: JobContext, job: Job, task: Task, repo: Repo, request: RunnerRequest
+) -> RunnerOutcome | JobEnd:
+    """Run the deploy-finalizer for the self repo. A JobEnd when the job is settled here;
+    otherwise an outcome for the ordinary path (nothing landed: a verdict or a deferral)."""
+    recorded: list[SelfDeploy] = []
+
+    def record(base: str, merged: str) -> None:
+        recorded.append(ctx.store.record_self_deploy(job, base, merged))
+
+    try:
+        outcome = DeployFinalizer().run(request, before_move=record)
+    except StaleState:
+        raise  # this attempt no longer holds the job: record nothing more
+    except Exception as exc:  # the runner contract: never raise, a tool error instead
+        log.exception("the deploy-finalizer raised while running job %s", job.id)
+        outcome = RunnerOutcome.tool_error(f"deploy-finalizer raised {type(exc).__name__}: {exc}")
+    deploy = recorded[0] if recorded else None
+    if outcome.restart:
+        note = outcome.extra.get("note", "")
+        if deploy is None:  # already merged (by a person): nothing moved, nothing to lose
+            ctx.store.record_self_deploy(
+                job, outcome.extra.get("base"), outcome.extra["merged"], note
+            )
+        else:
+            ctx.store.note_self_deploy(deploy, job, note)
+        log.info(
+            "task %s: self deploy merged %s; restarting on it", task.id, outcome.extra["merged"]
+        )
+        return JobEnd.RESTART
+    if deploy is None:
+        return outcome
+    if not has_landed(Path(repo.path), deploy.merged_commit, repo.default_branch):
+        why = outcome.reason or "the merge was refused"
+        ctx.store.settle_self_deploy(deploy, "abandoned", f"the branch did not move: {why}")
+        return outcome
+    return _settle_landed(ctx, job, task, repo, request, deploy, outcome)
+
+
+def _settle_landed(
+    ctx: JobContext,
+    job: Job,
+    task: Task,
+    repo: Repo,
+    request: RunnerRequest,
+    deploy: SelfDeploy,
+    outcome: RunnerOutcome,
+) -> JobEnd:
+    """The merge landed but the service will not restart: one verdict, with the record."""
+    if outcome.cancelled and ctx.store.get_task(task.id).state is TaskState.CANCELLED:
+        ctx.store.settle_self_deploy(deploy, "cancelled", "the task was cancelled after the merge")
+        return JobEnd.CANCELLED
+    text = outcome.artifact
+    if text is None:
+        why = "it was stopped" if outcome.cancelled else f"it could not run: {outcome.reason}"
+        note = (
+            f"The merge landed ({deploy.merged_commit}), then the deploy command did not "
+            f"complete ({why}). The merge stays; it is not retried."
+        )
+        text = render_log(request, False, FailureKind.INFRA, note, None)
+    request.artifact_path.parent.mkdir(parents=True, exist_ok=True)
+    request.artifact_path.write_text(text, encoding="utf-8")
+    gate = run_gate(job.stage, text)
+    move = decide_transition(
+        job.stage, gate, job.round, ctx.settings.max_dev_retries, repo.skip_stages
+    )
+    metrics = JobMetrics(
+        producer=Producer.DEPLOY_FINALIZER.value,
+        outcome="verdict",
+        log_path=str(request.log_path),
+        backend="deterministic",
+        exit_code=outcome.exit_code,
+        duration_s=outcome.duration_s,
+    )
+    verdict = Verdict(
+        job,
+        Producer.DEPLOY_FINALIZER,
+        request.artifact_path.name,
+        text,
+        gate.verdict,
+        move,
+        metrics,
+        alert_kind(job.stage, gate, move),
+    )
+    if not ctx.store.settle_self_deploy(deploy, "failed", "the deploy did not complete", verdict):
+        raise StaleState(f"the self deploy {deploy.id} was settled by someone else")
+    log.info("task %s: self deploy %s ended without a restart", task.id, gate.verdict)
+    return JobEnd.VERDICT
