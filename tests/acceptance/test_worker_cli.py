@@ -14,8 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from orchestrator.proc import process_alive
 from orchestrator.settings import load_settings
-from orchestrator.store import Store, open_store
+from orchestrator.store import Job, Store, open_store
 from tests.conftest import ORCH_EXE
 
 OrchExe = Callable[..., subprocess.CompletedProcess[str]]
@@ -79,13 +80,30 @@ def store_now() -> Store:
     return open_store(load_settings())
 
 
-def wait_for_running_agent(store: Store, deadline_s: float = 20.0) -> None:
+def held_by(job: Job, worker_pid: int) -> bool:
+    """The job is held by the worker process `worker_pid`.
+
+    A worker's id is `<hostname>-<pid>-<random>` (scheduler/worker.py); a killed worker's
+    rows stay `running` until the next worker takes them over, so the pid is what tells the
+    current worker's jobs from the dead ones'.
+    """
+    return job.worker_id is not None and job.worker_id.rsplit("-", 2)[-2] == str(worker_pid)
+
+
+def live_agent(job: Job) -> bool:
+    """The job's agent process (the one the worker started) is still running."""
+    return bool(job.pid and job.proc_started_at and process_alive(job.pid, job.proc_started_at))
+
+
+def wait_for_running_agent(store: Store, worker_pid: int, deadline_s: float = 20.0) -> Job:
+    """A running job of the worker `worker_pid` whose agent is alive at the time of return."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
-        if any(job.pid for job in store.running_jobs()):
-            return
-        time.sleep(0.05)
-    raise AssertionError("no agent started")
+        for job in store.running_jobs():
+            if held_by(job, worker_pid) and live_agent(job):
+                return job
+        time.sleep(0.02)
+    raise AssertionError(f"worker {worker_pid} started no agent")
 
 
 def test_drain_takes_tasks_to_done_with_a_review_round_trip(
@@ -114,11 +132,17 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     for _ in range(4):
         worker = subprocess.Popen([ORCH_EXE, "worker"], stderr=subprocess.DEVNULL)
         try:
-            wait_for_running_agent(store)
+            wait_for_running_agent(store, worker.pid)
             time.sleep(rng.uniform(0.0, 0.6))
+            # The random moment may fall between two stages: then the kill waits for the
+            # next agent, so that every kill lands while one of this worker's agents lives.
+            victim = wait_for_running_agent(store, worker.pid)
         finally:
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=10)
+        # The dead worker never finished the job it held: the kill hit it mid-job.
+        after = store.get_job(victim.id)
+        assert (after.status, after.worker_id) == ("running", victim.worker_id)
     store.close()
 
     drained = orch_exe("worker", "--drain")
@@ -138,7 +162,7 @@ def test_sigterm_stops_cleanly_and_requeues_the_running_jobs(
     ids = add_tasks(orch_exe, 2)
     store = store_now()
     worker = subprocess.Popen([ORCH_EXE, "worker"], stderr=subprocess.PIPE, text=True)
-    wait_for_running_agent(store)
+    wait_for_running_agent(store, worker.pid)
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     _, err = worker.communicate(timeout=20)
@@ -160,7 +184,7 @@ def test_cancel_kills_the_running_agent_and_removes_the_worktree(
     store = store_now()
     worker = subprocess.Popen([ORCH_EXE, "worker"], stderr=subprocess.DEVNULL)
     try:
-        wait_for_running_agent(store)
+        wait_for_running_agent(store, worker.pid)
         cancelled = orch_exe("task", "cancel", task_id)
         assert cancelled.returncode == 0, cancelled.stderr
         deadline = time.monotonic() + 10
