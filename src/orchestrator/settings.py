@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 import shlex
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,6 +23,9 @@ ENV_PREFIX = "ORCH_"
 AGENT_PLACEHOLDERS = ("role", "stage", "task_id", "round", "worktree", "artifact_path")
 # Settings whose values are secrets: never echoed in errors, never passed to agents.
 SECRET_FIELDS = frozenset({"api_token", "db_url", "alert_webhook_url"})
+# A DNS name (RFC 1123): dot-separated labels of letters, digits and inner hyphens.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+HOSTNAME = re.compile(rf"(?=.{{1,253}}\.?$){_LABEL}(?:\.{_LABEL})*\.?", re.IGNORECASE)
 
 
 def _default_home() -> Path:
@@ -118,8 +123,26 @@ class Settings(BaseSettings):
 
     @field_validator("home", mode="after")
     @classmethod
-    def _expand_home(cls, value: Path) -> Path:
-        return value.expanduser().absolute()
+    def _check_home(cls, value: Path) -> Path:
+        home = value.expanduser().absolute()
+        problem = home_problem(home)
+        if problem is not None:
+            raise ValueError(problem)
+        return home
+
+    @field_validator("host", mode="after")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("empty; expected a hostname or an IP address")
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            # An all-digit last label is a mistyped IP address (999.1.1.1), not a name.
+            top = value.rstrip(".").rsplit(".", 1)[-1]
+            if HOSTNAME.fullmatch(value) is None or top.isdigit():
+                raise ValueError("expected a hostname or an IP address") from None
+        return value
 
     @field_validator("db_url", mode="after")
     @classmethod
@@ -202,6 +225,38 @@ class Settings(BaseSettings):
         return self.api_token.get_secret_value() if self.api_token else None
 
 
+def home_problem(home: Path) -> str | None:
+    """Why `home` cannot be ORCH_HOME, judged without creating anything; None when it can.
+
+    It must be a folder we may write in, or one we may create: the nearest part of its path
+    that exists must be a folder we may write in.
+    """
+    if home.exists():
+        if not home.is_dir():
+            return f"{home} is not a folder"
+        if not os.access(home, os.W_OK | os.X_OK):
+            return f"{home} is not writable"
+        return None
+    for parent in home.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"cannot create {home}: {parent} is not a folder"
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return f"cannot create {home}: {parent} is not writable"
+            return None
+    return None
+
+
+def ensure_home(settings: Settings) -> Path:
+    """Create ORCH_HOME when it is missing; ConfigError naming the key when it cannot be."""
+    home = settings.home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"ORCH_HOME: cannot create {home}: {exc.strerror or exc}") from None
+    return home
+
+
 def is_loopback(host: str) -> bool:
     """True for addresses only this machine can reach (an API there needs no token)."""
     if host == "localhost":
@@ -233,5 +288,6 @@ def _describe(exc: ValidationError) -> str:
         field, message = (part.strip() for part in message.split(":", 1))
     shown = error.get("input")
     echo = field and field not in SECRET_FIELDS and isinstance(shown, str | int | float)
+    echo = echo and str(shown) not in message  # the message may name the value already
     got = f" (got {shown!r})" if echo else ""
     return f"{env_key(field) if field else 'settings'}: {message}{got}"

@@ -125,6 +125,24 @@ def test_task_list_filters(orch: Orch, app_repo: Path, make_repo: Callable[..., 
     assert "no tasks match" in orch("task", "list", "--state", "done").err
 
 
+@pytest.mark.parametrize(
+    ("repo", "message"),
+    [
+        ("nope", "error: no repo named 'nope' (see: orch repo list)\n"),
+        ("../x", "error: invalid repo name '../x': "),
+        ("app/..", "error: invalid repo name 'app/..': "),
+    ],
+)
+def test_task_list_on_a_repo_that_cannot_exist_is_exit_2(
+    orch: Orch, app_repo: Path, repo: str, message: str
+) -> None:
+    orch("task", "add", "app", "One")
+    for extra in ((), ("--json",)):
+        refused = orch("task", "list", "--repo", repo, *extra)
+        assert (refused.code, refused.out) == (2, "")
+        assert refused.err.startswith(message) and refused.err.count("\n") == 1
+
+
 def test_task_show_for_people(orch: Orch, app_repo: Path) -> None:
     task_id = orch("task", "add", "app", "Readable title").out.strip()
     shown = orch("task", "show", task_id)
@@ -153,3 +171,29 @@ def test_help_works_with_a_broken_setting(orch: Orch, monkeypatch: pytest.Monkey
     assert orch("task", "--help").code == 0
     broken = orch("task", "list")
     assert broken.code == 2 and broken.err.startswith("error: ORCH_PORT: ")
+
+
+@pytest.mark.parametrize(
+    ("home", "message"),
+    [
+        ("/etc/passwd", "error: ORCH_HOME: /etc/passwd is not a folder\n"),
+        ("/etc/passwd/orch", "error: ORCH_HOME: cannot create /etc/passwd/orch: /etc/passwd is "),
+        ("/proc/orch-home", "error: ORCH_HOME: cannot create /proc/orch-home: "),  # even as root
+    ],
+)
+def test_a_home_that_is_not_a_folder_we_can_make_is_exit_2(
+    orch: Orch, monkeypatch: pytest.MonkeyPatch, home: str, message: str
+) -> None:
+    monkeypatch.setenv("ORCH_HOME", home)
+    refused = orch("task", "list")
+    assert (refused.code, refused.out) == (2, "")
+    assert refused.err.startswith(message) and refused.err.count("\n") == 1
+
+
+def test_a_bad_host_is_exit_2_naming_it(orch: Orch, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_HOST", "http://0.0.0.0:8765")
+    refused = orch("task", "list")
+    assert refused.code == 2
+    assert refused.err == (
+        "error: ORCH_HOST: expected a hostname or an IP address (got 'http://0.0.0.0:8765')\n"
+    )

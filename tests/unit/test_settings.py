@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from orchestrator.errors import ConfigError
-from orchestrator.settings import SECRET_FIELDS, Settings, env_key, load_settings
+from orchestrator.settings import (
+    SECRET_FIELDS,
+    Settings,
+    ensure_home,
+    env_key,
+    home_problem,
+    load_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTION_7_KEYS = [
@@ -86,6 +94,69 @@ def test_bad_value_is_one_line_naming_the_key(
         load_settings()
     message = str(caught.value)
     assert message.startswith(f"{key}: ") and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "0.0.0.0", "::", "::1", "localhost", "orch-1.internal", "WORKER7."]
+)
+def test_host_takes_a_hostname_or_an_ip(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    monkeypatch.setenv("ORCH_HOST", host)
+    assert load_settings().host == host
+
+
+@pytest.mark.parametrize(
+    "host",
+    [" ", "http://example.com", "example.com:8765", "[::1]", "a b", "-leading", "x_y.example",
+     "a" * 64, "999.1.1.1", "10.0.0.256", ("a." * 127) + "a"],
+)  # fmt: skip
+def test_host_that_is_no_hostname_nor_ip_is_refused(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    monkeypatch.setenv("ORCH_HOST", host)
+    with pytest.raises(ConfigError, match=r"^ORCH_HOST: ") as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
+
+
+def test_home_is_a_folder_we_may_write_in_or_create(tmp_path: Path) -> None:
+    plain = tmp_path / "plain-file"
+    plain.write_text("x")
+    assert home_problem(tmp_path) is None
+    assert home_problem(tmp_path / "new" / "deeper") is None
+    assert home_problem(plain) == f"{plain} is not a folder"
+    assert (
+        home_problem(plain / "home") == f"cannot create {plain / 'home'}: {plain} is not a folder"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in any folder")
+def test_home_in_a_read_only_folder_is_refused(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert home_problem(locked) == f"{locked} is not writable"
+    assert (
+        home_problem(locked / "home")
+        == f"cannot create {locked / 'home'}: {locked} is not writable"
+    )
+
+
+def test_bad_home_is_one_line_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    plain = tmp_path / "plain-file"
+    plain.write_text("x")
+    monkeypatch.setenv("ORCH_HOME", str(plain))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == f"ORCH_HOME: {plain} is not a folder"
+
+
+def test_ensure_home_makes_the_folder_or_names_the_key(tmp_path: Path) -> None:
+    made = ensure_home(load_settings(home=tmp_path / "a" / "b"))
+    assert made == tmp_path / "a" / "b" and made.is_dir()
+    unmakeable = load_settings(home=Path("/proc/orch-test-home"))  # passes the shape check
+    with pytest.raises(ConfigError, match=r"^ORCH_HOME: cannot create /proc/orch-test-home: "):
+        ensure_home(unmakeable)
 
 
 def test_command_backend_needs_a_command(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.settings import Settings, load_settings
+from orchestrator.settings import Settings, ensure_home, load_settings
 from orchestrator.store import Store, open_store
 
 
@@ -17,9 +17,11 @@ class AppContext:
 
     @property
     def settings(self) -> Settings:
-        """The settings, loaded (and validated) on first use."""
+        """The settings, loaded (and validated) on first use, with ORCH_HOME made."""
         if self._settings is None:
-            self._settings = load_settings()
+            settings = load_settings()
+            ensure_home(settings)  # every command keeps something there; say so if it cannot
+            self._settings = settings
         return self._settings
 
     @property

@@ -14,7 +14,7 @@ from orchestrator.control import cancel_task, resume_task
 from orchestrator.documents import task_document
 from orchestrator.errors import InputError
 from orchestrator.intake import submit_task
-from orchestrator.pipeline.names import check_artifact_name, check_task_id
+from orchestrator.pipeline.names import check_artifact_name, check_repo_name, check_task_id
 from orchestrator.pipeline.stages import STAGE_ORDER, Stage, TaskState
 from orchestrator.redact import secret_values
 from orchestrator.store import Task
@@ -75,6 +75,8 @@ def task_list(
     app: AppContext, state: str | None, stage: str | None, repo: str | None, as_json: bool
 ) -> None:
     """List tasks, oldest first."""
+    if repo is not None:  # a filter on a repo that cannot exist is a mistake, not "no match"
+        app.store.get_repo(check_repo_name(repo))
     tasks = app.store.list_tasks(
         state=TaskState(state) if state else None,
         stage=Stage(stage) if stage else None,
