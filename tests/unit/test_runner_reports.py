@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +14,7 @@ from orchestrator.pipeline.verdicts import parse_verdict_keys
 from orchestrator.proc import ProcResult
 from orchestrator.runners.base import FailureKind, fenced, output_tail
 from orchestrator.runners.junit import Counts, Failing, summary_counts
-from orchestrator.runners.smoke import serial_gate_problem
-from orchestrator.runners.test_runner import render_report, runs_pytest, with_junit
-from orchestrator.runners.test_runner import test_argv as argv_of
-from orchestrator.store import Repo
+from orchestrator.runners.test_runner import render_report, suite_counts
 
 # --- summary lines ---------------------------------------------------------------------------
 
@@ -128,79 +123,6 @@ def test_output_tail_shows_the_last_lines_fenced() -> None:
     assert "line 99" in tail and "line 90" in tail and "line 89" not in tail
     assert parse_verdict_keys(tail) == {}
     assert output_tail(None) == "(no output: the command did not start)"
-
-
-# --- the test command ------------------------------------------------------------------------
-
-
-def _repo(test_command: str | None = None, test_target: str = "tests") -> Repo:
-    return Repo(
-        id=1,
-        name="app",
-        path="/srv/app",
-        default_branch="main",
-        test_target=test_target,
-        test_command=test_command,
-        staging_command=None,
-        deploy_command=None,
-        health_url=None,
-        setup_command=None,
-        skip_stages=frozenset(),
-        is_self=False,
-        created_at=datetime(2024, 1, 1, tzinfo=UTC),
-    )
-
-
-@pytest.mark.parametrize(
-    ("command", "target", "argv"),
-    [
-        (None, "tests", ["python", "-m", "pytest", "tests"]),
-        (None, "tests/unit", ["python", "-m", "pytest", "tests/unit"]),
-        ("", "tests", ["python", "-m", "pytest", "tests"]),
-        ("pytest -x", "tests", ["pytest", "-x"]),
-        ("make test", "tests", ["make", "test"]),
-        (
-            "python3 -m pytest -k 'not slow' \"tests/a b.py\"",
-            "tests",
-            ["python3", "-m", "pytest", "-k", "not slow", "tests/a b.py"],
-        ),
-    ],
-)
-def test_the_test_command_as_argv(command: str | None, target: str, argv: list[str]) -> None:
-    assert argv_of(_repo(command, target)) == argv
-
-
-@pytest.mark.parametrize(
-    ("argv", "is_pytest"),
-    [
-        (["python", "-m", "pytest", "tests"], True),
-        (["python3", "-m", "pytest", "-q"], True),
-        (["pytest", "-x"], True),
-        (["/srv/app/.venv/bin/pytest"], True),
-        (["py.test"], True),
-        (["make", "test"], False),
-        (["python", "-m", "unittest"], False),
-        (["python", "-c", "import pytest"], False),
-        (["tox"], False),
-        ([], False),
-    ],
-)
-def test_runs_pytest(argv: list[str], is_pytest: bool) -> None:
-    assert runs_pytest(argv) is is_pytest
-
-
-def test_with_junit_adds_the_lean_report_plugin_and_keeps_the_command() -> None:
-    argv = with_junit(["pytest", "-x"], Path("/tmp/job.junit.xml"))
-    assert argv == ["pytest", "-x", "-p", "orch_junit", "--orch-junit=/tmp/job.junit.xml"]
-
-
-def test_the_fallback_is_pytests_own_xunit1_report() -> None:
-    from orchestrator.runners.test_runner import with_pytest_junitxml
-
-    argv = with_pytest_junitxml(["pytest", "-x"], Path("/tmp/job.junit.xml"))
-    assert argv[:2] == ["pytest", "-x"]
-    assert "--junitxml=/tmp/job.junit.xml" in argv
-    assert argv[argv.index("-o") + 1] == "junit_family=xunit1"
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -332,72 +254,7 @@ def test_timeout_report_says_so() -> None:
     assert "killed after its 600s timeout" in report
 
 
-# --- the smoke check's /queue contract --------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "queue",
-    [
-        {"serial_gate": {}},
-        {"serial_gate": {"app": {"holder": None, "waiting": []}}},
-        {"serial_gate": {"app": {"holder": "k3m9qz2a", "waiting": ["abcd2345"], "since": "x"}}},
-        {
-            "running": [],
-            "serial_gate": {
-                "a": {"holder": None, "waiting": []},
-                "b": {"holder": "k3m9qz2a", "waiting": []},
-            },
-        },
-    ],
-)
-def test_well_formed_serial_gate(queue: Any) -> None:
-    assert serial_gate_problem(queue) is None
-
-
-@pytest.mark.parametrize(
-    ("queue", "problem"),
-    [
-        (None, "no serial_gate"),
-        ([], "no serial_gate"),
-        ({}, "no serial_gate"),
-        ({"running": []}, "no serial_gate"),
-        ({"serial_gate": []}, "not an object"),
-        ({"serial_gate": None}, "not an object"),
-        ({"serial_gate": {"app": "busy"}}, "lacks holder or waiting"),
-        ({"serial_gate": {"app": {}}}, "lacks holder or waiting"),
-        ({"serial_gate": {"app": {"holder": None}}}, "lacks holder or waiting"),
-        ({"serial_gate": {"app": {"waiting": []}}}, "lacks holder or waiting"),
-        ({"serial_gate": {"app": {"owner": None}}}, "lacks holder or waiting"),
-        ({"serial_gate": {"app": {"holder": None, "queue": []}}}, "lacks holder or waiting"),
-        ({"serial_gate": {"app": {"holder": 7, "waiting": []}}}, "holder is not a task id"),
-        ({"serial_gate": {"app": {"holder": None, "waiting": "x"}}}, "waiting is not a list"),
-    ],
-)
-def test_malformed_serial_gate_is_named(queue: Any, problem: str) -> None:
-    found = serial_gate_problem(queue)
-    assert found is not None and problem in found
-
-
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(st.sampled_from(["holder", "waiting", "serial_gate", "x"]), inner)
-    ),
-    max_leaves=12,
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["serial_gate", "running"]), _JSON) | _JSON)
-def test_serial_gate_check_answers_for_any_json_document(queue: Any) -> None:
-    problem = serial_gate_problem(json.loads(json.dumps(queue)))
-    assert problem is None or problem.strip()
-
-
 def test_counts_come_from_the_summary_line_and_failing_tests_from_junit(tmp_path: Path) -> None:
-    from orchestrator.runners.test_runner import suite_counts
-
     junit = tmp_path / "report.xml"
     junit.write_text(
         '<testsuites><testsuite name="pytest" tests="2" time="0.1">'
