@@ -225,26 +225,57 @@ def test_a_change_that_breaks_start_up_is_reverted_and_the_task_fails(
         service.stop()
 
 
-def test_a_kill_between_merge_and_boot_still_completes_the_deploy_once(
-    service_env: dict[str, str], register: None, clone: Path
+# Holds the service's move of main at one point of git's ref transaction ("prepared": the
+# ref is locked but not moved; "committed": moved), so the test kills it exactly there.
+HOLD_HOOK = """#!/bin/sh
+[ "$1" = "$HOLD_STATE" ] || exit 0
+grep -q " refs/heads/main$" || exit 0
+echo $$ > "$HOLD_MARK"
+exec sleep 300
+"""
+
+
+@pytest.mark.parametrize("hold", ["prepared", "committed"])
+def test_a_kill_around_the_branch_move_still_deploys_exactly_once_from_the_old_commit(
+    hold: str, service_env: dict[str, str], register: None, clone: Path, tmp_path: Path
 ) -> None:
-    store = open_store(load_settings(home=Path(service_env["ORCH_HOME"])))
-    service = Service(service_env)
+    mark = tmp_path / "held"
+    hook = clone / ".git" / "hooks" / "reference-transaction"
+    hook.write_text(HOLD_HOOK)
+    hook.chmod(0o755)
+    env = {**service_env, "HOLD_STATE": hold, "HOLD_MARK": str(mark)}
+    base = git(clone, "rev-parse", "main").strip()
+    store = open_store(load_settings(home=Path(env["ORCH_HOME"])))
+    service = Service(env)
     try:
         service.get("/health")
         task_id = submit(service, "Survive a crash")
         deadline = time.monotonic() + 180
-        while not store.self_deploys() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert store.self_deploys(), "the deploy never started"
+        while not (mark.exists() and mark.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mark.exists(), "the deploy never reached the branch move"
+        # Where it is killed: the pending record (with the old commit) is already written,
+        # and the branch has not moved yet (prepared) or has just moved (committed).
+        [pending] = store.self_deploys()
+        assert (pending.state, pending.old_commit) == ("pending", base)
+        moved = git(clone, "rev-parse", "main").strip()
+        assert moved == (base if hold == "prepared" else pending.merged_commit)
         service.kill()  # the supervisor and its child, at once
-        service = Service(service_env)
+        os.kill(int(mark.read_text()), signal.SIGKILL)  # let git abort or finish its move
+        hook.unlink()
+        lock = clone / ".git" / "refs" / "heads" / "main.lock"
+        while lock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        service = Service(env)
         task = service.finished(task_id)
         assert task["state"] == "done", task["reason"]
-        [deploy] = store.self_deploys()
-        assert deploy.state in ("completed", "healthy")
-        deploys = [e for e in task["events"] if e["from_stage"] == "deploy"]
-        assert len(deploys) == 1
+        deploys = store.self_deploys()
+        expected = ["abandoned"] if hold == "prepared" else []
+        assert [d.state for d in deploys[:-1]] == expected
+        assert deploys[-1].state in ("completed", "healthy")
+        assert deploys[-1].old_commit == base != deploys[-1].merged_commit  # revertible
+        assert git(clone, "rev-parse", "main").strip() == deploys[-1].merged_commit
+        assert len([e for e in task["events"] if e["from_stage"] == "deploy"]) == 1
         versions = httpx.get(f"{service.base}/tasks/{task_id}/artifacts").json()
         assert [v["name"] for v in versions].count("16-deploy-log.md") == 1
     finally:

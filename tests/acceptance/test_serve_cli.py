@@ -133,3 +133,16 @@ def test_a_task_submitted_over_http_reaches_done_with_the_worker_inside(
     assert task["state"] == "done", task
     assert [e["to_stage"] for e in task["events"]][-1] == "done"
     assert stop(process) == 0
+
+
+def test_the_worker_starts_only_once_the_server_listens(orch_exe: OrchExe) -> None:
+    # The port is taken: the server never listens, so the worker inside never starts (a
+    # self deploy's monitor would otherwise probe a service that is not there).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        failed = orch_exe("serve", "--no-supervise", "--port", str(taken.getsockname()[1]))
+    assert failed.returncode != 0
+    store = open_store(load_settings())
+    assert store.list_workers() == []  # never registered: it did not start
+    store.close()

@@ -1,0 +1,175 @@
+"""A self deploy survives a kill at any point, and is settled exactly once.
+
+The pending record is written before the default branch moves (fenced by the job's
+attempt); boot abandons it when the branch never moved, completes it only on the merged
+code, and otherwise rolls back; a rollback never overrides a verdict already committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from orchestrator.errors import StaleState
+from orchestrator.pipeline.stages import Stage, TaskState
+from orchestrator.runners.deploy_finalizer import has_landed, merge_branch
+from orchestrator.selfhost.boot import complete_pending_deploys
+from orchestrator.selfhost.code import code_checkout, code_commit
+from orchestrator.selfhost.deploy_job import checkout_refusal
+from orchestrator.selfhost.rollback import roll_back
+from orchestrator.settings import Settings, load_settings
+from orchestrator.store import Job, NewTask, RepoSpec, Store
+from orchestrator.store.schema import jobs, tasks
+from tests.helpers import git
+
+TASK = "k3m9qz2a"
+BRANCH = f"orch/{TASK}"
+
+
+class Killed(Exception):
+    """Stands for the kill: the process stops right here."""
+
+
+@pytest.fixture
+def self_repo(make_repo: Callable[..., Path], store: Store, tmp_path: Path) -> Path:
+    """The self repo (not the running code's checkout) with a task branch one commit ahead."""
+    path = make_repo("self", files={"app.py": "VERSION = 1\n"})
+    git(path, "checkout", "-q", "-b", BRANCH)
+    (path / "app.py").write_text("VERSION = 2\n")
+    git(path, "commit", "-q", "-am", "the change")
+    git(path, "checkout", "-q", "main")
+    store.add_repo("self", RepoSpec(path=str(path), default_branch="main", is_self=True))
+    repo_id = store.get_repo("self").id
+    store.create_task(NewTask(TASK, repo_id, "t", "", BRANCH, str(tmp_path / "wt")), "x")
+    return path
+
+
+@pytest.fixture
+def job(store: Store, self_repo: Path) -> Job:
+    """The task's deploy job, running (as `orch serve` claims it)."""
+    with store.engine.begin() as conn:
+        conn.execute(update(tasks).where(tasks.c.id == TASK).values(stage=Stage.DEPLOY))
+        conn.execute(update(jobs).where(jobs.c.task_id == TASK).values(stage=Stage.DEPLOY))
+    [claimed] = store.claim_jobs("w1", "here", 1, 60.0, self_deploy=True)
+    return claimed
+
+
+def rev(path: Path, ref: str = "main") -> str:
+    return git(path, "rev-parse", ref).strip()
+
+
+def merge(store: Store, repo: Path, job: Job, kill_before_move: bool = False) -> tuple[str, str]:
+    """The deploy-finalizer's merge with its pending record; (base, merged)."""
+    seen: list[tuple[str, str]] = []
+
+    def record(base: str, merged: str) -> None:
+        assert rev(repo) == base  # recorded while the branch has not moved yet
+        store.record_self_deploy(job, base, merged)
+        seen.append((base, merged))
+        if kill_before_move:
+            raise Killed
+
+    with contextlib.suppress(Killed):
+        merge_branch(repo, BRANCH, "main", "Merge", before_move=record)
+    return seen[0]
+
+
+def settings(orch_home: Path, db_url: str) -> Settings:
+    return load_settings(home=orch_home, db_url=db_url, monitor_window_s=0.2)
+
+
+def test_the_pending_deploy_is_recorded_before_the_branch_moves(
+    store: Store, self_repo: Path, job: Job
+) -> None:
+    base, merged = merge(store, self_repo, job)
+    [deploy] = store.self_deploys("pending")
+    assert (deploy.old_commit, deploy.merged_commit) == (base, merged)
+    assert base != merged and rev(self_repo) == merged
+
+
+def test_recording_a_self_deploy_is_fenced_by_the_attempt(
+    store: Store, self_repo: Path, job: Job
+) -> None:
+    before = rev(self_repo)
+    stale = replace(job, attempt=job.attempt + 1)
+    with pytest.raises(StaleState):
+        merge(store, self_repo, stale)
+    assert rev(self_repo) == before  # a stale attempt never moves the branch
+    store.abandon_job(job, "taken over")
+    with pytest.raises(StaleState):
+        store.record_self_deploy(job, before, before)
+    assert store.self_deploys() == []
+
+
+def test_a_kill_before_the_branch_moved_is_abandoned_at_boot_and_the_job_runs_again(
+    store: Store, self_repo: Path, job: Job, orch_home: Path, db_url: str
+) -> None:
+    base, merged = merge(store, self_repo, job, kill_before_move=True)
+    assert rev(self_repo) == base and not has_landed(self_repo, merged, "main")
+
+    complete_pending_deploys(store, settings(orch_home, db_url))
+
+    [deploy] = store.self_deploys()
+    assert deploy.state == "abandoned" and "before the branch moved" in (deploy.reason or "")
+    assert store.get_task(TASK).state is TaskState.ACTIVE
+    assert rev(self_repo) == base
+    # No longer pending: crash recovery takes the job over and the deploy runs again.
+    assert store.self_deploys("pending") == []
+
+
+def test_boot_on_code_other_than_the_merged_commit_rolls_back(
+    store: Store, self_repo: Path, job: Job, orch_home: Path, db_url: str
+) -> None:
+    base, merged = merge(store, self_repo, job)
+    assert code_commit() != merged  # this process runs this repository, not the self repo
+
+    complete_pending_deploys(store, settings(orch_home, db_url))
+
+    [deploy] = store.self_deploys()
+    assert deploy.state == "rolled_back" and deploy.revert_commit == rev(self_repo)
+    assert "not on the merged commit" in (deploy.reason or "")
+    assert (self_repo / "app.py").read_text() == "VERSION = 1\n"
+    task = store.get_task(TASK)
+    assert task.state is TaskState.FAILED
+    log = store.get_artifact(TASK, "16-deploy-log.md").text
+    assert f"old_commit: {base}" in log and "new_commit: -" in log
+    assert "monitor_status: UNHEALTHY" in store.get_artifact(TASK, "17-monitor-report.md").text
+
+
+def test_a_rollback_never_overrides_a_verdict_already_committed(
+    store: Store, self_repo: Path, job: Job, orch_home: Path, db_url: str
+) -> None:
+    _, merged = merge(store, self_repo, job)
+    [deploy] = store.self_deploys()
+    events = len(store.events(TASK))
+    with store.engine.begin() as conn:  # the in-service monitor judged it HEALTHY first
+        conn.execute(
+            update(tasks)
+            .where(tasks.c.id == TASK)
+            .values(stage=Stage.POST_DEPLOY, state=TaskState.DONE)
+        )
+
+    assert store.fail_self_deploy(deploy, "log", "report", "unhealthy", None) is None
+    assert not roll_back(store, settings(orch_home, db_url), deploy, "died", "http://x/health")
+
+    assert store.get_task(TASK).state is TaskState.DONE
+    assert len(store.events(TASK)) == events
+    assert [d.state for d in store.self_deploys()] == ["pending"]
+    assert rev(self_repo) == merged  # nothing reverted
+
+
+def test_a_self_deploy_is_refused_unless_the_service_runs_from_the_self_repo(
+    store: Store, self_repo: Path, job: Job
+) -> None:
+    refused = checkout_refusal(store.get_repo("self"), job)
+    assert refused is not None and refused.artifact is not None
+    assert "deploy_status: FAILED" in refused.artifact and str(self_repo) in refused.artifact
+    running = code_checkout()
+    assert running is not None
+    store.update_repo("self", RepoSpec(path=str(running)))
+    assert checkout_refusal(store.get_repo("self"), job) is None
