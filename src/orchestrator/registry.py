@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 from dataclasses import dataclass, replace
@@ -10,8 +11,11 @@ from pathlib import Path, PurePosixPath
 from orchestrator.errors import Conflict, InputError
 from orchestrator.pipeline.names import check_repo_name
 from orchestrator.pipeline.stages import parse_stage_list
+from orchestrator.selfhost.code import code_checkout
 from orchestrator.store import Repo, RepoSpec, Store
 from orchestrator.workspace import git
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ def register_repo(store: Store, name: str, location: str | Path, options: RepoOp
         raise InputError(f"cannot resolve {_shown(where)}: {exc}") from None
     except OSError as exc:  # a name too long, a folder we may not enter: the user's path
         raise InputError(f"cannot use {_shown(where)}: {exc.strerror or exc}") from None
+    if options.is_self:
+        _check_self_location(where, root)
     if root is None:
         return _register_remote(store, name, where, options)
     branch = options.default_branch or git.current_branch(root)
@@ -101,6 +107,8 @@ def change_repo(store: Store, name: str, options: RepoOptions) -> Repo:
     """Change a repo's settings; only the options given change."""
     check_repo_name(name)
     repo = store.get_repo(name)
+    if options.is_self:
+        _check_self_location(repo.path, None if repo.is_remote else Path(repo.path))
     if repo.is_remote and options.default_branch is not None:
         _, branches = _remote_branches(repo.path)
         if options.default_branch not in branches:
@@ -162,6 +170,25 @@ def _test_target(value: str | None) -> str | None:
     if not value.strip() or target.is_absolute() or ".." in target.parts:
         raise InputError(f"--test-target: expected a path inside the repo, got {value!r}")
     return str(target)
+
+
+def _check_self_location(where: str, root: Path | None) -> None:
+    """--self marks the working copy the service runs from: never a URL or a bare repo. One
+    that is not the running code's checkout is allowed (the service may be started from it
+    later), with a warning: a self deploy is refused until the service runs from it."""
+    if root is None:
+        raise InputError(
+            f"--self: {_shown(where)} is a URL or a bare repository; the self repo must be "
+            "the local working copy the service runs from"
+        )
+    running = code_checkout()
+    if running is None or running.resolve() != root.resolve():
+        log.warning(
+            "warning: --self: this orchestrator runs from %s, not %s; self deploys are refused "
+            "until `orch serve` runs from it",
+            running or "no git checkout",
+            root,
+        )
 
 
 def _check_single_self(store: Store, name: str, spec: RepoSpec) -> None:
