@@ -166,6 +166,7 @@ def worker_document(worker: Worker) -> dict[str, Any]:
         "started_at": _time(worker.started_at),
         "heartbeat_at": _time(worker.heartbeat_at),
         "stopped_at": _time(worker.stopped_at),
+        "state": worker.state.value,  # running, stopped, or lost (no heartbeat for a lease)
     }
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
+import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import InputError, StoreError
+from orchestrator.errors import GitError, InputError, StaleState, StoreError
 from orchestrator.intake import submit_task
 from orchestrator.registry import RepoOptions, register_repo
+from orchestrator.runners.deploy_finalizer import merge_remote
 from orchestrator.store import Store
 from orchestrator.workspace import checkout
 from tests.helpers import entries, git
@@ -112,4 +117,82 @@ def test_a_listener_that_cannot_connect_is_a_store_error() -> None:
     nowhere = StoreClass(make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"))
     with pytest.raises(StoreError, match="listening for jobs failed"):
         nowhere.listen_for_jobs(lambda: None, threading.Event())
+    nowhere.close()
+
+
+def commit_work(worktree: Path, text: str) -> None:
+    (worktree / "work.txt").write_text(text)
+    git(worktree, "add", "work.txt")
+    git(worktree, "commit", "-q", "-m", text.strip())
+
+
+def test_publish_pushes_only_over_the_tip_it_prepared_from(
+    store: Store, origin: Path, orch_home: Path, tmp_path: Path
+) -> None:
+    repo = register_repo(store, "app", str(origin), RepoOptions())
+    task = submit_task(store, orch_home, "app", "Remote work", "")
+    start = git(origin, "rev-parse", task.branch).strip()
+    current = checkout.prepare(tmp_path / "machine-b", repo, task)
+    commit_work(Path(current.worktree), "the current attempt\n")
+    checkout.publish(repo, current)
+    late = checkout.prepare(tmp_path / "machine-a", repo, task)
+    commit_work(Path(late.worktree), "a later job\n")
+    # The branch moves after machine A checked it out (here: back to where it started), so a
+    # plain push from A would be a fast-forward and land; the lease refuses it.
+    git(origin, "update-ref", f"refs/heads/{task.branch}", start)
+    with pytest.raises(GitError, match="failed to push"):
+        checkout.publish(repo, late)
+    assert git(origin, "rev-parse", task.branch).strip() == start
+
+
+def test_no_push_of_a_job_whose_attempt_is_no_longer_current(
+    store: Store, origin: Path, orch_home: Path, tmp_path: Path
+) -> None:
+    repo = register_repo(store, "app", str(origin), RepoOptions())
+    task = submit_task(store, orch_home, "app", "Remote work", "")
+    [job] = store.claim_jobs("w-a", "machine-a", 1, 30)
+    prepared = checkout.prepare(tmp_path / "machine-a", repo, task)
+    commit_work(Path(prepared.worktree), "work\n")
+    with checkout.fenced(lambda: store.assert_current(job)):
+        checkout.publish(repo, prepared)  # while the attempt is current, it pushes
+    commit_work(Path(prepared.worktree), "more work\n")
+    store.abandon_job(job, "taken over by another machine")
+    before = {ref: git(origin, "rev-parse", ref) for ref in (task.branch, "trunk")}
+    with checkout.fenced(lambda: store.assert_current(job)):
+        with pytest.raises(StaleState):
+            checkout.publish(repo, prepared)
+        clone = checkout.sync_clone(tmp_path / "machine-a", repo)
+        with pytest.raises(StaleState):
+            merge_remote(clone, task.branch, "trunk", "Merge it")
+    assert {ref: git(origin, "rev-parse", ref) for ref in before} == before
+
+
+def test_psycopg_is_pinned_to_a_version_with_notifies_timeout() -> None:
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    [pin] = [d for d in pyproject["project"]["dependencies"] if d.startswith("psycopg")]
+    floor = re.fullmatch(r"psycopg\[binary\]>=(\d+)\.(\d+)(\.\d+)?", pin)
+    assert floor is not None, pin
+    assert (int(floor[1]), int(floor[2])) >= (3, 2)  # conn.notifies(timeout=...) is 3.2's
+
+
+def test_a_worker_that_cannot_listen_warns_once_and_keeps_polling_fast(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from orchestrator.scheduler import Worker
+    from orchestrator.settings import load_settings
+    from orchestrator.store import Store as StoreClass
+    from orchestrator.store.engine import make_engine
+
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    nowhere = StoreClass(make_engine(url))
+    worker = Worker(nowhere, load_settings(db_url=url))
+    listener = threading.Thread(target=worker._listen)
+    with caplog.at_level(logging.WARNING):
+        listener.start()
+        time.sleep(2.5)  # three attempts
+        assert not worker._listening.is_set()  # so the loop polls at the fast rate
+        worker.stop()
+        listener.join(10)
+    warnings = [r for r in caplog.records if "listening for jobs failed" in r.getMessage()]
+    assert len(warnings) == 1
     nowhere.close()

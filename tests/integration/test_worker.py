@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 
+from orchestrator.errors import StoreError
 from orchestrator.intake import submit_task
+from orchestrator.jobs.context import JobContext, JobEnd
+from orchestrator.jobs.launcher import launch_job
 from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.scheduler import Worker
+from orchestrator.scheduler import worker as worker_module
 from orchestrator.settings import Settings, load_settings
-from orchestrator.store import RepoSpec, Store, Task
+from orchestrator.store import Job, RepoSpec, Store, Task
 from orchestrator.store.records import JobStatus
 from tests.conftest import Run
 from tests.helpers import git
@@ -255,3 +262,76 @@ def test_gc_removes_worktrees_of_finished_tasks_only(
     assert not Path(failed.worktree).exists() and Path(blocked.worktree).exists()
     assert git(repo_path, "branch", "--list", failed.branch).strip()  # the branch stays
     assert orch("gc", "--older-than", "soon").code == 2
+
+
+def running_job(store: Store, timeout: float = 30) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = [j for j in store.running_jobs() if j.pid]
+        if held:
+            return held[0]
+        time.sleep(0.02)
+    raise AssertionError("no job started its agent")
+
+
+def test_a_worker_cut_off_from_the_database_stops_its_agent_once_its_lease_is_over(
+    fake_bin: Path,
+    repo_path: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_SLEEP", "60")
+    submit(store, orch_home, 1)
+    worker = Worker(store, settings_for(db_url, orch_home, lease_s=0.6))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        agent = psutil.Process(running_job(store).pid)
+
+        def cut_off(*_args: object) -> set[int]:
+            raise StoreError("database unavailable: the network is down")
+
+        monkeypatch.setattr(store, "renew_leases", cut_off)
+        cut_at = time.monotonic()
+        agent.wait(timeout=10)  # another machine may have its job by now: it must stop
+        assert time.monotonic() - cut_at < 5
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_a_job_whose_internal_error_could_not_be_recorded_is_reclaimed_and_drain_ends(
+    fake_bin: Path,
+    repo_path: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [task] = submit(store, orch_home, 1)
+    launched: list[int] = []
+
+    def bug_once(context: JobContext, job: Job) -> JobEnd:
+        launched.append(job.id)
+        if len(launched) == 1:
+            raise RuntimeError("a bug inside orchestrator")
+        return launch_job(context, job)
+
+    def unrecorded(*_args: object, **_kwargs: object) -> Job:
+        raise StoreError("database unavailable: a blip")
+
+    monkeypatch.setattr(worker_module, "launch_job", bug_once)
+    monkeypatch.setattr(store, "defer_job", unrecorded)  # the failure cannot be recorded
+    worker = Worker(store, settings_for(db_url, orch_home, lease_s=0.6), drain=True)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():
+        worker.stop()
+        thread.join(30)
+        pytest.fail("--drain never ended: the job left under this worker was never reclaimed")
+    assert store.get_task(task.id).state is TaskState.DONE
+    assert store.get_job(launched[0]).status is JobStatus.ABANDONED

@@ -105,7 +105,9 @@ def status(app: AppContext, as_json: bool) -> None:
     for alert in document["alerts"]["latest"][:10]:
         console.print(f"[red]alert[/] #{alert['id']} {alert['kind']}: {alert['message']}")
     for worker in document["workers"]:
-        console.print(f"worker {worker['id']} on {worker['host']} (pid {worker['pid']})")
+        console.print(
+            f"worker {worker['id']} on {worker['host']} (pid {worker['pid']}, {worker['state']})"
+        )
     figures = document["determinization"]
     console.print(
         f"verdicts: {figures['verdicts_deterministic']} by code, {figures['verdicts_llm']} by "
@@ -134,7 +136,7 @@ def workers(app: AppContext, everyone: bool, as_json: bool) -> None:
         return
     table = Table("worker", "host", "pid", "started", "heartbeat", "jobs", box=None)
     for d in documents:
-        state = "stopped" if d["stopped_at"] else _ago(d["heartbeat_at"])
+        state = d["state"] if d["state"] != "running" else _ago(d["heartbeat_at"])
         table.add_row(
             d["id"],
             d["host"],

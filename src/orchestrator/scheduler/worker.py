@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from orchestrator.scheduler.recovery import Identity, take_over
 from orchestrator.settings import Settings
 from orchestrator.store import Job, JobMetrics, JobStatus, Store
 from orchestrator.store.base import utcnow
+from orchestrator.workspace import checkout
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,9 @@ class _Running:
     job: Job
     cancel: CancelToken
     future: Future[JobEnd | None]
+    # When its lease was last taken or renewed, by this machine's monotonic clock (read
+    # before asking the database, so it never runs later than the database's deadline).
+    renewed: float
 
 
 class Worker:
@@ -69,6 +74,8 @@ class Worker:
         self.on_change = on_change
         # Set by `orch serve`: a self deploy asks it to restart on the merged code.
         self.on_restart = on_restart
+        # Only the supervised service can restart, so only it claims self deploys.
+        self.supervised = on_restart is not None
         self.identity = Identity(
             worker_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
             host=socket.gethostname(),
@@ -79,6 +86,7 @@ class Worker:
         self._listening = threading.Event()
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
+        self._told_waiting: set[str] = set()  # self deploys already logged as waiting
         url = settings.alert_webhook_url
         self._notifier = AlertNotifier(store, url) if url else None
 
@@ -104,6 +112,8 @@ class Worker:
         take_over(self.store, me, self.settings.kill_grace_s)
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         heartbeat.start()
+        watch = threading.Thread(target=self._watch_leases, name="lease-watch", daemon=True)
+        watch.start()
         if self.store.dialect == "postgresql":
             listener = threading.Thread(target=self._listen, name="listen", daemon=True)
             listener.start()
@@ -133,14 +143,19 @@ class Worker:
         free = self.settings.max_parallel_jobs - len(self._running)
         if free <= 0:
             return
+        asked = time.monotonic()
         claimed = self.store.claim_jobs(
-            self.identity.worker_id, self.identity.host, free, self.settings.lease_s
+            self.identity.worker_id,
+            self.identity.host,
+            free,
+            self.settings.lease_s,
+            self_deploy=self.supervised,
         )
         for job in claimed:
             cancel = CancelToken()
             future = pool.submit(self._run_job, job, cancel)
             with self._lock:
-                self._running[job.id] = _Running(job, cancel, future)
+                self._running[job.id] = _Running(job, cancel, future, asked)
             future.add_done_callback(lambda _: self._wake.set())
 
     def _reap(self) -> None:
@@ -171,17 +186,22 @@ class Worker:
 
     def _listen(self) -> None:
         # A notification only sets the wake-up flag; the loop clears the flag before it
-        # claims, so one that arrives during a claim is never lost.
+        # claims, so one that arrives during a claim is never lost. The slow poll is used
+        # only while the LISTEN is in place; otherwise the loop polls fast, and says so.
+        warned = False
         while not self._stopping.is_set():
             try:
-                self._listening.set()
-                self.store.listen_for_jobs(self._wake.set, self._stopping)
-            except Exception:
-                log.warning(
-                    "listening for jobs failed; polling every %.1fs until it works",
-                    FALLBACK_POLL_S,
-                    exc_info=True,
-                )
+                self.store.listen_for_jobs(self._wake.set, self._stopping, self._listening.set)
+            except Exception as exc:
+                if not warned:
+                    log.warning(
+                        "listening for jobs failed (%s); polling every %.1fs until it works",
+                        exc,
+                        FALLBACK_POLL_S,
+                    )
+                warned = True
+            else:
+                warned = False
             finally:
                 self._listening.clear()
             self._stopping.wait(1.0)
@@ -198,7 +218,9 @@ class Worker:
             can_restart=self.on_restart is not None,
         )
         try:
-            return launch_job(context, job)
+            # Every git push of this job first checks that its attempt is still current.
+            with checkout.fenced(lambda: self.store.assert_current(job)):
+                return launch_job(context, job)
         except StaleState as exc:
             log.info("job %s: result not committed: %s", job.id, exc)
             return None
@@ -238,28 +260,63 @@ class Worker:
         interval = self.settings.lease_s / 3
         while not self._stopping.wait(interval):
             try:
-                with self._lock:
-                    held = {job_id: r.job.attempt for job_id, r in self._running.items()}
-                    tokens = {job_id: r.cancel for job_id, r in self._running.items()}
-                still = self.store.renew_leases(
-                    self.identity.worker_id, held, self.settings.lease_s
-                )
-                for job_id in set(held) - still:
-                    job = self.store.get_job(job_id)
-                    if job.attempt == held[job_id] and job.status not in (
-                        JobStatus.ABANDONED,
-                        JobStatus.CANCELLED,
-                    ):
-                        continue  # it just ended here, between the snapshot and the renewal
-                    log.warning(
-                        "job %s is no longer ours (cancelled or taken over): stopping it", job_id
-                    )
-                    tokens[job_id].cancel()
+                mine = self._renew()
                 self.store.worker_heartbeat(self.identity.worker_id)
-                if take_over(self.store, self.identity, self.settings.kill_grace_s):
+                if take_over(self.store, self.identity, self.settings.kill_grace_s, mine):
                     self._wake.set()
+                if not self.supervised:
+                    self._tell_waiting_self_deploys()
             except Exception:
                 log.exception("heartbeat failed; retrying")
+
+    def _renew(self) -> set[int]:
+        """Renew the leases of the running jobs; stop those that are not ours any more."""
+        with self._lock:
+            running = dict(self._running)
+        held = {job_id: r.job.attempt for job_id, r in running.items()}
+        asked = time.monotonic()
+        still = self.store.renew_leases(self.identity.worker_id, held, self.settings.lease_s)
+        for job_id in still:
+            running[job_id].renewed = asked
+        for job_id in set(held) - still:
+            job = self.store.get_job(job_id)
+            if job.attempt == held[job_id] and job.status not in (
+                JobStatus.ABANDONED,
+                JobStatus.CANCELLED,
+            ):
+                continue  # it just ended here, between the snapshot and the renewal
+            log.warning("job %s is no longer ours (cancelled or taken over): stopping it", job_id)
+            running[job_id].cancel.cancel()
+        return set(held)
+
+    def _watch_leases(self) -> None:
+        """Stop the agents of jobs whose lease ran out without a renewal.
+
+        A worker cut off from the database cannot renew; once a lease is over, another
+        worker may take the job, and this attempt's result could never be committed. Its own
+        thread, with no database call, so a connection that hangs cannot hold it up.
+        """
+        lease_s = self.settings.lease_s
+        while not self._stopping.wait(lease_s / 10):
+            now = time.monotonic()
+            with self._lock:
+                running = list(self._running.values())
+            for r in running:
+                if now > r.renewed + lease_s and not (r.cancel.cancelled or r.future.done()):
+                    log.warning(
+                        "job %s: its lease ran out without a renewal (database unreachable?); "
+                        "stopping it, as its result could not be committed",
+                        r.job.id,
+                    )
+                    r.cancel.cancel()
+
+    def _tell_waiting_self_deploys(self) -> None:
+        for task_id in set(self.store.waiting_self_deploys()) - self._told_waiting:
+            log.warning(
+                "task %s: its self deploy waits for `orch serve` (a plain worker never runs it)",
+                task_id,
+            )
+            self._told_waiting.add(task_id)
 
     def _shutdown(self, pool: ThreadPoolExecutor) -> None:
         self._stopping.set()

@@ -70,7 +70,8 @@ class Store(
 
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     """Open the configured database, bringing its schema up to date on first use."""
-    store = Store(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url, parallel_jobs=settings.max_parallel_jobs)
+    store = Store(engine, lease_s=settings.lease_s)
     if migrate:
         try:
             store.ensure_schema()

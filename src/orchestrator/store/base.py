@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from orchestrator.errors import Conflict, StoreError
+from orchestrator.settings import Settings
 
 # Workers LISTEN on this channel; every transaction that makes a job runnable (or frees a
 # serial gate) NOTIFYs it, delivered at commit (PostgreSQL only; SQLite has one process).
@@ -27,11 +28,30 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def db_now(conn: Connection) -> datetime:
+    """The time by the database's clock on PostgreSQL (this machine's on SQLite).
+
+    Leases and heartbeats are written by one machine and judged by another: measured with
+    the one clock they share, a machine whose clock runs ahead can neither reclaim a live
+    worker's jobs early nor keep a dead one's too long. SQLite has a single machine.
+    """
+    if conn.dialect.name != "postgresql":
+        return utcnow()
+    now: datetime = conn.execute(select(func.now())).scalar_one()
+    return now.astimezone(UTC)
+
+
+# A store opened without settings judges liveness by the default lease.
+DEFAULT_LEASE_S = float(Settings.model_fields["lease_s"].default)
+
+
 class StoreBase:
     """Holds the engine and opens the read and write transactions every query runs in."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, lease_s: float = DEFAULT_LEASE_S) -> None:
         self.engine = engine
+        # ORCH_LEASE_S: a worker whose heartbeat is older than this is lost.
+        self.lease_s = lease_s
 
     @property
     def dialect(self) -> str:

@@ -12,13 +12,28 @@ from orchestrator.errors import StoreError
 
 # Writers wait this long for SQLite's lock before giving up; jobs commit in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Besides one connection per running job, a worker's own threads each use one: the loop,
+# the heartbeat, the alert sender, and one spare (docs/scale-out.md, "Sizing").
+OWN_CONNECTIONS = 4
+# Connections opened beyond the pool in a burst (the HTTP API of `orch serve`), then closed.
+BURST_CONNECTIONS = 5
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine for `url`, with SQLite tuned for several processes writing at once."""
+def make_engine(url: str, *, parallel_jobs: int = 4) -> Engine:
+    """Create the engine for `url`, with SQLite tuned for several processes writing at once.
+
+    On PostgreSQL the pool holds `parallel_jobs` (ORCH_MAX_PARALLEL_JOBS) connections plus
+    the worker's own, so a busy worker never waits for a connection and a server's
+    `max_connections` can be sized from the settings.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=parallel_jobs + OWN_CONNECTIONS,
+            max_overflow=BURST_CONNECTIONS,
+        )
     if parsed.database and parsed.database != ":memory:":
         folder = Path(parsed.database).parent
         try:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, insert, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.errors import StaleState
-from orchestrator.pipeline.stages import SERIAL_STAGES, TaskState
-from orchestrator.store.base import StoreBase, announce, utcnow
+from orchestrator.pipeline.stages import SERIAL_STAGES, Stage, TaskState
+from orchestrator.store.base import StoreBase, announce, db_now, utcnow
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus
-from orchestrator.store.schema import jobs, tasks
+from orchestrator.store.schema import jobs, repos, tasks
 
 # How many more candidates than free slots a claim looks at, so that jobs waiting for a
 # serial gate do not hide runnable ones behind them.
@@ -33,6 +33,10 @@ def _held(job_id: int, attempt: int):  # type: ignore[no-untyped-def]
     return and_(jobs.c.id == job_id, jobs.c.attempt == attempt, jobs.c.status == JobStatus.RUNNING)
 
 
+def _self_deploy() -> ColumnElement[bool]:
+    return and_(jobs.c.stage == Stage.DEPLOY, repos.c.is_self.is_(True))
+
+
 def metrics_values(metrics: JobMetrics) -> dict[str, object]:
     """The job columns a finished attempt writes."""
     return {key: getattr(metrics, key) for key in JobMetrics.__dataclass_fields__}
@@ -41,30 +45,41 @@ def metrics_values(metrics: JobMetrics) -> dict[str, object]:
 class JobQueries(StoreBase):
     """Claim runnable jobs, hold them, and give them up."""
 
-    def claim_jobs(self, worker_id: str, host: str, limit: int, lease_s: float) -> list[Job]:
+    def claim_jobs(
+        self, worker_id: str, host: str, limit: int, lease_s: float, *, self_deploy: bool = False
+    ) -> list[Job]:
         """Take up to `limit` runnable jobs, respecting each repo's serial gate.
 
         Older tasks go first, so that a task's next stage starts the moment its job ends
-        instead of queueing behind every newer task's first stage.
+        instead of queueing behind every newer task's first stage. The deploy of a repo
+        marked self is left to the supervised service (`self_deploy`): only it can restart
+        on the merged code.
 
         On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets several workers claim at once without
         taking the same job; each claim bumps the job's attempt.
         """
         if limit <= 0:
             return []
-        now = utcnow()
-        candidates = (
-            select(
-                jobs.c.id, jobs.c.task_id, jobs.c.stage, tasks.c.repo_id, tasks.c.gate_acquired_at
-            )
-            .join(tasks, tasks.c.id == jobs.c.task_id)
-            .where(_runnable(now), tasks.c.state == TaskState.ACTIVE)
-            .order_by(tasks.c.created_at, tasks.c.id, jobs.c.id)
-            .limit(limit + _CLAIM_LOOKAHEAD)
-            .with_for_update(skip_locked=True, of=jobs)
-        )
         claimed: list[Job] = []
         with self._write() as conn:
+            now = db_now(conn)
+            candidates = (
+                select(
+                    jobs.c.id,
+                    jobs.c.task_id,
+                    jobs.c.stage,
+                    tasks.c.repo_id,
+                    tasks.c.gate_acquired_at,
+                )
+                .join(tasks, tasks.c.id == jobs.c.task_id)
+                .join(repos, repos.c.id == tasks.c.repo_id)
+                .where(_runnable(now), tasks.c.state == TaskState.ACTIVE)
+                .order_by(tasks.c.created_at, tasks.c.id, jobs.c.id)
+                .limit(limit + _CLAIM_LOOKAHEAD)
+                .with_for_update(skip_locked=True, of=jobs)
+            )
+            if not self_deploy:
+                candidates = candidates.where(not_(_self_deploy()))
             for row in conn.execute(candidates).all():
                 if len(claimed) == limit:
                     break
@@ -132,8 +147,8 @@ class JobQueries(StoreBase):
         """Extend the leases of the jobs this worker runs; returns the ids it still holds."""
         if not held:
             return set()
-        now = utcnow()
         with self._write() as conn:
+            now = db_now(conn)
             rows = conn.execute(
                 update(jobs)
                 .where(
@@ -204,6 +219,52 @@ class JobQueries(StoreBase):
                 .returning(jobs)
             ).one()
         return Job.from_row(fresh)
+
+    def assert_current(self, job: Job) -> None:
+        """Raise StaleState unless this attempt still holds the job (the fence for pushes)."""
+        with self._read() as conn:
+            held = conn.execute(select(jobs.c.id).where(_held(job.id, job.attempt))).first()
+        if held is None:
+            raise StaleState(f"job {job.id} attempt {job.attempt} is no longer current")
+
+    def now(self) -> datetime:
+        """The time by the database's clock (PostgreSQL), the one leases are measured with."""
+        with self._read() as conn:
+            return db_now(conn)
+
+    def stray_processes(self, host: str) -> list[Job]:
+        """Abandoned or cancelled jobs on `host` whose processes may still run.
+
+        A worker that dies leaves its agent running; another machine that reclaims the job
+        cannot kill it. A worker on that host kills it (`forget_process` afterwards).
+        """
+        query = select(jobs).where(
+            jobs.c.status.in_([JobStatus.ABANDONED, JobStatus.CANCELLED]),
+            jobs.c.host == host,
+            jobs.c.pgid.is_not(None),
+        )
+        with self._read() as conn:
+            return [Job.from_row(row) for row in conn.execute(query)]
+
+    def forget_process(self, job: Job) -> None:
+        """The ended job's processes are gone: later sweeps need not look at it again."""
+        with self._write() as conn:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job.id, jobs.c.status.not_in(LIVE_JOB_STATUSES))
+                .values(pgid=None)
+            )
+
+    def waiting_self_deploys(self) -> list[str]:
+        """Tasks whose self deploy is runnable: only the supervised service may take it."""
+        query = (
+            select(jobs.c.task_id)
+            .join(tasks, tasks.c.id == jobs.c.task_id)
+            .join(repos, repos.c.id == tasks.c.repo_id)
+            .where(_runnable(utcnow()), tasks.c.state == TaskState.ACTIVE, _self_deploy())
+        )
+        with self._read() as conn:
+            return list(conn.execute(query).scalars())
 
     def get_job(self, job_id: int) -> Job:
         """One job by id."""

@@ -187,6 +187,11 @@ class LifecycleQueries(StoreBase):
         )
         if moved.rowcount != 1:
             raise StaleState(f"task {job.task_id} left {job.stage} before the job ended")
+        if not keeps_gate:
+            # The serial gate, if this task held it, is free: a task waiting for it elsewhere
+            # must hear of it now, not at the next fallback poll (a final verdict queues no
+            # job, so nothing else would announce it).
+            announce(conn)
 
     @staticmethod
     def _queue(conn: Connection, task_id: str, stage: Stage, round_: int) -> None:

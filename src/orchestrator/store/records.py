@@ -240,9 +240,17 @@ class JobMetrics:
     duration_s: float | None = None
 
 
+class WorkerState(StrEnum):
+    """Whether a worker process is alive, as the database sees it."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"  # it stopped cleanly
+    LOST = "lost"  # no heartbeat for a whole lease: killed, frozen, or cut off
+
+
 @dataclass(frozen=True)
 class Worker:
-    """A running (or stopped) `orch worker` process."""
+    """A running (or stopped, or lost) `orch worker` process."""
 
     id: str
     host: str
@@ -251,8 +259,16 @@ class Worker:
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None
+    state: WorkerState
 
     @classmethod
-    def from_row(cls, row: Any) -> Worker:
-        """Build from a `workers` row."""
-        return cls(**dict(row._mapping))
+    def from_row(cls, row: Any, now: datetime, lease_s: float) -> Worker:
+        """Build from a `workers` row; `now` and the lease judge whether it is lost."""
+        values = dict(row._mapping)
+        if values["stopped_at"] is not None:
+            state = WorkerState.STOPPED
+        elif (now - values["heartbeat_at"]).total_seconds() > lease_s:
+            state = WorkerState.LOST
+        else:
+            state = WorkerState.RUNNING
+        return cls(**values, state=state)

@@ -9,7 +9,7 @@ import psycopg
 from sqlalchemy import insert, select, update
 
 from orchestrator.errors import StoreError
-from orchestrator.store.base import JOBS_CHANNEL, StoreBase, utcnow
+from orchestrator.store.base import JOBS_CHANNEL, StoreBase, db_now
 from orchestrator.store.records import Worker
 from orchestrator.store.schema import workers
 
@@ -19,8 +19,8 @@ class WorkerQueries(StoreBase):
 
     def register_worker(self, worker_id: str, host: str, pid: int, proc_started_at: float) -> None:
         """Record a starting worker."""
-        now = utcnow()
         with self._write() as conn:
+            now = db_now(conn)
             conn.execute(
                 insert(workers).values(
                     id=worker_id,
@@ -36,36 +36,48 @@ class WorkerQueries(StoreBase):
         """The worker is alive."""
         with self._write() as conn:
             conn.execute(
-                update(workers).where(workers.c.id == worker_id).values(heartbeat_at=utcnow())
+                update(workers).where(workers.c.id == worker_id).values(heartbeat_at=db_now(conn))
             )
 
     def stop_worker(self, worker_id: str) -> None:
         """The worker stopped cleanly."""
         with self._write() as conn:
             conn.execute(
-                update(workers).where(workers.c.id == worker_id).values(stopped_at=utcnow())
+                update(workers).where(workers.c.id == worker_id).values(stopped_at=db_now(conn))
             )
 
     def list_workers(self, *, running_only: bool = False) -> list[Worker]:
-        """Workers, newest first."""
+        """Workers, newest first; `running_only` leaves out those that stopped cleanly.
+
+        A worker that was killed never records that it stopped: one whose heartbeat is
+        older than the lease is listed as lost, not running.
+        """
         query = select(workers).order_by(workers.c.started_at.desc())
         if running_only:
             query = query.where(workers.c.stopped_at.is_(None))
         with self._read() as conn:
-            return [Worker.from_row(row) for row in conn.execute(query)]
+            now = db_now(conn)
+            return [Worker.from_row(row, now, self.lease_s) for row in conn.execute(query)]
 
     def get_worker(self, worker_id: str) -> Worker | None:
         """One worker, if it ever registered."""
         with self._read() as conn:
+            now = db_now(conn)
             row = conn.execute(select(workers).where(workers.c.id == worker_id)).first()
-        return Worker.from_row(row) if row else None
+        return Worker.from_row(row, now, self.lease_s) if row else None
 
-    def listen_for_jobs(self, on_notify: Callable[[], None], stop: threading.Event) -> None:
+    def listen_for_jobs(
+        self,
+        on_notify: Callable[[], None],
+        stop: threading.Event,
+        on_listening: Callable[[], None] | None = None,
+    ) -> None:
         """Call `on_notify` whenever another process makes a job runnable, until `stop`.
 
         PostgreSQL only (LISTEN/NOTIFY on a connection of its own); returns at once on SQLite,
-        where the one worker process learns of its own jobs directly. Raises StoreError when
-        the connection fails, for the caller to retry.
+        where the one worker process learns of its own jobs directly. `on_listening` is
+        called once the LISTEN is in place. Raises StoreError when the connection fails, for
+        the caller to retry.
         """
         if self.dialect != "postgresql":
             return
@@ -73,8 +85,11 @@ class WorkerQueries(StoreBase):
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f"LISTEN {JOBS_CHANNEL}")
+                if on_listening is not None:
+                    on_listening()
                 on_notify()  # whatever was announced before we listened
                 while not stop.is_set():
+                    # The timeout (psycopg >= 3.2) lets the loop see `stop` at least once a second.
                     for _ in conn.notifies(timeout=1.0):
                         on_notify()
         except psycopg.Error as exc:

@@ -6,12 +6,21 @@ is a remote: each worker keeps its own bare clone under `$ORCH_HOME/repos/`, cre
 task's worktree locally from the remote's `orch/<id>` before a job, and pushes the branch
 after a job that changed it. The remote is the truth; a worktree holds nothing that is not
 pushed, so any worker on any machine can take the next job.
+
+Pushes are fenced like database writes: a worker that lost its job (paused, cut off, its
+lease reclaimed) must not overwrite the work of the attempt that replaced it. Before each
+push the job's attempt is checked against the database (`fenced`), and a task branch is
+pushed only over the tip this worker checked out (`--force-with-lease`), which also covers
+a worker that loses its job between the check and the push.
 """
 
 from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,8 +29,36 @@ from orchestrator.store import Repo, Task
 from orchestrator.workspace import git, layout
 
 _FETCH = "+refs/heads/*:refs/remotes/origin/*"
+# Per worktree (git keeps refs/worktree/* apart for each one): the branch tip this machine
+# last checked out or pushed. Another job's fetch into the shared clone cannot move it.
+_SEEN = "refs/worktree/orch-seen"
 _clone_locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
+# The fence of the job this thread runs: raises when its attempt is no longer current.
+_fence: ContextVar[Callable[[], None] | None] = ContextVar("orch_push_fence", default=None)
+
+
+@contextmanager
+def fenced(check: Callable[[], None]) -> Iterator[None]:
+    """Run `check` before every push made in this thread inside the block (one job)."""
+    token = _fence.set(check)
+    try:
+        yield
+    finally:
+        _fence.reset(token)
+
+
+def push(cwd: Path, refspec: str, *, lease: tuple[str, str] | None = None) -> None:
+    """Push `refspec` to origin, once the running job's fence (if any) allows it.
+
+    `lease` is (remote ref, the commit we expect it at): git refuses the push when the
+    remote's ref has moved since (a GitError).
+    """
+    check = _fence.get()
+    if check is not None:
+        check()  # StaleState: another attempt owns the job now; push nothing
+    options = [f"--force-with-lease={lease[0]}:{lease[1]}"] if lease else []
+    git.git(cwd, "push", "--quiet", *options, "origin", refspec)
 
 
 def clone_dir(home: Path, repo: Repo) -> Path:
@@ -63,6 +100,7 @@ def start_branch(home: Path, repo: Repo, branch: str, worktree: Path) -> None:
     clone = sync_clone(home, repo)
     git.add_worktree(clone, worktree, branch, f"refs/remotes/origin/{repo.default_branch}")
     git.git(clone, "push", "--quiet", "origin", f"refs/heads/{branch}:refs/heads/{branch}")
+    _note_seen(worktree, "HEAD")
 
 
 def undo_branch(home: Path, repo: Repo, branch: str, worktree: Path) -> None:
@@ -93,14 +131,29 @@ def prepare(home: Path, repo: Repo, task: Task) -> Task:
             git.add_worktree(clone, worktree, task.branch, tip)
     # The remote is the truth: whatever a crashed job left here and never pushed is dropped.
     git.git(worktree, "reset", "--quiet", "--hard", tip)
+    _note_seen(worktree, "HEAD")
     return replace(task, worktree=str(worktree))
 
 
 def publish(repo: Repo, task: Task) -> None:
-    """Push the task's branch after a job committed to it (remote repos only)."""
-    if repo.is_remote:
-        worktree = Path(task.worktree)
-        git.git(worktree, "push", "--quiet", "origin", f"HEAD:refs/heads/{task.branch}")
+    """Push the task's branch after a job committed to it (remote repos only).
+
+    Fenced, and only over the tip `prepare` checked out: if another attempt pushed since,
+    the push is refused (a GitError) rather than overwriting its work.
+    """
+    if not repo.is_remote:
+        return
+    worktree = Path(task.worktree)
+    seen = git.git(worktree, "rev-parse", "--verify", "--quiet", _SEEN, check=False)
+    if not seen.ok:
+        raise GitError(f"{worktree} was not prepared for a job: refusing to push blindly")
+    remote_ref = f"refs/heads/{task.branch}"
+    push(worktree, f"HEAD:{remote_ref}", lease=(remote_ref, seen.stdout.strip()))
+    _note_seen(worktree, "HEAD")
+
+
+def _note_seen(worktree: Path, commit: str) -> None:
+    git.git(worktree, "update-ref", _SEEN, commit)
 
 
 def retire(home: Path, repo: Repo, task: Task) -> None:
