@@ -26,10 +26,10 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from orchestrator.intake import submit_task
-from orchestrator.pipeline.stages import Stage
+from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.settings import load_settings
 from orchestrator.store import RepoSpec, open_store
-from orchestrator.store.schema import agent_calls
+from orchestrator.store.schema import agent_calls, tasks
 
 AGENT = """import os, sys, time
 from pathlib import Path
@@ -80,7 +80,14 @@ def run(workers: int, args: argparse.Namespace, url: str, root: Path) -> tuple[f
     )
     with store.engine.connect() as conn:
         doubles = sum(count - 1 for *_, count in conn.execute(per_attempt))
-    done = store.counts().by_state.get("done", 0)
+    # Only this run's tasks: the database also holds the tasks of the runs before it.
+    ended_done = (
+        select(func.count())
+        .select_from(tasks)
+        .where(tasks.c.id.in_(ids), tasks.c.state == TaskState.DONE)
+    )
+    with store.engine.connect() as conn:
+        done = conn.execute(ended_done).scalar_one()
     store.close()
     if done < args.tasks:
         raise SystemExit(f"only {done} of {args.tasks} tasks ended done")

@@ -14,13 +14,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from orchestrator.settings import load_settings
-from orchestrator.store import Store, open_store
+from orchestrator.store import Job, Store, open_store
 from orchestrator.store.schema import events, jobs
+from orchestrator.store.schema import workers as workers_table
 from tests.conftest import ORCH_EXE
 from tests.helpers import git
+
+ELSEWHERE = "another-machine"
 
 
 @pytest.fixture
@@ -118,18 +121,34 @@ def test_four_workers_share_forty_tasks_without_a_double_claim(
         assert second_start >= first_end
 
 
-def running_job_of(store: Store, pid: int, deadline_s: float = 30) -> int:
+def running_job_of(store: Store, pid: int, deadline_s: float = 30) -> Job:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         worker = next((w for w in store.list_workers() if w.pid == pid), None)
         held = [j for j in store.running_jobs() if worker and j.worker_id == worker.id and j.pid]
         if held:
-            return held[0].id
+            return held[0]
         time.sleep(0.05)
     raise AssertionError(f"worker {pid} never ran a job")
 
 
-def test_a_killed_workers_job_is_taken_over_and_every_task_still_ends_done(
+def as_if_on_another_machine(store: Store, job: Job) -> None:
+    """Record the job's worker on another host: no worker here may use the same-host
+    shortcut (its process is gone) or kill its processes; only the lease can free the job."""
+    with store.engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.worker_id == job.worker_id).values(host=ELSEWHERE))
+        conn.execute(update(workers_table).where(workers_table.c.id == job.worker_id).values(
+            host=ELSEWHERE))  # fmt: skip
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_killed_workers_job_is_taken_over_once_its_lease_runs_out(
     pg_env: Path, store: Store, make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_AGENT_SLEEP", "0.8")
@@ -137,45 +156,51 @@ def test_a_killed_workers_job_is_taken_over_and_every_task_still_ends_done(
     register(make_repo, skip="deploy-staging,deploy,post-deploy")
     ids = add_tasks(4)
     [victim] = workers(1)
-    job_id = running_job_of(store, victim.pid)
+    job = running_job_of(store, victim.pid)
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=10)
+    as_if_on_another_machine(store, job)
+    lease_end = store.get_job(job.id).lease_expires_at
+    assert lease_end is not None
     survivors = workers(2, "--drain")
     for process in survivors:
         _, err = process.communicate(timeout=240)
         assert process.returncode == 0, err
-    assert store.get_job(job_id).status == "abandoned"
+    taken = store.get_job(job.id)
+    assert taken.status == "abandoned"
+    assert taken.finished_at is not None and taken.finished_at >= lease_end  # by the lease
     assert_each_move_once(store, ids)
 
 
 def test_a_paused_worker_that_lost_its_lease_does_not_commit_a_stale_result(
     pg_env: Path, store: Store, make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FAKE_AGENT_SLEEP", "4")
+    monkeypatch.setenv("FAKE_AGENT_SLEEP", "3")
     monkeypatch.setenv("ORCH_LEASE_S", "1.5")
     register(make_repo, skip="design,review,deploy-staging,deploy,post-deploy")
     [task_id] = add_tasks(1)
     [paused] = workers(1)
-    job_id = running_job_of(store, paused.pid)
+    stale = running_job_of(store, paused.pid)
     paused.send_signal(signal.SIGSTOP)
     try:
-        taker = workers(1)[0]
-        deadline = time.monotonic() + 30
-        while store.get_job(job_id).status == "running" and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert store.get_job(job_id).status == "abandoned"  # the lease ran out: taken over
+        as_if_on_another_machine(store, stale)  # the taker cannot kill its agent
+        [taker] = workers(1, env={**os.environ, "FAKE_AGENT_SLEEP": "0"})
+        wait_for(lambda: store.get_job(stale.id).status == "abandoned")  # the lease ran out
+        wait_for(lambda: store.get_task(task_id).state.value == "done")
+        # The paused worker's agent ran to its end: a result it could try to commit.
+        wait_for(lambda: any(line.split()[3] == str(stale.pid) for line in runs(pg_env)))
     finally:
         paused.send_signal(signal.SIGCONT)
-    monkeypatch.setenv("FAKE_AGENT_SLEEP", "0")
-    deadline = time.monotonic() + 120
-    while store.get_task(task_id).state.value != "done" and time.monotonic() < deadline:
-        time.sleep(0.2)
     time.sleep(2)  # give the resumed worker every chance to commit what it had
     for process in (paused, taker):
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
     assert_each_move_once(store, [task_id])
-    assert store.get_job(job_id).outcome == "abandoned"  # the stale attempt never committed
+    assert store.get_job(stale.id).outcome == "abandoned"  # the stale attempt never committed
+
+
+def runs(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
 
 
 def test_workers_on_separate_homes_work_through_a_shared_remote(
