@@ -1,15 +1,18 @@
 """Stage moves (SPEC section 2): the table, skipped stages, rounds and the retry limit."""
 
+import re
+
 import pytest
 
 from orchestrator.errors import InvalidName
-from orchestrator.pipeline.gates import GateResult, GateStatus
+from orchestrator.pipeline.gates import GateResult, GateStatus, run_gate
 from orchestrator.pipeline.names import check_artifact_name, check_repo_name, check_task_id
 from orchestrator.pipeline.stages import (
     OPTIONAL_STAGES,
     STAGE_ORDER,
     STAGE_TRANSITIONS,
     Outcome,
+    Producer,
     Stage,
     TaskState,
     format_stage_list,
@@ -34,6 +37,47 @@ SPEC_TABLE = [
     (S.DEPLOY, "16-deploy-log.md", S.POST_DEPLOY, "blocked", True),
     (S.POST_DEPLOY, "17-monitor-report.md", None, "failed", True),
 ]
+# SPEC section 2's table as the SPEC writes it; the producer and verdict-key columns are read
+# from this text, so that a change of either side shows up as a difference here.
+SPEC_SECTION_2 = """
+| analysis | analyst (LLM) | 02-analysis.md | analysis_status: READY or BLOCKED | design | blocked |
+| design | architect (LLM) | 05-design.md | design_status: READY or BLOCKED | development | blocked |
+| development | developer (LLM) | 10-development.md | dev_status: DONE or BLOCKED | review | blocked |
+| review | reviewer (LLM) | 11-code-review.md | review_verdict: APPROVED or CHANGES_REQUESTED | testing | development |
+| testing | test-runner (deterministic; LLM tester as fallback) | 13-test-report.md | result / status / tests_failed (three fields) | deploy-staging | development |
+| deploy-staging | staging-runner (deterministic; LLM deployer as fallback) | 15-staging-log.md | staging_status: PASSED or FAILED | deploy | development |
+| deploy | deploy-finalizer (deterministic only) | 16-deploy-log.md | deploy_status: DEPLOYED or FAILED | post-deploy | blocked |
+| post-deploy | post-deploy-monitor (deterministic only) | 17-monitor-report.md | monitor_status: HEALTHY, SKIPPED or UNHEALTHY | done | failed |
+"""  # noqa: E501
+SPEC_ROWS = {
+    Stage(cells[0]): cells
+    for line in SPEC_SECTION_2.strip().splitlines()
+    for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+}
+PRODUCER = re.compile(
+    r"(?P<name>[a-z-]+) \((?:(?P<llm>LLM)|deterministic only"
+    r"|deterministic; LLM (?P<fallback>[a-z]+) as fallback)\)"
+)
+
+
+def spec_producers(cell: str) -> tuple[Producer | None, Producer | None]:
+    """The (LLM role, deterministic runner) a producer cell names."""
+    found = PRODUCER.fullmatch(cell)
+    assert found is not None, cell
+    name, fallback = Producer(found["name"]), found["fallback"]
+    if found["llm"]:
+        return name, None
+    return (Producer(fallback) if fallback else None), name
+
+
+def spec_verdicts(cell: str) -> tuple[tuple[str, ...], list[str]]:
+    """The keys a verdict cell names, and the values it lists for a single key."""
+    if cell.endswith("(three fields)"):
+        return tuple(cell.removesuffix("(three fields)").strip().split(" / ")), []
+    key, values = cell.split(": ")
+    return (key,), re.split(r", | or ", values)
+
+
 ADVANCING = [(stage, on_pass) for stage, _, on_pass, _, _ in SPEC_TABLE if on_pass]
 BLOCKING = [stage for stage, _, _, on_fail, _ in SPEC_TABLE if on_fail == "blocked"]
 ROLLING_BACK = [stage for stage, _, _, on_fail, _ in SPEC_TABLE if on_fail == "development"]
@@ -49,6 +93,19 @@ def test_stage_table_is_the_spec_table(stage, artifact, on_pass, on_fail, option
     assert (spec.stage, spec.artifact, spec.on_pass) == (stage, artifact, on_pass)
     assert spec.on_fail == Outcome(on_fail)
     assert spec.optional is optional
+    _, producer, spec_artifact, verdicts, spec_pass, spec_fail = SPEC_ROWS[stage]
+    assert (spec_artifact, spec_fail) == (artifact, on_fail)
+    assert spec_pass == (on_pass.value if on_pass else "done")
+    assert (spec.llm_role, spec.runner) == spec_producers(producer)
+    keys, values = spec_verdicts(verdicts)
+    assert spec.verdict_keys == keys
+    for value in values:  # the last value listed fails the gate; the ones before pass it
+        expected = GateStatus.FAILED if value == values[-1] else GateStatus.PASSED
+        assert run_gate(stage, f"{keys[0]}: {value}").status is expected, value
+
+
+def test_the_spec_rows_cover_every_stage():
+    assert list(SPEC_ROWS) == list(STAGE_ORDER)
 
 
 def test_stages_run_in_the_spec_order():

@@ -1,8 +1,23 @@
 """Verdict keys (SPEC section 3): column-0, lower-case, unfenced `key: VALUE` lines."""
 
+import operator
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orchestrator.pipeline.verdicts import KeyRead, parse_verdict_keys, read_key
+from tests.unit.verdict_texts import (
+    INDENTS,
+    NEWLINES,
+    PROPERTY_SETTINGS,
+    fenced_block,
+    key_lines,
+    one_line,
+    prose,
+    texts_without_an_unfenced,
+)
 
 
 def test_column_0_key_is_read_with_its_value():
@@ -223,3 +238,97 @@ def test_empty_value_is_present_but_empty():
     read = read_key(parse_verdict_keys("result:"), "result")
     assert read.value == ""
     assert not read.missing
+
+
+# ---------------------------------------------------------------- properties
+
+LINE_END = re.compile(r"\r\n|\r|\n")
+COLUMN_0_KEY = re.compile(r"[a-z][a-z0-9_]*:")
+# Lines outside any fence: prose (never a fence), key lines, and key lines indented.
+indented_key_lines = st.builds(operator.add, st.sampled_from(INDENTS), key_lines(one_line))
+open_lines = st.one_of(prose, key_lines(one_line), indented_key_lines)
+WORDS = ["PASS", "pass", " Pass ", "FAIL", "fail", "PASSED", "MAYBE", "", "paß", "P\u0410SS"]
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_every_key_read_is_a_column_0_line_of_the_text(data: st.DataObject) -> None:
+    lines = data.draw(st.lists(st.one_of(open_lines.map(lambda x: [x]), fenced_block(open_lines))))
+    text = data.draw(NEWLINES).join(line for block in lines for line in block)
+    candidates: dict[str, list[str]] = {}
+    for line in LINE_END.split(text):
+        if COLUMN_0_KEY.match(line):
+            key, value = line.split(":", 1)
+            candidates.setdefault(key, []).append(value.strip())
+    for key, values in parse_verdict_keys(text).items():
+        remaining = list(candidates.get(key, []))
+        for value in values:  # each value read is one of the key's lines, used once
+            assert value in remaining, (key, value)
+            remaining.remove(value)
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_unfenced_column_0_keys_are_all_read_in_order(data: st.DataObject) -> None:
+    lines = data.draw(st.lists(open_lines, max_size=12))
+    expected: dict[str, tuple[str, ...]] = {}
+    for line in lines:
+        if COLUMN_0_KEY.match(line):
+            key, value = line.split(":", 1)
+            expected[key] = (*expected.get(key, ()), value.strip())
+    assert parse_verdict_keys(data.draw(NEWLINES).join(lines)) == expected
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_keys_inside_a_closed_fence_are_hidden(data: st.DataObject) -> None:
+    before = data.draw(st.lists(open_lines, max_size=6))
+    after = data.draw(st.lists(open_lines, max_size=6))
+    block = data.draw(fenced_block(st.one_of(open_lines, key_lines(st.sampled_from(WORDS)))))
+    newline = data.draw(NEWLINES)
+    fenced = parse_verdict_keys(newline.join([*before, *block, *after]))
+    assert fenced == parse_verdict_keys(newline.join([*before, *after]))
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_an_unclosed_fence_hides_everything_after_it(data: st.DataObject) -> None:
+    before = data.draw(st.lists(open_lines, max_size=6))
+    block = data.draw(fenced_block(open_lines, closed=False))
+    text = data.draw(NEWLINES).join([*before, *block])
+    assert parse_verdict_keys(text) == parse_verdict_keys("\n".join(before))
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_indented_keys_are_hidden(data: st.DataObject) -> None:
+    lines = data.draw(st.lists(open_lines, max_size=8))
+    with_indented = list(lines)
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(with_indented)))
+        with_indented.insert(at, data.draw(indented_key_lines))
+    assert parse_verdict_keys("\n".join(with_indented)) == parse_verdict_keys("\n".join(lines))
+
+
+@PROPERTY_SETTINGS
+@given(first=st.sampled_from(WORDS), second=st.sampled_from(WORDS), middle=st.lists(prose))
+def test_a_key_given_two_different_values_fails_closed(
+    first: str, second: str, middle: list[str]
+) -> None:
+    text = "\n".join(["result: " + first, *middle, "result:" + second])
+    read = read_key(parse_verdict_keys(text), "result")
+
+    def ascii_upper(value: str) -> str:  # SPEC 3: values compare in ASCII case only
+        return "".join(c.upper() if c.isascii() else c for c in value.strip())
+
+    same = ascii_upper(first) == ascii_upper(second)
+    assert (read.value is not None) is same
+    if not same:
+        assert read.problem is not None and "conflicting" in read.problem
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_text_without_a_well_formed_pass_line_is_never_read_as_pass(data: st.DataObject) -> None:
+    text = data.draw(texts_without_an_unfenced("result", ("PASS",)))
+    assert read_key(parse_verdict_keys(text), "result").value != "PASS"
