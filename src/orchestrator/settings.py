@@ -133,15 +133,9 @@ class Settings(BaseSettings):
     @field_validator("host", mode="after")
     @classmethod
     def _check_host(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("empty; expected a hostname or an IP address")
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            # An all-digit last label is a mistyped IP address (999.1.1.1), not a name.
-            top = value.rstrip(".").rsplit(".", 1)[-1]
-            if HOSTNAME.fullmatch(value) is None or top.isdigit():
-                raise ValueError("expected a hostname or an IP address") from None
+        problem = host_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("db_url", mode="after")
@@ -255,6 +249,20 @@ def ensure_home(settings: Settings) -> Path:
     except OSError as exc:
         raise ConfigError(f"ORCH_HOME: cannot create {home}: {exc.strerror or exc}") from None
     return home
+
+
+def host_problem(host: str) -> str | None:
+    """Why `host` cannot be bound to, or None: `ORCH_HOST` and `orch serve --host` share it."""
+    if not host.strip():
+        return "empty; expected a hostname or an IP address"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        # An all-digit last label is a mistyped IP address (999.1.1.1), not a name.
+        top = host.rstrip(".").rsplit(".", 1)[-1]
+        if HOSTNAME.fullmatch(host) is None or top.isdigit():
+            return "expected a hostname or an IP address"
+    return None
 
 
 def is_loopback(host: str) -> bool:

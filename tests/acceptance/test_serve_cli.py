@@ -83,6 +83,17 @@ def test_serving_on_a_public_address_without_a_token_exits_2_with_one_line(
     assert "ORCH_API_TOKEN" in line and "0.0.0.0" in line
 
 
+@pytest.mark.parametrize("host", ["", "exa mple", "999.1.1.1", "-leading-dash"])
+def test_serve_refuses_a_host_that_is_not_a_hostname_or_address_with_one_line(
+    orch_exe: OrchExe, host: str
+) -> None:
+    refused = orch_exe("serve", "--host", host, "--port", str(free_port()))
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    [line] = refused.stderr.strip().splitlines()
+    assert "--host" in line
+
+
 def test_serving_on_a_public_address_with_a_token_starts_and_guards_writes(
     serve: Serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:

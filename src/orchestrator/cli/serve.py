@@ -18,7 +18,7 @@ from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import notice
 from orchestrator.cli.worker import configure_logging
 from orchestrator.errors import ConfigError
-from orchestrator.settings import Settings, is_loopback
+from orchestrator.settings import Settings, host_problem, is_loopback
 
 
 def _child_argv(host: str, port: int, no_worker: bool, verbose: bool) -> list[str]:
@@ -51,8 +51,11 @@ def serve(
 ) -> None:
     """Serve the API and the dashboard (and run the worker unless --no-worker)."""
     settings = app.settings
-    host = host or settings.host
+    host = settings.host if host is None else host
     port = port or settings.port
+    problem = host_problem(host)
+    if problem is not None:
+        raise click.BadParameter(f"{host!r}: {problem}", param_hint="'--host'")
     if not is_loopback(host) and not settings.token:
         raise ConfigError(f"refusing to serve on {host} without ORCH_API_TOKEN: set a token")
     settings = settings.model_copy(update={"host": host, "port": port})
