@@ -34,10 +34,10 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from common import percentile
+from common import percentile, scratch_database
 from sqlalchemy import insert, update
 
 from orchestrator.intake import new_task_id
@@ -110,6 +110,7 @@ def serving(home: Path, db_url: str | None, cached: bool) -> Iterator[tuple[str,
         argv = [str(Path(sys.executable).with_name("orch")), "serve", "--no-worker"]
     else:
         argv = [sys.executable, __file__, "--serve"]
+    home.mkdir(parents=True, exist_ok=True)  # on PostgreSQL nothing else has made it
     log = home / "server.log"
     with log.open("wb") as stderr:
         server = subprocess.Popen(argv, env=env, stdout=stderr, stderr=stderr)
@@ -212,7 +213,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--pause", type=float, default=0.0, help="between a client's requests")
-    parser.add_argument("--db-url", default=None, help="default: SQLite in a temp ORCH_HOME")
+    parser.add_argument(
+        "--db-url",
+        default=None,
+        help="PostgreSQL server (a new database there, dropped after); default: SQLite",
+    )
     parser.add_argument(
         "--no-cache", action="store_true", help="compute /status and /queue on every request"
     )
@@ -221,14 +226,16 @@ def main() -> int:
     if args.serve:
         return serve_uncached()
 
-    with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
-        settings = load_settings(home=Path(tmp) / "home", db_url=args.db_url)
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="orch-bench-"))
+        db_url = stack.enter_context(scratch_database(args.db_url)) if args.db_url else None
+        settings = load_settings(home=Path(tmp) / "home", db_url=db_url)
         store = open_store(settings)
         started = time.monotonic()
         store_tasks(store, args.tasks, min(args.active, args.tasks))
         print(f"stored {args.tasks} tasks in {time.monotonic() - started:.1f} s")
         store.close()
-        with serving(Path(tmp) / "home", args.db_url, cached=not args.no_cache) as (host, port):
+        with serving(Path(tmp) / "home", db_url, cached=not args.no_cache) as (host, port):
             asyncio.run(load(host, port, argparse.Namespace(**{**vars(args), "seconds": 1.0})))
             started = time.monotonic()  # the run above warmed the connections and the cache
             latencies = asyncio.run(load(host, port, args))

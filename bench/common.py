@@ -1,10 +1,16 @@
-"""What the benchmarks share: a throwaway git repository and percentiles."""
+"""What the benchmarks share: a throwaway git repository, a throwaway database, percentiles."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "bench",
@@ -35,3 +41,23 @@ def percentile(values: list[float], q: float) -> float:
     """The q-quantile of `values` (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """A new PostgreSQL database on the server of `server_url`, dropped afterwards.
+
+    A benchmark never writes into the database it was pointed at: a run that stops half way
+    would leave its rows for the next one to trip over.
+    """
+    server = make_url(server_url)
+    database = f"orch_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    try:
+        yield server.set(database=database).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()

@@ -18,12 +18,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from common import make_repo
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from common import make_repo, scratch_database
+from sqlalchemy import func, select
 
 from orchestrator.intake import submit_task
 from orchestrator.pipeline.stages import Stage, TaskState
@@ -106,22 +104,11 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    server = make_url(args.pg)
-    database = f"orch_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{database}"'))
-    url = server.set(database=database).render_as_string(hide_password=False)
-    try:
-        with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
-            root = Path(tmp)
-            (root / "agent.py").write_text(AGENT)
-            one, one_doubles = run(1, args, url, root)
-            four, four_doubles = run(4, args, url, root)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(args.pg) as url, tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
+        root = Path(tmp)
+        (root / "agent.py").write_text(AGENT)
+        one, one_doubles = run(1, args, url, root)
+        four, four_doubles = run(4, args, url, root)
 
     jobs = args.tasks * 5
     print(f"{args.tasks} tasks ({jobs} jobs, agents sleep 0.2 s), {args.parallel} jobs per worker")
