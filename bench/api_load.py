@@ -18,7 +18,7 @@ script), so every request computes its document over the stored tasks: the cost 
 documents themselves, which the cache hides.
 
     .venv/bin/python bench/api_load.py --tasks 10000 --clients 50 --seconds 10 [--pause S]
-        [--no-cache] [--db-url URL of an empty database]
+        [--no-cache] [--db-url URL of a PostgreSQL server]
 """
 
 from __future__ import annotations
@@ -38,58 +38,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from common import percentile, scratch_database
-from sqlalchemy import insert, update
+from history import store_tasks
 
-from orchestrator.intake import new_task_id
 from orchestrator.settings import load_settings
-from orchestrator.store import NewTask, RepoSpec, Store, open_store
-from orchestrator.store.base import utcnow
-from orchestrator.store.schema import events, jobs, tasks
+from orchestrator.store import open_store
 
-ACTIVE_STAGES = ["analysis", "design", "development", "review", "testing", "deploy-staging"]
-HISTORY = [  # the stage moves of a task that went through to done
-    ("analysis", "design", "analyst"),
-    ("design", "development", "architect"),
-    ("development", "review", "developer"),
-    ("review", "testing", "reviewer"),
-    ("testing", "deploy-staging", "test-runner"),
-    ("deploy-staging", "done", "staging-runner"),
-]
 ENDPOINTS = ("/queue", "/status")
 START_TIMEOUT_S = 30.0
-
-
-def store_tasks(store: Store, count: int, active: int) -> None:
-    """`count` tasks; all but `active` are done, the active ones spread over the stages."""
-    repo = store.add_repo("bench", RepoSpec(path="/nonexistent/bench", default_branch="main"))
-    ids = [new_task_id() for _ in range(count)]
-    for task_id in ids:
-        new = NewTask(task_id, repo.id, f"task {task_id}", "", f"orch/{task_id}", "/nonexistent")
-        store.create_task(new, f"# task {task_id}\n")
-    live, finished = ids[:active], ids[active:]
-    now = utcnow()
-    with store.engine.begin() as conn:
-        for n, stage in enumerate(ACTIVE_STAGES):
-            share = live[n :: len(ACTIVE_STAGES)]
-            conn.execute(update(tasks).where(tasks.c.id.in_(share)).values(stage=stage))
-            conn.execute(update(jobs).where(jobs.c.task_id.in_(share)).values(stage=stage))
-        conn.execute(
-            update(tasks)
-            .where(tasks.c.id.not_in(live))
-            .values(stage="deploy-staging", state="done")
-        )
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.task_id.not_in(live))
-            .values(status="done", producer="analyst", finished_at=now, duration_s=1.0)
-        )
-        history = [
-            {"task_id": t, "from_stage": a, "to_stage": b, "producer": p, "round": 1, "at": now}
-            for t in finished
-            for a, b, p in HISTORY
-        ]
-        if history:  # none when every task is active
-            conn.execute(insert(events), history)
 
 
 @contextmanager

@@ -5,9 +5,13 @@ ORCH_MAX_PARALLEL_JOBS in parallel, in-process, and prints: job end -> the same 
 job start (p50, p99), stage transitions per second, and memory. The staging, deploy and
 post-deploy stages are switched off: they sit behind the per-repo serial gate, whose waits
 are by design, not scheduler latency.
-Targets (SPEC section 14): p50 < 50 ms, p99 < 200 ms, >= 20 transitions/s with 8 parallel.
+With --stored N, N finished tasks (with their jobs and events) are in the database first:
+the cost of a transition must not grow with the history an installation keeps.
+Targets (SPEC section 14): p50 < 50 ms, p99 < 200 ms, >= 20 transitions/s with 8 parallel,
+the same cost per transition at 200 and at 20,000 stored tasks.
 
-    .venv/bin/python bench/job_latency.py --tasks 200 --parallel 8 [--db-url URL]
+    .venv/bin/python bench/job_latency.py --tasks 200 --parallel 8 [--stored 20000]
+        [--db-url URL of a PostgreSQL server]
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
-from common import make_repo, percentile
+from common import make_repo, percentile, scratch_database
+from history import store_tasks
 
 from orchestrator.intake import submit_task
 from orchestrator.pipeline.stages import Stage
@@ -34,20 +40,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--parallel", type=int, default=8)
-    parser.add_argument("--db-url", default=None, help="default: SQLite in a temp ORCH_HOME")
+    parser.add_argument("--stored", type=int, default=0, help="finished tasks stored first")
+    parser.add_argument(
+        "--db-url", default=None, help="PostgreSQL server (a new database there); default: SQLite"
+    )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
-        root = Path(tmp)
+    with ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="orch-bench-")))
+        db_url = stack.enter_context(scratch_database(args.db_url)) if args.db_url else None
         settings = load_settings(
             home=root / "home",
-            db_url=args.db_url,
+            db_url=db_url,
             agent_backend="scripted",
             max_parallel_jobs=args.parallel,
             test_runner_enabled=False,
             staging_runner_enabled=False,
         )
         store = open_store(settings)
+        if args.stored:
+            store_tasks(store, args.stored, active=0, repo_name="history")
         skipped = frozenset({Stage.DEPLOY_STAGING, Stage.DEPLOY, Stage.POST_DEPLOY})
         store.add_repo(
             "bench",
@@ -77,7 +89,8 @@ def main() -> int:
         store.close()
 
     print(
-        f"tasks: {args.tasks} ({states}), parallel: {args.parallel}, "
+        f"tasks: {args.tasks} ({states}, {args.stored} stored before), "
+        f"parallel: {args.parallel}, "
         f"store: {'PostgreSQL' if args.db_url else 'SQLite'}"
     )
     print(f"wall time: {wall:.2f} s for {transitions} stage transitions")
