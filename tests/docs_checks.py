@@ -159,3 +159,31 @@ def env_example_default_problems(
         for key, (value, _) in env_example_entries(text).items()
         if load({key: value}) != defaults
     ]
+
+
+def bench_scripts(bench: Path) -> set[str]:
+    """The runnable benchmarks: the scripts in bench/ with a main guard (not their helpers)."""
+    return {f"bench/{p.name}" for p in bench.glob("*.py") if "__name__ == " in p.read_text("utf-8")}
+
+
+def benchmark_table_problems(text: str, bench: Path) -> list[str]:
+    """docs/benchmarks.md has a row for every benchmark, names none that does not exist, and
+    every `--option` it shows is one the script takes."""
+    rows = [line for line in text.splitlines() if line.startswith("| `bench/")]
+    named: dict[str, str] = {}
+    for row in rows:
+        command = re.findall(r"`([^`]+)`", row.split("|")[1])[0]
+        named[command.split()[0]] = command
+    problems = [f"{s} has no row in the table" for s in sorted(bench_scripts(bench) - set(named))]
+    for script, command in sorted(named.items()):
+        path = bench / Path(script).name
+        if not path.is_file():
+            problems.append(f"the table names {script}, which does not exist")
+            continue
+        source = path.read_text("utf-8")
+        problems += [
+            f"{script} takes no {option}"
+            for option in re.findall(r"--[a-z][a-z-]*", command)
+            if f'"{option}"' not in source
+        ]
+    return problems
