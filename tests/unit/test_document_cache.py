@@ -7,6 +7,7 @@ import gc
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -34,7 +35,9 @@ class Counting:
         return {"n": n}
 
 
-async def _many(cache: DocumentCache, compute: Counting, clients: int) -> list[bytes]:
+async def _many(
+    cache: DocumentCache, compute: Callable[[], dict[str, int]], clients: int
+) -> list[bytes]:
     return await asyncio.gather(*(cache.get("status", compute) for _ in range(clients)))
 
 
@@ -46,19 +49,26 @@ def test_fifty_clients_of_a_cold_cache_share_one_computation() -> None:
 
 
 def test_a_stale_document_is_served_while_one_refresh_runs() -> None:
-    cache, compute = DocumentCache(ttl_s=0.05), Counting(seconds=0.2)
+    cache, compute = DocumentCache(ttl_s=0.01), Counting(seconds=0)
     asyncio.run(cache.get("status", compute))
-    time.sleep(0.1)  # stale now
-    started = time.monotonic()
-    bodies = asyncio.run(_many(cache, compute, 20))
-    assert time.monotonic() - started < 0.15  # nobody waited for the 0.2 s refresh
+    time.sleep(0.05)  # stale now
+    release = threading.Event()
+    blocked = Counting(seconds=0)
+
+    def refresh() -> dict[str, int]:
+        release.wait(timeout=30)  # the refresh cannot finish until the readers are served
+        return {"n": 100 + blocked()["n"]}
+
+    # Were any reader waiting for the refresh, this would never return.
+    bodies = asyncio.run(_many(cache, refresh, 20))
     assert {json.loads(body)["n"] for body in bodies} == {1}
-    deadline = time.monotonic() + 5
-    while compute.calls < 2 and time.monotonic() < deadline:
+    release.set()
+    deadline = time.monotonic() + 10
+    while (seen := json.loads(asyncio.run(cache.get("status", compute)))["n"]) == 1:
+        assert time.monotonic() < deadline, "the refresh never landed"
         time.sleep(0.01)
-    time.sleep(0.3)
-    assert compute.calls == 2  # one refresh for twenty stale reads
-    assert json.loads(asyncio.run(cache.get("status", compute)))["n"] == 2
+    assert seen == 101  # no other refresh started while that one ran
+    assert blocked.calls == 1  # one refresh for twenty stale reads
 
 
 def test_a_ttl_of_zero_computes_on_every_request() -> None:
