@@ -44,10 +44,12 @@ def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
 
 
 def on_another_machine(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Record the worker's jobs under another host name, and freeze its heartbeat and lease
-    watch, as SIGSTOP would: only its job thread, waiting on the agent, goes on."""
+    """Record the worker's jobs under another host name, and freeze its heartbeat, lease
+    renewals and lease watch, as SIGSTOP would: only its job thread, waiting on the agent,
+    goes on."""
     worker.identity = Identity(f"machine-b-{id(worker)}", "machine-b")
     monkeypatch.setattr(worker, "_heartbeat", lambda: None)
+    monkeypatch.setattr(worker, "_renewals", lambda: None)
     monkeypatch.setattr(worker, "_watch_leases", lambda: None)
 
 

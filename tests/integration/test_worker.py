@@ -303,6 +303,41 @@ def test_a_worker_cut_off_from_the_database_stops_its_agent_once_its_lease_is_ov
     assert not thread.is_alive()
 
 
+def test_a_slow_take_over_in_the_heartbeat_never_holds_up_the_lease_renewals(
+    fake_bin: Path,
+    repo_path: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Taking over a dead worker's jobs may wait out a kill grace; the renewals of this
+    # worker's own jobs go on meanwhile, so its lease watch never stops a healthy agent.
+    real_take_over = worker_module.take_over
+
+    def slow_take_over(*args: object) -> bool:
+        if len(args) == 4:  # the heartbeat's (the start-up one has no running jobs yet)
+            time.sleep(2.0)
+        return real_take_over(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker_module, "take_over", slow_take_over)
+    monkeypatch.setenv("FAKE_AGENT_SLEEP", "2.5")
+    [task] = submit(store, orch_home, 1)
+    worker = Worker(store, settings_for(db_url, orch_home, lease_s=0.6))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while store.get_task(task.id).stage is Stage.ANALYSIS:
+            assert time.monotonic() < deadline, "analysis never ended"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+        thread.join(30)
+    [analysis, *_] = store.task_jobs(task.id)
+    assert analysis.status is JobStatus.DONE and analysis.attempt == 1
+
+
 def test_a_job_whose_internal_error_could_not_be_recorded_is_reclaimed_and_drain_ends(
     fake_bin: Path,
     repo_path: Path,

@@ -112,6 +112,8 @@ class Worker:
         take_over(self.store, me, self.settings.kill_grace_s)
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         heartbeat.start()
+        renewals = threading.Thread(target=self._renewals, name="renewals", daemon=True)
+        renewals.start()
         watch = threading.Thread(target=self._watch_leases, name="lease-watch", daemon=True)
         watch.start()
         if self.store.dialect == "postgresql":
@@ -256,12 +258,23 @@ class Worker:
 
     # --- leases and shutdown --------------------------------------------------------------------
 
+    def _renewals(self) -> None:
+        # Its own thread: the heartbeat's take-overs may wait out a kill grace, and a renewal
+        # held up behind them would lose this worker's healthy jobs (see _watch_leases).
+        interval = self.settings.lease_s / 3
+        while not self._stopping.wait(interval):
+            try:
+                self._renew()
+            except Exception:
+                log.exception("renewing the leases failed; retrying")
+
     def _heartbeat(self) -> None:
         interval = self.settings.lease_s / 3
         while not self._stopping.wait(interval):
             try:
-                mine = self._renew()
                 self.store.worker_heartbeat(self.identity.worker_id)
+                with self._lock:
+                    mine = set(self._running)
                 if take_over(self.store, self.identity, self.settings.kill_grace_s, mine):
                     self._wake.set()
                 if not self.supervised:
@@ -269,7 +282,7 @@ class Worker:
             except Exception:
                 log.exception("heartbeat failed; retrying")
 
-    def _renew(self) -> set[int]:
+    def _renew(self) -> None:
         """Renew the leases of the running jobs; stop those that are not ours any more."""
         with self._lock:
             running = dict(self._running)
@@ -287,7 +300,6 @@ class Worker:
                 continue  # it just ended here, between the snapshot and the renewal
             log.warning("job %s is no longer ours (cancelled or taken over): stopping it", job_id)
             running[job_id].cancel.cancel()
-        return set(held)
 
     def _watch_leases(self) -> None:
         """Stop the agents of jobs whose lease ran out without a renewal.
