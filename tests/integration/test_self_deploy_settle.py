@@ -141,6 +141,32 @@ def test_boot_on_code_other_than_the_merged_commit_rolls_back(
     assert "monitor_status: UNHEALTHY" in store.get_artifact(TASK, "17-monitor-report.md").text
 
 
+def test_boot_on_a_commit_made_on_top_of_the_merge_completes_the_deploy(
+    store: Store,
+    self_repo: Path,
+    job: Job,
+    orch_home: Path,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A person committed in the self checkout between the branch move and the restart.
+    _, merged = merge(store, self_repo, job)
+    (self_repo / "NOTES.md").write_text("mine\n")
+    git(self_repo, "add", "NOTES.md")
+    git(self_repo, "commit", "-q", "-m", "a person's own commit")
+    on_top = rev(self_repo)
+    monkeypatch.setattr("orchestrator.selfhost.boot.code_commit", lambda: on_top)
+
+    complete_pending_deploys(store, settings(orch_home, db_url))
+
+    [deploy] = store.self_deploys()
+    assert deploy.state == "completed"
+    assert rev(self_repo) == on_top  # nothing reverted
+    log = store.get_artifact(TASK, "16-deploy-log.md").text
+    assert "deploy_status: DEPLOYED" in log and f"new_commit: {on_top}" in log
+    assert merged != on_top
+
+
 def test_a_rollback_never_overrides_a_verdict_already_committed(
     store: Store, self_repo: Path, job: Job, orch_home: Path, db_url: str
 ) -> None:

@@ -6,8 +6,9 @@ exited to be restarted on the new code. This process settles it, before its work
 
 - the branch never moved (killed between the record and the move): the record is abandoned
   and crash recovery runs the deploy job again, which merges afresh;
-- the running code is the merged commit: the deploy verdict (`16-deploy-log.md` with the
-  old, merged and new commits) commits in the same transaction that marks it completed;
+- the running code is the merged commit (or a commit on top of it): the deploy verdict
+  (`16-deploy-log.md` with the old, merged and new commits) commits in the same transaction
+  that marks it completed;
 - the running code is anything else (another commit, or no checkout at all): the start
   failed, and the merge is rolled back as the supervisor would.
 """
@@ -26,6 +27,7 @@ from orchestrator.selfhost.deploy_log import deploy_log
 from orchestrator.selfhost.rollback import roll_back
 from orchestrator.settings import Settings
 from orchestrator.store import JobMetrics, JobStatus, SelfDeploy, Store, Verdict
+from orchestrator.workspace import git
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ def complete_pending_deploys(store: Store, settings: Settings) -> None:
             log.warning("self deploy %s never landed: its deploy job runs again", deploy.id)
             continue
         new = code_commit()
-        if new != deploy.merged_commit:
+        if new is None or not _runs_the_merge(Path(repo.path), deploy.merged_commit, new):
             problem = (
                 f"restarted on {new[:12] if new else 'code from no git checkout'}, "
                 f"not on the merged commit"
@@ -68,6 +70,14 @@ def complete_pending_deploys(store: Store, settings: Settings) -> None:
             roll_back(store, settings, deploy, problem, self_health_url(settings))
             continue
         _complete(store, settings, deploy, new)
+
+
+def _runs_the_merge(checkout: Path, merged: str, new: str) -> bool:
+    """The running code is the merged commit, or a commit made on top of it (a person's own
+    commit in the checkout between the branch move and the restart)."""
+    if new == merged:
+        return True
+    return git.git(checkout, "merge-base", "--is-ancestor", merged, new, check=False).ok
 
 
 def _complete(store: Store, settings: Settings, deploy: SelfDeploy, new: str) -> None:
