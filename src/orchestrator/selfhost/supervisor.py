@@ -20,6 +20,7 @@ from types import FrameType
 
 import httpx
 
+from orchestrator.errors import OrchError
 from orchestrator.proc.service import ServiceProcess, start_service, stop_service
 from orchestrator.selfhost.boot import RESTART_EXIT
 from orchestrator.selfhost.rollback import roll_back
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 HEALTH_POLL_S = 0.25
 PROBE_TIMEOUT_S = 5.0
 CRASH_BACKOFF_MAX_S = 30.0
+ROLLBACK_ATTEMPTS = 3
+ROLLBACK_RETRY_S = 2.0
 
 
 class Supervisor:
@@ -49,14 +52,14 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         crashes = 0
-        pending = self.store.self_deploys("pending")  # a restart we did not see (we crashed)
+        pending = self._pending()  # a restart we did not see (we crashed)
         self._after_restart(pending[-1] if pending else None)
         while not self.stopping:
             assert self.child is not None
             code = self.child.wait()
             if self.stopping:
                 break
-            pending = self.store.self_deploys("pending")
+            pending = self._pending()
             if code == RESTART_EXIT or pending:
                 crashes = 0
                 log.info("supervisor: the service restarts on new code")
@@ -82,7 +85,10 @@ class Supervisor:
             return
         problem = self._await_health() or self._watch()
         if problem is None:
-            self.store.mark_self_deploy_healthy(deploy.id)
+            try:
+                self.store.mark_self_deploy_healthy(deploy.id)
+            except OrchError:
+                log.exception("supervisor: could not mark self deploy %s healthy", deploy.id)
             log.info("supervisor: the self deploy of task %s is healthy", deploy.task_id)
             return
         if self.stopping:
@@ -91,8 +97,42 @@ class Supervisor:
         # Stopped first: once it is gone, no in-service monitor can judge the task while the
         # rollback checks and records its own verdict (the two are exclusive).
         stop_service(self.child, self.settings.kill_grace_s)
-        roll_back(self.store, self.settings, deploy, problem, self.health_url)
-        self.child = start_service(self.argv)
+        try:
+            self._roll_back(deploy, problem)
+        finally:
+            # Whatever happened to the rollback, the service must not stay down.
+            self.child = start_service(self.argv)
+
+    def _roll_back(self, deploy: SelfDeploy, problem: str) -> None:
+        """The rollback, tried again through a passing database fault (a locked SQLite file,
+        a PostgreSQL failover); if it still fails, an operator must revert by hand, and the
+        log says which commit."""
+        for attempt in range(1, ROLLBACK_ATTEMPTS + 1):
+            try:
+                roll_back(self.store, self.settings, deploy, problem, self.health_url)
+                return
+            except Exception:
+                log.exception(
+                    "supervisor: rolling back self deploy %s failed (attempt %d of %d)",
+                    deploy.id,
+                    attempt,
+                    ROLLBACK_ATTEMPTS,
+                )
+                time.sleep(ROLLBACK_RETRY_S)
+        log.error(
+            "supervisor: self deploy %s was NOT rolled back: revert %s by hand",
+            deploy.id,
+            deploy.merged_commit,
+        )
+
+    def _pending(self) -> list[SelfDeploy]:
+        """The pending self deploys; none when the database cannot say (the service settles
+        them itself at boot, so a supervisor never stops on a database fault)."""
+        try:
+            return self.store.self_deploys("pending")
+        except OrchError:
+            log.exception("supervisor: could not read the pending self deploys")
+            return []
 
     def _await_health(self) -> str | None:
         """None once the service answers /health; otherwise what went wrong."""
