@@ -25,6 +25,7 @@ from orchestrator.selfhost.rollback import roll_back
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Job, NewTask, RepoSpec, Store
 from orchestrator.store.schema import jobs, tasks
+from orchestrator.store.self_deploys import COMMAND_UNFINISHED
 from tests.helpers import git
 
 TASK = "k3m9qz2a"
@@ -63,13 +64,16 @@ def rev(path: Path, ref: str = "main") -> str:
     return git(path, "rev-parse", ref).strip()
 
 
-def merge(store: Store, repo: Path, job: Job, kill_before_move: bool = False) -> tuple[str, str]:
-    """The deploy-finalizer's merge with its pending record; (base, merged)."""
+def merge(
+    store: Store, repo: Path, job: Job, kill_before_move: bool = False, note: str = ""
+) -> tuple[str, str]:
+    """The deploy-finalizer's merge with its pending record; (base, merged). The note is
+    what the record says at the kill: "" once the job asked for the restart."""
     seen: list[tuple[str, str]] = []
 
     def record(base: str, merged: str) -> None:
         assert rev(repo) == base  # recorded while the branch has not moved yet
-        store.record_self_deploy(job, base, merged)
+        store.record_self_deploy(job, base, merged, note)
         seen.append((base, merged))
         if kill_before_move:
             raise Killed
@@ -165,6 +169,31 @@ def test_boot_on_a_commit_made_on_top_of_the_merge_completes_the_deploy(
     log = store.get_artifact(TASK, "16-deploy-log.md").text
     assert "deploy_status: DEPLOYED" in log and f"new_commit: {on_top}" in log
     assert merged != on_top
+
+
+def test_a_kill_while_the_deploy_command_ran_is_rolled_back_at_boot_never_deployed(
+    store: Store,
+    self_repo: Path,
+    job: Job,
+    orch_home: Path,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The service restarts on the merged code, but its deploy command (an install, say) was
+    # cut short: what it left behind is unknown.
+    _, merged = merge(store, self_repo, job, note=COMMAND_UNFINISHED)
+    monkeypatch.setattr("orchestrator.selfhost.boot.code_commit", lambda: merged)
+
+    complete_pending_deploys(store, settings(orch_home, db_url))
+
+    [deploy] = store.self_deploys()
+    assert deploy.state == "rolled_back" and deploy.revert_commit == rev(self_repo)
+    assert "before its deploy command finished" in (deploy.reason or "")
+    assert (self_repo / "app.py").read_text() == "VERSION = 1\n"
+    assert store.get_task(TASK).state is TaskState.FAILED
+    log = store.get_artifact(TASK, "16-deploy-log.md").text
+    assert COMMAND_UNFINISHED in log and "Rolled back" in log
+    assert "monitor_status: UNHEALTHY" in store.get_artifact(TASK, "17-monitor-report.md").text
 
 
 def test_a_rollback_never_overrides_a_verdict_already_committed(

@@ -9,6 +9,8 @@ exited to be restarted on the new code. This process settles it, before its work
 - the running code is the merged commit (or a commit on top of it): the deploy verdict
   (`16-deploy-log.md` with the old, merged and new commits) commits in the same transaction
   that marks it completed;
+- the service stopped while the deploy command ran (the record still says so): the
+  command's outcome is unknown, and the merge is rolled back;
 - the running code is anything else (another commit, or no checkout at all): the start
   failed, and the merge is rolled back as the supervisor would.
 """
@@ -27,6 +29,7 @@ from orchestrator.selfhost.deploy_log import deploy_log
 from orchestrator.selfhost.rollback import roll_back
 from orchestrator.settings import Settings
 from orchestrator.store import JobMetrics, JobStatus, SelfDeploy, Store, Verdict
+from orchestrator.store.self_deploys import COMMAND_UNFINISHED
 from orchestrator.workspace import git
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,13 @@ def complete_pending_deploys(store: Store, settings: Settings) -> None:
                 deploy, "abandoned", "the service stopped before the branch moved"
             )
             log.warning("self deploy %s never landed: its deploy job runs again", deploy.id)
+            continue
+        if deploy.note == COMMAND_UNFINISHED:
+            # Killed while the deploy command ran (an install cut short): its outcome is
+            # unknown, and an unknown is never a green.
+            problem = "stopped before its deploy command finished"
+            log.error("self deploy %s: the service %s; rolling back", deploy.id, problem)
+            roll_back(store, settings, deploy, problem, self_health_url(settings))
             continue
         new = code_commit()
         if new is None or not _runs_the_merge(Path(repo.path), deploy.merged_commit, new):

@@ -25,6 +25,7 @@ from orchestrator.runners.base import FailureKind, RunnerOutcome, RunnerRequest
 from orchestrator.runners.deploy_finalizer import DeployFinalizer, has_landed, render_log
 from orchestrator.selfhost.code import code_checkout
 from orchestrator.store import Job, JobMetrics, Repo, SelfDeploy, Task, Verdict
+from orchestrator.store.self_deploys import COMMAND_UNFINISHED
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,12 @@ def run_self_deploy(
     """Run the deploy-finalizer for the self repo. A JobEnd when the job is settled here;
     otherwise an outcome for the ordinary path (nothing landed: a verdict or a deferral)."""
     recorded: list[SelfDeploy] = []
+    # With a deploy command, the record says it has not finished until the restart is asked
+    # for: a boot after a kill in between must not take the merge as deployed.
+    note = COMMAND_UNFINISHED if repo.deploy_command else ""
 
     def record(base: str, merged: str) -> None:
-        recorded.append(ctx.store.record_self_deploy(job, base, merged))
+        recorded.append(ctx.store.record_self_deploy(job, base, merged, note))
 
     try:
         outcome = DeployFinalizer().run(request, before_move=record)
@@ -65,13 +69,13 @@ def run_self_deploy(
         outcome = RunnerOutcome.tool_error(f"deploy-finalizer raised {type(exc).__name__}: {exc}")
     deploy = recorded[0] if recorded else None
     if outcome.restart:
-        note = outcome.extra.get("note", "")
+        done = outcome.extra.get("note", "")
         if deploy is None:  # already merged (by a person): nothing moved, nothing to lose
             ctx.store.record_self_deploy(
-                job, outcome.extra.get("base"), outcome.extra["merged"], note
+                job, outcome.extra.get("base"), outcome.extra["merged"], done
             )
         else:
-            ctx.store.note_self_deploy(deploy, job, note)
+            ctx.store.note_self_deploy(deploy, job, done)
         log.info(
             "task %s: self deploy merged %s; restarting on it", task.id, outcome.extra["merged"]
         )

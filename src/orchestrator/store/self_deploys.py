@@ -22,6 +22,11 @@ from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobStatus, Task
 from orchestrator.store.schema import alerts, artifacts, events, jobs, self_deploys, tasks
 from orchestrator.store.tasks import fetch_task
 
+# The note of a deploy recorded before its branch moves, until the job asks for the restart
+# (which replaces it with what the deploy command did): a boot that still finds it knows the
+# service stopped while the deploy command ran, and must not call the deploy DEPLOYED.
+COMMAND_UNFINISHED = "The service stopped before the deploy command finished."
+
 
 @dataclass(frozen=True)
 class SelfDeploy:
