@@ -8,6 +8,10 @@ code, and otherwise rolls back; a rollback never overrides a verdict already com
 from __future__ import annotations
 
 import contextlib
+import socket
+import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,11 +21,13 @@ from sqlalchemy import update
 
 from orchestrator.errors import StaleState
 from orchestrator.pipeline.stages import Stage, TaskState
+from orchestrator.proc.service import stop_service
 from orchestrator.runners.deploy_finalizer import has_landed, merge_branch
 from orchestrator.selfhost.boot import complete_pending_deploys
 from orchestrator.selfhost.code import code_checkout, code_commit
 from orchestrator.selfhost.deploy_job import checkout_refusal
 from orchestrator.selfhost.rollback import roll_back
+from orchestrator.selfhost.supervisor import Supervisor
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Job, NewTask, RepoSpec, Store
 from orchestrator.store.schema import jobs, tasks
@@ -228,3 +234,72 @@ def test_a_self_deploy_is_refused_unless_the_service_runs_from_the_self_repo(
     assert running is not None
     store.update_repo("self", RepoSpec(path=str(running)))
     assert checkout_refusal(store.get_repo("self"), job) is None
+
+
+HEALTHY_SERVICE = """
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Health(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+def test_a_monitor_that_fails_the_task_after_the_supervisors_watch_gets_the_merge_reverted(
+    store: Store,
+    self_repo: Path,
+    job: Job,
+    orch_home: Path,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, merged = merge(store, self_repo, job)
+    monkeypatch.setattr("orchestrator.selfhost.boot.code_commit", lambda: merged)
+    quick = load_settings(
+        home=orch_home,
+        db_url=db_url,
+        monitor_window_s=0.3,
+        monitor_interval_s=0.1,
+        self_start_timeout_s=10,
+        kill_grace_s=1,
+    )
+    complete_pending_deploys(store, quick)  # the restarted service: DEPLOYED, now watched
+    [deploy] = store.self_deploys()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [sys.executable, "-c", HEALTHY_SERVICE, str(port)]
+    boss = Supervisor(store, quick, argv, f"http://127.0.0.1:{port}/health")
+
+    def monitor_fails_it() -> None:  # the in-service monitor's verdict, after the watch
+        time.sleep(1.0)
+        with store.engine.begin() as conn:
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == TASK)
+                .values(stage=Stage.POST_DEPLOY, state=TaskState.FAILED)
+            )
+
+    verdict = threading.Thread(target=monitor_fails_it)
+    verdict.start()
+    try:
+        boss._after_restart(deploy)
+        verdict.join()
+        [after] = store.self_deploys()
+        assert after.state == "rolled_back" and after.revert_commit == rev(self_repo)
+        assert (self_repo / "app.py").read_text() == "VERSION = 1\n"
+        assert any(a.kind == "self_deploy_rolled_back" for a in store.list_alerts(task_id=TASK))
+        assert boss.child is not None and boss.child.poll() is None  # back up, on the old code
+    finally:
+        verdict.join()
+        if boss.child is not None:
+            stop_service(boss.child, 1.0)

@@ -21,9 +21,10 @@ from types import FrameType
 import httpx
 
 from orchestrator.errors import OrchError
+from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.proc.service import ServiceProcess, start_service, stop_service
 from orchestrator.selfhost.boot import RESTART_EXIT
-from orchestrator.selfhost.rollback import roll_back
+from orchestrator.selfhost.rollback import revert_merge, roll_back
 from orchestrator.settings import Settings
 from orchestrator.store import SelfDeploy, Store
 
@@ -34,6 +35,8 @@ PROBE_TIMEOUT_S = 5.0
 CRASH_BACKOFF_MAX_S = 30.0
 ROLLBACK_ATTEMPTS = 3
 ROLLBACK_RETRY_S = 2.0
+# How long after its own watch the supervisor waits for the monitor's verdict on the task.
+VERDICT_GRACE_S = 30.0
 
 
 class Supervisor:
@@ -87,9 +90,10 @@ class Supervisor:
         if problem is None:
             try:
                 self.store.mark_self_deploy_healthy(deploy.id)
+                log.info("supervisor: the self deploy of task %s is healthy", deploy.task_id)
+                self._revert_if_the_monitor_failed_it(deploy)
             except OrchError:
-                log.exception("supervisor: could not mark self deploy %s healthy", deploy.id)
-            log.info("supervisor: the self deploy of task %s is healthy", deploy.task_id)
+                log.exception("supervisor: could not follow self deploy %s", deploy.id)
             return
         if self.stopping:
             return
@@ -124,6 +128,28 @@ class Supervisor:
             deploy.id,
             deploy.merged_commit,
         )
+
+    def _revert_if_the_monitor_failed_it(self, deploy: SelfDeploy) -> None:
+        """The in-service post-deploy-monitor has the last word on the task; when it fails
+        the task (a /health that turned bad after this watch, or could not be watched), the
+        merge must not stay: revert it and restart the service on the old code."""
+        deadline = time.monotonic() + self.settings.monitor_window_s + VERDICT_GRACE_S
+        task = self.store.get_task(deploy.task_id)
+        while task.state is TaskState.ACTIVE and not self.stopping:
+            if time.monotonic() > deadline:
+                log.warning("supervisor: task %s has no post-deploy verdict yet", task.id)
+                return
+            time.sleep(HEALTH_POLL_S)
+            task = self.store.get_task(deploy.task_id)
+        if task.state is not TaskState.FAILED or task.stage is not Stage.POST_DEPLOY:
+            return
+        revert, how = revert_merge(self.store, deploy)
+        reason = f"the post-deploy-monitor failed the self deploy of {deploy.merged_commit[:12]}"
+        if self.store.record_late_revert(deploy, revert, f"{reason}; {how}"):
+            log.error("supervisor: %s; %s; restarting on the old code", reason, how)
+            assert self.child is not None
+            stop_service(self.child, self.settings.kill_grace_s)
+            self.child = start_service(self.argv)
 
     def _pending(self) -> list[SelfDeploy]:
         """The pending self deploys; none when the database cannot say (the service settles

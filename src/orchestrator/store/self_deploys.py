@@ -182,6 +182,33 @@ class SelfDeployQueries(LifecycleQueries):
         except _AlreadyJudged:
             return None
 
+    def record_late_revert(
+        self, deploy: SelfDeploy, revert_commit: str | None, reason: str
+    ) -> bool:
+        """The task already failed at post-deploy (its monitor's own verdict) and the merge was
+        reverted after it: mark the deploy rolled back and raise the alert, at once. False if
+        the deploy was not completed (someone else rolled it back)."""
+        with self._write() as conn:
+            marked = conn.execute(
+                update(self_deploys)
+                .where(
+                    self_deploys.c.id == deploy.id,
+                    self_deploys.c.state.in_(["completed", "healthy"]),
+                )
+                .values(state="rolled_back", revert_commit=revert_commit, reason=reason)
+            )
+            if marked.rowcount != 1:
+                return False
+            conn.execute(
+                insert(alerts).values(
+                    task_id=deploy.task_id,
+                    kind="self_deploy_rolled_back",
+                    message=reason,
+                    created_at=utcnow(),
+                )
+            )
+            return True
+
     def self_deploy_open(self, deploy: SelfDeploy) -> bool:
         """True while a rollback may still be recorded: the deploy is pending or completed and
         its task is still active in deploy or post-deploy."""
