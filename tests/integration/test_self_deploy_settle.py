@@ -303,3 +303,39 @@ def test_a_monitor_that_fails_the_task_after_the_supervisors_watch_gets_the_merg
         verdict.join()
         if boss.child is not None:
             stop_service(boss.child, 1.0)
+
+
+def test_a_failing_start_the_monitor_already_failed_still_gets_the_merge_reverted(
+    store: Store,
+    self_repo: Path,
+    job: Job,
+    orch_home: Path,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The monitor judged the task first (UNHEALTHY); the supervisor's own watch then finds
+    # the service not answering: its rollback records nothing, but the merge is reverted.
+    _, merged = merge(store, self_repo, job)
+    monkeypatch.setattr("orchestrator.selfhost.boot.code_commit", lambda: merged)
+    quick = load_settings(home=orch_home, db_url=db_url, self_start_timeout_s=0.3, kill_grace_s=1)
+    complete_pending_deploys(store, quick)
+    [deploy] = store.self_deploys()
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(tasks)
+            .where(tasks.c.id == TASK)
+            .values(stage=Stage.POST_DEPLOY, state=TaskState.FAILED)
+        )
+    silent = [sys.executable, "-c", "import time; time.sleep(120)"]
+    boss = Supervisor(store, quick, silent, "http://127.0.0.1:9/health")
+    events = len(store.events(TASK))
+    try:
+        boss._after_restart(deploy)
+        [after] = store.self_deploys()
+        assert after.state == "rolled_back" and after.revert_commit == rev(self_repo)
+        assert (self_repo / "app.py").read_text() == "VERSION = 1\n"
+        assert len(store.events(TASK)) == events  # no second verdict
+        assert boss.child is not None and boss.child.poll() is None
+    finally:
+        if boss.child is not None:
+            stop_service(boss.child, 1.0)

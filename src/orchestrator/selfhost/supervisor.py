@@ -113,7 +113,9 @@ class Supervisor:
         log says which commit."""
         for attempt in range(1, ROLLBACK_ATTEMPTS + 1):
             try:
-                roll_back(self.store, self.settings, deploy, problem, self.health_url)
+                if not roll_back(self.store, self.settings, deploy, problem, self.health_url):
+                    # Judged first by the in-service monitor: revert still, if it failed it.
+                    self._revert_judged(deploy)
                 return
             except Exception:
                 log.exception(
@@ -141,15 +143,26 @@ class Supervisor:
                 return
             time.sleep(HEALTH_POLL_S)
             task = self.store.get_task(deploy.task_id)
-        if task.state is not TaskState.FAILED or task.stage is not Stage.POST_DEPLOY:
-            return
-        revert, how = revert_merge(self.store, deploy)
-        reason = f"the post-deploy-monitor failed the self deploy of {deploy.merged_commit[:12]}"
-        if self.store.record_late_revert(deploy, revert, f"{reason}; {how}"):
-            log.error("supervisor: %s; %s; restarting on the old code", reason, how)
+        if self._revert_judged(deploy):
             assert self.child is not None
             stop_service(self.child, self.settings.kill_grace_s)
             self.child = start_service(self.argv)
+
+    def _revert_judged(self, deploy: SelfDeploy) -> bool:
+        """Revert the merge of a deploy whose task already failed at post-deploy (the
+        monitor's verdict, not the supervisor's); True when it did. The caller restarts."""
+        task = self.store.get_task(deploy.task_id)
+        if task.state is not TaskState.FAILED or task.stage is not Stage.POST_DEPLOY:
+            return False
+        current = next((d for d in self.store.self_deploys() if d.id == deploy.id), None)
+        if current is None or current.state not in ("completed", "healthy"):
+            return False  # rolled back already (or never completed: boot's business)
+        revert, how = revert_merge(self.store, current)
+        reason = f"the post-deploy-monitor failed the self deploy of {current.merged_commit[:12]}"
+        if not self.store.record_late_revert(current, revert, f"{reason}; {how}"):
+            return False
+        log.error("supervisor: %s; %s; restarting on the old code", reason, how)
+        return True
 
     def _pending(self) -> list[SelfDeploy]:
         """The pending self deploys; none when the database cannot say (the service settles
