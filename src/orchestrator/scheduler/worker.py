@@ -110,15 +110,15 @@ class Worker:
             me.worker_id, me.host, os.getpid(), psutil.Process().create_time()
         )
         take_over(self.store, me, self.settings.kill_grace_s)
-        heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
-        heartbeat.start()
-        renewals = threading.Thread(target=self._renewals, name="renewals", daemon=True)
-        renewals.start()
-        watch = threading.Thread(target=self._watch_leases, name="lease-watch", daemon=True)
-        watch.start()
+        background = [
+            threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True),
+            threading.Thread(target=self._renewals, name="renewals", daemon=True),
+            threading.Thread(target=self._watch_leases, name="lease-watch", daemon=True),
+        ]
         if self.store.dialect == "postgresql":
-            listener = threading.Thread(target=self._listen, name="listen", daemon=True)
-            listener.start()
+            background.append(threading.Thread(target=self._listen, name="listen", daemon=True))
+        for thread in background:
+            thread.start()
         notifier = None
         if self._notifier is not None:
             notifier = threading.Thread(
@@ -139,6 +139,10 @@ class Worker:
             if notifier is not None and self._notifier is not None:
                 self._notifier.wake.set()
                 notifier.join(timeout=15)
+            # Waited for, so that none of them uses the store after its owner closes it (a
+            # take-over may be waiting out a kill grace).
+            for thread in background:
+                thread.join(timeout=self.settings.lease_s + self.settings.kill_grace_s + 10)
         return 0
 
     def _claim(self, pool: ThreadPoolExecutor) -> None:
