@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import subprocess
+import sys
+import time
 from pathlib import Path
+
+from orchestrator.settings import Settings, load_settings
+from orchestrator.store import Job, Store
+
+# A service that starts and never answers /health (for the supervisor's tests).
+SILENT_SERVICE = [sys.executable, "-c", "import time; time.sleep(120)"]
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -16,3 +24,26 @@ def git(cwd: Path, *args: str) -> str:
 def entries(folder: Path) -> list[Path]:
     """What a folder holds; empty when it does not exist (or is not a folder)."""
     return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def fake_agent_settings(db_url: str, home: Path, **values: object) -> Settings:
+    """Settings whose agents are the fake `fake-agent` executable (tests/fakes), through the
+    real command backend; `values` add to or replace these."""
+    base: dict[str, object] = {
+        "db_url": db_url,
+        "home": home,
+        "agent_backend": "command",
+        "agent_command": "fake-agent {role}",
+    }
+    return load_settings(**{**base, **values})
+
+
+def running_job(store: Store, timeout: float = 30) -> Job:
+    """The first running job whose agent has started (its pid is recorded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = [j for j in store.running_jobs() if j.pid]
+        if held:
+            return held[0]
+        time.sleep(0.02)
+    raise AssertionError("no job started its agent")

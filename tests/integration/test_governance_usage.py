@@ -14,10 +14,11 @@ from orchestrator.intake import submit_task
 from orchestrator.overview import status_report
 from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.scheduler import Worker
-from orchestrator.settings import Settings, load_settings
+from orchestrator.settings import Settings
 from orchestrator.store import RepoSpec, Store, Task
 from orchestrator.store.schema import agent_calls
 from tests.conftest import Run
+from tests.helpers import fake_agent_settings
 
 SKIP = frozenset({Stage.DEPLOY_STAGING, Stage.DEPLOY, Stage.POST_DEPLOY})
 
@@ -31,16 +32,12 @@ def repo(make_repo: Callable[..., Path], store: Store) -> Path:
 
 def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "db_url": db_url,
-        "home": home,
-        "agent_backend": "command",
-        "agent_command": "fake-agent {role}",
         "test_runner_enabled": False,
         "defer_backoff_s": 0.05,
         "defer_backoff_max_s": 0.1,
         **overrides,
     }
-    return load_settings(**values)
+    return fake_agent_settings(db_url, home, **values)
 
 
 def run_one(store: Store, home: Path, settings: Settings) -> Task:

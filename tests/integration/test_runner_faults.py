@@ -27,8 +27,9 @@ from orchestrator.runners.base import Runner, RunnerOutcome, RunnerRequest
 from orchestrator.runners.staging_runner import StagingRunner
 from orchestrator.runners.test_runner import TestRunner
 from orchestrator.scheduler import Worker
-from orchestrator.settings import Settings, load_settings
+from orchestrator.settings import Settings
 from orchestrator.store import Job, RepoSpec, Store, Task
+from tests.helpers import fake_agent_settings
 
 BUDGET = 2  # <runner>_infra_retries: two deferrals, then the stage fails as infra
 BACKOFFS = (0.05, 0.1)  # defer_backoff_s, then doubled and capped by defer_backoff_max_s
@@ -93,10 +94,6 @@ Spans = dict[int, list[tuple[float, float]]]
 
 def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "db_url": db_url,
-        "home": home,
-        "agent_backend": "command",
-        "agent_command": "fake-agent {role}",
         "defer_backoff_s": BACKOFFS[0],
         "defer_backoff_max_s": BACKOFFS[1],
         "test_runner_infra_retries": BUDGET,
@@ -105,7 +102,7 @@ def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
         "max_dev_retries": 1,
         **overrides,
     }
-    return load_settings(**values)
+    return fake_agent_settings(db_url, home, **values)
 
 
 def drain(store: Store, settings: Settings) -> None:

@@ -23,9 +23,9 @@ from orchestrator.errors import NotFound
 from orchestrator.intake import submit_task
 from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.scheduler import Worker
-from orchestrator.settings import Settings, load_settings
+from orchestrator.settings import Settings
 from orchestrator.store import RepoSpec, Store, Task
-from tests.helpers import git
+from tests.helpers import fake_agent_settings, git
 
 NO_DEPLOY = frozenset({Stage.DEPLOY, Stage.POST_DEPLOY})
 NO_STAGING = frozenset({Stage.DEPLOY_STAGING, *NO_DEPLOY})
@@ -39,17 +39,13 @@ def py(code: str) -> str:
 
 def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "db_url": db_url,
-        "home": home,
-        "agent_backend": "command",
-        "agent_command": "fake-agent {role}",
         "defer_backoff_s": 0.05,
         "defer_backoff_max_s": 0.1,
         "kill_grace_s": 0.5,
         "max_dev_retries": 1,
         **overrides,
     }
-    return load_settings(**values)
+    return fake_agent_settings(db_url, home, **values)
 
 
 def drain(store: Store, settings: Settings) -> None:

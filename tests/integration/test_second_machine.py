@@ -5,7 +5,6 @@ gets as far as trying to commit, and to push."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,28 +18,24 @@ from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.scheduler import Worker
 from orchestrator.scheduler import worker as worker_module
 from orchestrator.scheduler.recovery import Identity
-from orchestrator.settings import Settings, load_settings
+from orchestrator.settings import Settings
 from orchestrator.store import Job, JobStatus, RepoSpec, Store, Verdict, open_store
 from orchestrator.store.schema import artifacts
 from orchestrator.workspace import checkout
-from tests.helpers import git
+from tests.helpers import fake_agent_settings, git, running_job
 
 SKIPPED = frozenset({Stage.DESIGN, Stage.REVIEW, Stage.DEPLOY_STAGING, Stage.DEPLOY})
 
 
 def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "db_url": db_url,
-        "home": home,
-        "agent_backend": "command",
-        "agent_command": "fake-agent {role}",
         "test_runner_enabled": False,
         "defer_backoff_s": 0.05,
         "kill_grace_s": 0.5,
         "lease_s": 1.0,
         **overrides,
     }
-    return load_settings(**values)
+    return fake_agent_settings(db_url, home, **values)
 
 
 def on_another_machine(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,16 +46,6 @@ def on_another_machine(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker, "_heartbeat", lambda: None)
     monkeypatch.setattr(worker, "_renewals", lambda: None)
     monkeypatch.setattr(worker, "_watch_leases", lambda: None)
-
-
-def started_job(store: Store, timeout: float = 30) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        held = [j for j in store.running_jobs() if j.pid]
-        if held:
-            return held[0]
-        time.sleep(0.02)
-    raise AssertionError("no agent started")
 
 
 def test_a_paused_worker_on_another_machine_is_refused_its_stale_commit(
@@ -98,7 +83,7 @@ def test_a_paused_worker_on_another_machine_is_refused_its_stale_commit(
     paused_thread = threading.Thread(target=paused.run)
     paused_thread.start()
     try:
-        stale = started_job(store)
+        stale = running_job(store)
         monkeypatch.setenv("FAKE_AGENT_SLEEP", "0")  # read by every agent started from now
         taker = Worker(store, settings_for(db_url, orch_home), drain=True)
         taker_thread = threading.Thread(target=taker.run)

@@ -29,10 +29,10 @@ from orchestrator.selfhost.deploy_job import checkout_refusal
 from orchestrator.selfhost.rollback import roll_back
 from orchestrator.selfhost.supervisor import Supervisor
 from orchestrator.settings import Settings, load_settings
-from orchestrator.store import Job, NewTask, RepoSpec, Store
+from orchestrator.store import Job, NewTask, RepoSpec, SelfDeploy, Store
 from orchestrator.store.schema import jobs, tasks
 from orchestrator.store.self_deploys import COMMAND_UNFINISHED
-from tests.helpers import git
+from tests.helpers import SILENT_SERVICE, git
 
 TASK = "k3m9qz2a"
 BRANCH = f"orch/{TASK}"
@@ -91,6 +91,25 @@ def merge(
 
 def settings(orch_home: Path, db_url: str) -> Settings:
     return load_settings(home=orch_home, db_url=db_url, monitor_window_s=0.2)
+
+
+def restarted_on_the_merge(
+    store: Store, repo: Path, job: Job, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> SelfDeploy:
+    """The merge, then the boot of the service restarted on it: the deploy is completed."""
+    _, merged = merge(store, repo, job)
+    monkeypatch.setattr("orchestrator.selfhost.boot.code_commit", lambda: merged)
+    complete_pending_deploys(store, settings)
+    [deploy] = store.self_deploys()
+    return deploy
+
+
+def judge(store: Store, state: TaskState) -> None:
+    """The in-service post-deploy-monitor's verdict on the task, as the task's row shows it."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(tasks).where(tasks.c.id == TASK).values(stage=Stage.POST_DEPLOY, state=state)
+        )
 
 
 def test_the_pending_deploy_is_recorded_before_the_branch_moves(
@@ -208,12 +227,7 @@ def test_a_rollback_never_overrides_a_verdict_already_committed(
     _, merged = merge(store, self_repo, job)
     [deploy] = store.self_deploys()
     events = len(store.events(TASK))
-    with store.engine.begin() as conn:  # the in-service monitor judged it HEALTHY first
-        conn.execute(
-            update(tasks)
-            .where(tasks.c.id == TASK)
-            .values(stage=Stage.POST_DEPLOY, state=TaskState.DONE)
-        )
+    judge(store, TaskState.DONE)  # the in-service monitor judged it HEALTHY first
 
     assert store.fail_self_deploy(deploy, "log", "report", "unhealthy", None) is None
     assert not roll_back(store, settings(orch_home, db_url), deploy, "died", "http://x/health")
@@ -262,8 +276,6 @@ def test_a_monitor_that_fails_the_task_after_the_supervisors_watch_gets_the_merg
     db_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _, merged = merge(store, self_repo, job)
-    monkeypatch.setattr("orchestrator.selfhost.boot.code_commit", lambda: merged)
     quick = load_settings(
         home=orch_home,
         db_url=db_url,
@@ -272,8 +284,7 @@ def test_a_monitor_that_fails_the_task_after_the_supervisors_watch_gets_the_merg
         self_start_timeout_s=10,
         kill_grace_s=1,
     )
-    complete_pending_deploys(store, quick)  # the restarted service: DEPLOYED, now watched
-    [deploy] = store.self_deploys()
+    deploy = restarted_on_the_merge(store, self_repo, job, monkeypatch, quick)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -282,12 +293,7 @@ def test_a_monitor_that_fails_the_task_after_the_supervisors_watch_gets_the_merg
 
     def monitor_fails_it() -> None:  # the in-service monitor's verdict, after the watch
         time.sleep(1.0)
-        with store.engine.begin() as conn:
-            conn.execute(
-                update(tasks)
-                .where(tasks.c.id == TASK)
-                .values(stage=Stage.POST_DEPLOY, state=TaskState.FAILED)
-            )
+        judge(store, TaskState.FAILED)
 
     verdict = threading.Thread(target=monitor_fails_it)
     verdict.start()
@@ -315,19 +321,10 @@ def test_a_failing_start_the_monitor_already_failed_still_gets_the_merge_reverte
 ) -> None:
     # The monitor judged the task first (UNHEALTHY); the supervisor's own watch then finds
     # the service not answering: its rollback records nothing, but the merge is reverted.
-    _, merged = merge(store, self_repo, job)
-    monkeypatch.setattr("orchestrator.selfhost.boot.code_commit", lambda: merged)
     quick = load_settings(home=orch_home, db_url=db_url, self_start_timeout_s=0.3, kill_grace_s=1)
-    complete_pending_deploys(store, quick)
-    [deploy] = store.self_deploys()
-    with store.engine.begin() as conn:
-        conn.execute(
-            update(tasks)
-            .where(tasks.c.id == TASK)
-            .values(stage=Stage.POST_DEPLOY, state=TaskState.FAILED)
-        )
-    silent = [sys.executable, "-c", "import time; time.sleep(120)"]
-    boss = Supervisor(store, quick, silent, "http://127.0.0.1:9/health")
+    deploy = restarted_on_the_merge(store, self_repo, job, monkeypatch, quick)
+    judge(store, TaskState.FAILED)
+    boss = Supervisor(store, quick, SILENT_SERVICE, "http://127.0.0.1:9/health")
     events = len(store.events(TASK))
     try:
         boss._after_restart(deploy)

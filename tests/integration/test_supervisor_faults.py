@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,7 @@ from orchestrator.selfhost.supervisor import ROLLBACK_ATTEMPTS, Supervisor
 from orchestrator.settings import load_settings
 from orchestrator.store import SelfDeploy, Store
 from orchestrator.store.base import utcnow
-
-# A service that starts and never answers /health: its self deploy must be rolled back.
-SILENT_SERVICE = [sys.executable, "-c", "import time; time.sleep(120)"]
+from tests.helpers import SILENT_SERVICE
 
 DEPLOY = SelfDeploy(
     id=1,

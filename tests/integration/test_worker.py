@@ -19,11 +19,11 @@ from orchestrator.jobs.launcher import launch_job
 from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.scheduler import Worker
 from orchestrator.scheduler import worker as worker_module
-from orchestrator.settings import Settings, load_settings
+from orchestrator.settings import Settings
 from orchestrator.store import Job, RepoSpec, Store, Task
 from orchestrator.store.records import JobStatus
 from tests.conftest import Run
-from tests.helpers import git
+from tests.helpers import fake_agent_settings, git, running_job
 
 LLM_ONLY = frozenset({Stage.DEPLOY, Stage.POST_DEPLOY})  # no runners yet: skip what needs one
 
@@ -37,9 +37,6 @@ def repo_path(make_repo: Callable[..., Path], store: Store) -> Path:
 
 def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "db_url": db_url,
-        "home": home,
-        "agent_backend": "command",
         "agent_command": "fake-agent {role} {stage} {task_id} {round}",
         "defer_backoff_s": 0.05,
         "defer_backoff_max_s": 0.2,
@@ -47,7 +44,7 @@ def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
         "test_runner_enabled": False,  # these tests are about the LLM path and the scheduler
         **overrides,
     }
-    return load_settings(**values)
+    return fake_agent_settings(db_url, home, **values)
 
 
 def drain(store: Store, settings: Settings) -> None:
@@ -262,16 +259,6 @@ def test_gc_removes_worktrees_of_finished_tasks_only(
     assert not Path(failed.worktree).exists() and Path(blocked.worktree).exists()
     assert git(repo_path, "branch", "--list", failed.branch).strip()  # the branch stays
     assert orch("gc", "--older-than", "soon").code == 2
-
-
-def running_job(store: Store, timeout: float = 30) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        held = [j for j in store.running_jobs() if j.pid]
-        if held:
-            return held[0]
-        time.sleep(0.02)
-    raise AssertionError("no job started its agent")
 
 
 def test_a_worker_cut_off_from_the_database_stops_its_agent_once_its_lease_is_over(

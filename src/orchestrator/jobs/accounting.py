@@ -15,7 +15,6 @@ CALL_SITE_OF_ROLE = {site.role: site.id for site in CALL_SITES}
 
 def account(ctx: JobContext, job: Job, role: str, result: AgentResult) -> None:
     """Record one agent call with the tokens and cost its backend reported."""
-    usage = result.usage
     ctx.store.record_agent_call(
         AgentCall(
             task_id=job.task_id,
@@ -26,12 +25,8 @@ def account(ctx: JobContext, job: Job, role: str, result: AgentResult) -> None:
             round=job.round,
             backend=result.backend,
             error_kind=result.kind.value,
-            tokens_in=usage.tokens_in,
-            tokens_out=usage.tokens_out,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            cost_usd=usage.cost_usd,
             duration_s=result.duration_s,
+            **result.usage.spent(),
         )
     )
 

@@ -153,7 +153,6 @@ def _agent_failed(
 
 
 def _metrics(role: Producer, result: AgentResult, secrets: tuple[str, ...]) -> JobMetrics:
-    usage = result.usage
     return JobMetrics(
         producer=role.value,
         outcome="agent_call",
@@ -162,12 +161,8 @@ def _metrics(role: Producer, result: AgentResult, secrets: tuple[str, ...]) -> J
         exit_code=result.exit_code,
         log_path=str(result.log_path),
         backend=result.backend,
-        tokens_in=usage.tokens_in,
-        tokens_out=usage.tokens_out,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        cost_usd=usage.cost_usd,
         duration_s=result.duration_s,
+        **result.usage.spent(),
     )
 
 

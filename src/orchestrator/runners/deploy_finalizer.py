@@ -96,9 +96,7 @@ BeforeMove = Callable[[str, str], None]  # (base, merged): called before the bra
 
 def has_landed(repo: Path, commit: str, into: str) -> bool:
     """True when `commit` is part of the branch `into` (the merge moved it)."""
-    return git.git(
-        repo, "merge-base", "--is-ancestor", commit, f"refs/heads/{into}", check=False
-    ).ok
+    return git.is_ancestor(repo, commit, f"refs/heads/{into}")
 
 
 def merge_branch(
@@ -106,7 +104,7 @@ def merge_branch(
 ) -> Merge:
     """Merge `branch` into `into`; MergeRefused for conflicts and dirty working copies."""
     base, tip = _commit(repo, f"refs/heads/{into}"), _commit(repo, f"refs/heads/{branch}")
-    if git.git(repo, "merge-base", "--is-ancestor", tip, base, check=False).ok:
+    if git.is_ancestor(repo, tip, base):
         return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
     merged = _merge_commit(repo, base, tip, message)
     if before_move is not None:
@@ -137,7 +135,7 @@ def merge_remote(clone: Path, branch: str, into: str, message: str) -> Merge:
     """
     base = _commit(clone, f"refs/remotes/origin/{into}")
     tip = _commit(clone, f"refs/remotes/origin/{branch}")
-    if git.git(clone, "merge-base", "--is-ancestor", tip, base, check=False).ok:
+    if git.is_ancestor(clone, tip, base):
         return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
     merged = _merge_commit(clone, base, tip, message)
     checkout.push(clone, f"{merged}:refs/heads/{into}")  # fenced: a stale job never merges

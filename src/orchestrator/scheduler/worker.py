@@ -74,8 +74,6 @@ class Worker:
         self.on_change = on_change
         # Set by `orch serve`: a self deploy asks it to restart on the merged code.
         self.on_restart = on_restart
-        # Only the supervised service can restart, so only it claims self deploys.
-        self.supervised = on_restart is not None
         self.identity = Identity(
             worker_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
             host=socket.gethostname(),
@@ -96,6 +94,11 @@ class Worker:
         """Ask the loop to stop: running jobs are killed and their stages re-queued."""
         self._stopping.set()
         self._wake.set()
+
+    @property
+    def supervised(self) -> bool:
+        """Only the supervised service can restart, so only it claims self deploys."""
+        return self.on_restart is not None
 
     def wake(self) -> None:
         """Something changed: look for work now."""
@@ -221,7 +224,7 @@ class Worker:
             cancel,
             self.identity.worker_id,
             self._secrets,
-            can_restart=self.on_restart is not None,
+            can_restart=self.supervised,
         )
         try:
             # Every git push of this job first checks that its attempt is still current.

@@ -71,7 +71,8 @@ def complete_pending_deploys(store: Store, settings: Settings) -> None:
             roll_back(store, settings, deploy, problem, self_health_url(settings))
             continue
         new = code_commit()
-        if new is None or not _runs_the_merge(Path(repo.path), deploy.merged_commit, new):
+        # The merged commit, or one a person committed on top of it before the restart.
+        if new is None or not git.is_ancestor(Path(repo.path), deploy.merged_commit, new):
             problem = (
                 f"restarted on {new[:12] if new else 'code from no git checkout'}, "
                 f"not on the merged commit"
@@ -80,14 +81,6 @@ def complete_pending_deploys(store: Store, settings: Settings) -> None:
             roll_back(store, settings, deploy, problem, self_health_url(settings))
             continue
         _complete(store, settings, deploy, new)
-
-
-def _runs_the_merge(checkout: Path, merged: str, new: str) -> bool:
-    """The running code is the merged commit, or a commit made on top of it (a person's own
-    commit in the checkout between the branch move and the restart)."""
-    if new == merged:
-        return True
-    return git.git(checkout, "merge-base", "--is-ancestor", merged, new, check=False).ok
 
 
 def _complete(store: Store, settings: Settings, deploy: SelfDeploy, new: str) -> None:

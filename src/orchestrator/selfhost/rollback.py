@@ -31,7 +31,7 @@ def roll_back(
         return False
     revert, how = revert_merge(store, deploy)
     reason = f"the self deploy of {deploy.merged_commit[:12]} {problem}; {how}"
-    current = next((d for d in store.self_deploys() if d.id == deploy.id), deploy)
+    current = store.get_self_deploy(deploy.id) or deploy
     report = render_report(
         "UNHEALTHY",
         health_url,

@@ -154,7 +154,7 @@ class Supervisor:
         task = self.store.get_task(deploy.task_id)
         if task.state is not TaskState.FAILED or task.stage is not Stage.POST_DEPLOY:
             return False
-        current = next((d for d in self.store.self_deploys() if d.id == deploy.id), None)
+        current = self.store.get_self_deploy(deploy.id)
         if current is None or current.state not in ("completed", "healthy"):
             return False  # rolled back already (or never completed: boot's business)
         revert, how = revert_merge(self.store, current)

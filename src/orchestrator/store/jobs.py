@@ -29,7 +29,8 @@ def _runnable(now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
-def _held(job_id: int, attempt: int):  # type: ignore[no-untyped-def]
+def held(job_id: int, attempt: int) -> ColumnElement[bool]:
+    """The fencing rule: this attempt still holds the job (its row says so)."""
     return and_(jobs.c.id == job_id, jobs.c.attempt == attempt, jobs.c.status == JobStatus.RUNNING)
 
 
@@ -138,7 +139,7 @@ class JobQueries(StoreBase):
         with self._write() as conn:
             result = conn.execute(
                 update(jobs)
-                .where(_held(job_id, attempt))
+                .where(held(job_id, attempt))
                 .values(pid=pid, pgid=pid, proc_started_at=create_time, marker=marker)
             )
         return result.rowcount == 1
@@ -167,7 +168,7 @@ class JobQueries(StoreBase):
         with self._write() as conn:
             row = conn.execute(
                 update(jobs)
-                .where(_held(job.id, job.attempt))
+                .where(held(job.id, job.attempt))
                 .values(
                     status=JobStatus.DEFERRED,
                     not_before=not_before,
@@ -192,7 +193,7 @@ class JobQueries(StoreBase):
         with self._write() as conn:
             row = conn.execute(
                 update(jobs)
-                .where(_held(job.id, job.attempt))
+                .where(held(job.id, job.attempt))
                 .values(
                     status=JobStatus.ABANDONED,
                     finished_at=now,
@@ -223,8 +224,8 @@ class JobQueries(StoreBase):
     def assert_current(self, job: Job) -> None:
         """Raise StaleState unless this attempt still holds the job (the fence for pushes)."""
         with self._read() as conn:
-            held = conn.execute(select(jobs.c.id).where(_held(job.id, job.attempt))).first()
-        if held is None:
+            row = conn.execute(select(jobs.c.id).where(held(job.id, job.attempt))).first()
+        if row is None:
             raise StaleState(f"job {job.id} attempt {job.attempt} is no longer current")
 
     def now(self) -> datetime:

@@ -15,7 +15,7 @@ from orchestrator.errors import Conflict, StaleState
 from orchestrator.pipeline.stages import SERIAL_STAGES, Producer, Stage, TaskState
 from orchestrator.pipeline.transitions import Transition
 from orchestrator.store.base import StoreBase, announce, utcnow
-from orchestrator.store.jobs import metrics_values
+from orchestrator.store.jobs import held, metrics_values
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus, Task
 from orchestrator.store.schema import alerts, artifacts, events, jobs, tasks
 from orchestrator.store.tasks import fetch_task
@@ -140,11 +140,7 @@ class LifecycleQueries(StoreBase):
     def _end_job(conn: Connection, job: Job, status: JobStatus, metrics: JobMetrics) -> None:
         ended = conn.execute(
             update(jobs)
-            .where(
-                jobs.c.id == job.id,
-                jobs.c.attempt == job.attempt,
-                jobs.c.status == JobStatus.RUNNING,
-            )
+            .where(held(job.id, job.attempt))
             .values(
                 status=status,
                 finished_at=utcnow(),

@@ -17,9 +17,10 @@ from sqlalchemy import Connection, insert, select, update
 from orchestrator.errors import StaleState
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
 from orchestrator.store.base import announce, utcnow
+from orchestrator.store.jobs import held
 from orchestrator.store.lifecycle import LifecycleQueries, Verdict
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobStatus, Task
-from orchestrator.store.schema import alerts, artifacts, events, jobs, self_deploys, tasks
+from orchestrator.store.schema import artifacts, events, jobs, self_deploys, tasks
 from orchestrator.store.tasks import fetch_task
 
 # The note of a deploy recorded before its branch moves, until the job asks for the restart
@@ -116,17 +117,17 @@ class SelfDeployQueries(LifecycleQueries):
     def _check_held(conn: Connection, job: Job) -> None:
         # An update, not a read: it locks the job's row until the commit (PostgreSQL), so no
         # other worker can take the job over between this check and the write it fences.
-        held = conn.execute(
-            update(jobs)
-            .where(
-                jobs.c.id == job.id,
-                jobs.c.attempt == job.attempt,
-                jobs.c.status == JobStatus.RUNNING,
-            )
-            .values(heartbeat_at=utcnow())
+        locked = conn.execute(
+            update(jobs).where(held(job.id, job.attempt)).values(heartbeat_at=utcnow())
         )
-        if held.rowcount != 1:
+        if locked.rowcount != 1:
             raise StaleState(f"job {job.id} attempt {job.attempt} is no longer current")
+
+    def get_self_deploy(self, deploy_id: int) -> SelfDeploy | None:
+        """One self deploy as it stands now."""
+        with self._read() as conn:
+            row = conn.execute(select(self_deploys).where(self_deploys.c.id == deploy_id)).first()
+        return None if row is None else SelfDeploy.from_row(row)
 
     def self_deploys(self, *states: str) -> list[SelfDeploy]:
         """Self deploys in these states (every one when none is given), oldest first."""
@@ -199,14 +200,7 @@ class SelfDeployQueries(LifecycleQueries):
             )
             if marked.rowcount != 1:
                 return False
-            conn.execute(
-                insert(alerts).values(
-                    task_id=deploy.task_id,
-                    kind="self_deploy_rolled_back",
-                    message=reason,
-                    created_at=utcnow(),
-                )
-            )
+            self._alert(conn, "self_deploy_rolled_back", reason, deploy.task_id)
             return True
 
     def self_deploy_open(self, deploy: SelfDeploy) -> bool:
@@ -296,11 +290,7 @@ class SelfDeployQueries(LifecycleQueries):
             "UNHEALTHY",
             Producer.POST_DEPLOY_MONITOR,
         )
-        conn.execute(
-            insert(alerts).values(
-                task_id=task.id, kind="self_deploy_rolled_back", message=reason, created_at=now
-            )
-        )
+        self._alert(conn, "self_deploy_rolled_back", reason, task.id)
         announce(conn)
         return fetch_task(conn, task.id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TypedDict
 
 
 class ErrorKind(StrEnum):
@@ -66,6 +67,16 @@ class AgentRequest:
         }
 
 
+class Spent(TypedDict):
+    """The usage columns a job and an accounting row share."""
+
+    tokens_in: int | None
+    tokens_out: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    cost_usd: float | None
+
+
 @dataclass(frozen=True)
 class Usage:
     """Tokens and money an agent call spent (None: the backend does not say)."""
@@ -77,6 +88,16 @@ class Usage:
     cost_usd: float | None = None
     num_turns: int | None = None
     session_id: str | None = None
+
+    def spent(self) -> Spent:
+        """What the records of a call (its job, its accounting row) store of it."""
+        return {
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cost_usd": self.cost_usd,
+        }
 
 
 @dataclass(frozen=True)

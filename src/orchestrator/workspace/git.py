@@ -188,3 +188,8 @@ def commit_all(worktree: Path, message: str) -> str | None:
 def head(repo: Path) -> str:
     """The commit checked out in `repo`."""
     return git(repo, "rev-parse", "HEAD").stdout.strip()
+
+
+def is_ancestor(repo: Path, commit: str, of: str) -> bool:
+    """True when `commit` is `of` or in its history (False too for an unknown commit)."""
+    return git(repo, "merge-base", "--is-ancestor", commit, of, check=False).ok
