@@ -15,6 +15,7 @@ from orchestrator.settings import Settings, is_loopback, load_settings
 from orchestrator.store import open_store
 from orchestrator.store.migrate import HEAD_REVISION, MIGRATIONS
 from orchestrator.transport import cli_version
+from orchestrator.transport.probe import permissions, probe
 
 GIT_MINIMUM = (2, 38)  # `git merge-tree --write-tree`, which the deploy-finalizer uses
 
@@ -114,6 +115,25 @@ def check_agent(settings: Settings) -> Check:
     return Check(name, True, f"{executable}: {version}")
 
 
+def check_agent_permissions(settings: Settings) -> Check:
+    """What the agents may do; a warning when ORCH_AGENT_ARGS switches the safety off."""
+    unsafe = "dangerously" in (settings.agent_args or "")
+    return Check("agent permissions", not unsafe, permissions(settings), needed=False)
+
+
+def check_agent_online(settings: Settings) -> Check:
+    """One tiny call through the real spawn path (`--online`): the key, the URL, the quota."""
+    name = "agent online"
+    result = probe(settings)
+    if result is None:
+        return Check(name, True, "this backend calls no model API of its own", needed=False)
+    if not result.ok:
+        return Check(name, False, f"{result.kind}: {result.message or 'no message'}")
+    spent = result.usage
+    tokens = f", {spent.tokens_in} tokens in, {spent.tokens_out} out" if spent.tokens_in else ""
+    return Check(name, True, f"the model answered in {result.duration_s:.1f}s{tokens}")
+
+
 def check_runners(settings: Settings) -> list[Check]:
     """How each deterministic runner is configured (informational, never fatal)."""
     checks = []
@@ -143,14 +163,21 @@ def check_api(settings: Settings) -> Check:
     )
 
 
-def run_checks() -> list[Check]:
-    """Every check, in the order people read them."""
+def run_checks(online: bool = False) -> list[Check]:
+    """Every check, in the order people read them; `online` adds one live agent call."""
     checks = [check_python(), check_git(), check_pytest()]
     try:
         settings = load_settings()
     except OrchError as exc:
         return [*checks, Check("settings", False, str(exc))]
     checks.append(Check("settings", True, "every ORCH_* value is valid"))
-    steps: list[Callable[[Settings], Check]] = [check_home, check_database, check_agent, check_api]
+    steps: list[Callable[[Settings], Check]] = [
+        check_home,
+        check_database,
+        check_agent,
+        check_agent_permissions,
+        *([check_agent_online] if online else []),
+        check_api,
+    ]
     checks += [step(settings) for step in steps]
     return checks + check_runners(settings)

@@ -169,13 +169,28 @@ def test_missing_worktree_is_spawn_failed_and_nothing_runs(
     assert not (request.artifact_dir / "claude-env.json").exists()
 
 
-def test_codex_argv_runs_in_the_worktree_and_reads_stdin(make_request: MakeRequest) -> None:
+def test_codex_argv_runs_in_the_worktree_grants_the_artifact_folder_and_reads_stdin(
+    make_request: MakeRequest,
+) -> None:
     request = make_request()
     argv = build_argv(settings("codex", agent_args="--model o4-mini"), request)
     assert argv == [
         "codex", "exec", "--json", "--sandbox", "workspace-write", "-C", str(request.worktree),
-        "--model", "o4-mini", "-",
+        "--add-dir", str(request.artifact_dir), "--model", "o4-mini", "-",
     ]  # fmt: skip
+
+
+def test_claude_argv_grants_the_artifact_folder_in_its_safe_permission_mode(
+    make_request: MakeRequest,
+) -> None:
+    request = make_request()
+    argv = build_argv(settings("claude", agent_args="--model sonnet"), request)
+    assert argv == [
+        "claude", "-p", "--output-format", "stream-json", "--verbose",
+        "--add-dir", str(request.artifact_dir), "--permission-mode", "acceptEdits",
+        "--model", "sonnet",
+    ]  # fmt: skip
+    assert not any("dangerously" in arg for arg in argv)
 
 
 TEMPLATE = (

@@ -43,9 +43,9 @@ def test_claude_structured_errors_decide_and_lookalike_words_do_not(
 @pytest.mark.parametrize(
     ("mode", "kind", "expected"),
     [
-        ("ok", ErrorKind.OK, Usage(1000, 250, 400, cost_usd=None)),
-        ("two_turns", ErrorKind.OK, Usage(1500, 300, 500)),
-        ("reconnect", ErrorKind.OK, Usage(1000, 250, 400)),
+        ("ok", ErrorKind.OK, Usage(1000, 250, 400, session_id="th_1")),
+        ("two_turns", ErrorKind.OK, Usage(1500, 300, 500, session_id="th_1")),
+        ("reconnect", ErrorKind.OK, Usage(1000, 250, 400, session_id="th_1")),
         ("turn_failed", ErrorKind.AGENT_ERROR, "model refused"),
         ("auth", ErrorKind.AUTH, "401 Unauthorized"),
         ("rate_limited", ErrorKind.RATE_LIMITED, "last status: 429 Too Many Requests"),

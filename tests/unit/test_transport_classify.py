@@ -31,6 +31,7 @@ AUTH, RATE, OTHER = ErrorKind.AUTH, ErrorKind.RATE_LIMITED, ErrorKind.AGENT_ERRO
         ('API Error: 529 {"type":"error","error":{"type":"overloaded_error"}}', RATE),
         ("Claude AI usage limit reached|1760000000", RATE),
         ("You exceeded your current quota, please check your plan", RATE),
+        ("Quota exceeded. Check your plan and billing details.", RATE),  # codex 0.169, 429
         ("rate-limited by the provider", RATE),
         # lookalikes: an agent's failure that merely mentions such words is retried
         ("error 4010", OTHER),

@@ -9,9 +9,14 @@ from orchestrator.doctor import run_checks
 
 
 @click.command()
-def doctor() -> None:
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also make one tiny call to the agent's model API (it costs a few tokens).",
+)
+def doctor(online: bool) -> None:
     """Check git, the database, ORCH_HOME, the agent CLI, the runners and the API rule."""
-    checks = run_checks()
+    checks = run_checks(online=online)
     for check in checks:
         mark = "[green]✔[/]" if check.ok else "[red]✘[/]" if check.needed else "[yellow]![/]"
         console.print(f"{mark} {check.name:<20} {check.detail}")

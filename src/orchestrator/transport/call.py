@@ -13,6 +13,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from orchestrator.errors import SpawnFailed
@@ -21,6 +22,7 @@ from orchestrator.proc.env import child_env
 from orchestrator.proc.group import CancelToken, ProcResult, Started, run_group
 from orchestrator.settings import Settings
 from orchestrator.transport import claude, codex
+from orchestrator.transport.outcome import settle
 from orchestrator.transport.types import AgentRequest, AgentResult, ErrorKind, Parsed, Usage
 
 SCRIPTED_AGENT = Path(__file__).with_name("scripted_agent.py")
@@ -34,9 +36,9 @@ def build_argv(settings: Settings, request: AgentRequest) -> list[str]:
     extra = shlex.split(settings.agent_args) if settings.agent_args else []
     backend = settings.agent_backend
     if backend == "claude":
-        return [*claude.ARGV, *extra]
+        return [*claude.argv(request.artifact_dir), *extra]
     if backend == "codex":
-        return [*codex.argv(request.worktree), *extra, "-"]
+        return [*codex.argv(request.worktree, request.artifact_dir), *extra, "-"]
     if backend == "command":
         template = shlex.split(settings.agent_command or "")
         values = request.placeholders()
@@ -71,7 +73,7 @@ def cli_version(settings: Settings) -> tuple[str, str | None]:
     backend = settings.agent_backend
     if backend == "scripted":
         return "scripted agent", "built in"
-    executable = {"claude": claude.ARGV[0], "codex": "codex"}.get(backend)
+    executable = {"claude": claude.EXECUTABLE, "codex": codex.EXECUTABLE}.get(backend)
     if executable is None:
         executable = shlex.split(settings.agent_command or "")[0]
     found = resolve_executable(executable)
@@ -126,8 +128,12 @@ def call_agent(
     cancel: CancelToken | None = None,
     on_start: Callable[[Started], None] | None = None,
     marker: str | None = None,
+    artifact_required: bool = True,
 ) -> AgentResult:
-    """Run one agent to its end and say how it went; never raises for the agent's faults."""
+    """Run one agent to its end and say how it went; never raises for the agent's faults.
+
+    `artifact_required=False` is for calls that only talk (`orch doctor --online`).
+    """
     backend = settings.agent_backend
     argv = build_argv(settings, request)
 
@@ -168,13 +174,12 @@ def call_agent(
         parsed = Parsed(ErrorKind.TIMEOUT, f"no result within {request.timeout_s:g}s")
     else:
         parsed = _parse(backend, proc)
-    if parsed.kind is ErrorKind.OK and not request.artifact_path.is_file():
-        parsed = Parsed(
-            ErrorKind.NO_ARTIFACT,
-            f"exited 0 without writing {request.artifact_path.name}",
-            parsed.final_text,
-            parsed.usage,
-        )
+    if artifact_required:
+        written = request.artifact_path.is_file()
+        if backend == "codex" and not written and not parsed.denials and parsed.usage.session_id:
+            found = codex.session_denials(codex.home(), parsed.usage.session_id)
+            parsed = replace(parsed, denials=found)
+        parsed = settle(parsed, request.artifact_path, written)
     return AgentResult(
         backend=backend,
         kind=parsed.kind,

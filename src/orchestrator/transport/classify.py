@@ -60,6 +60,7 @@ RATE_WORDS = re.compile(
             r"\b(?:usage|session) limit\b",
             r"\binsufficient_quota\b",
             r"\bexceeded your (?:current )?quota\b",
+            r"(?<!disk )\bquota exceeded\b",  # Codex's words for OpenAI's insufficient_quota
             r"\b429 too many requests\b",
             _status("429|529"),
         )

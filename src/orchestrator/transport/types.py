@@ -20,12 +20,20 @@ class ErrorKind(StrEnum):
     CLI_MISSING = "cli_missing"  # the agent's executable is not on PATH: retrying cannot help
     SPAWN_FAILED = "spawn_failed"
     PROTOCOL_ERROR = "protocol_error"  # its output did not follow the backend's format
+    # Its CLI refused an action it needed (a write outside its permissions or sandbox): the
+    # same call would be refused again, so retrying cannot help.
+    PERMISSION_DENIED = "permission_denied"
     CANCELLED = "cancelled"  # stopped by us (task cancelled, worker stopping): not a failure
 
     @property
     def retryable(self) -> bool:
         """False for the kinds a retry cannot fix."""
-        return self not in (ErrorKind.AUTH, ErrorKind.CLI_MISSING, ErrorKind.OK)
+        return self not in (
+            ErrorKind.AUTH,
+            ErrorKind.CLI_MISSING,
+            ErrorKind.PERMISSION_DENIED,
+            ErrorKind.OK,
+        )
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,14 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Denial:
+    """An action the agent's CLI refused it, in words a person can act on."""
+
+    path: str  # the file it was about ("" when the CLI does not say)
+    message: str  # "Claude Code denied Write to /x (permission mode acceptEdits)"
+
+
+@dataclass(frozen=True)
 class Parsed:
     """What a backend read from its agent's output."""
 
@@ -108,6 +124,10 @@ class Parsed:
     message: str = ""
     final_text: str = ""
     usage: Usage = field(default_factory=Usage)
+    # What went wrong on the way, to explain a missing artifact: refused actions, and the
+    # last tool call that failed (its output, shortened).
+    denials: tuple[Denial, ...] = ()
+    tool_error: str = ""
 
 
 @dataclass(frozen=True)
