@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestrator.transport import claude
+from orchestrator.transport import claude, codex
 from orchestrator.transport.outcome import QUOTE_CHARS, settle
 from orchestrator.transport.types import Denial, ErrorKind, Parsed
 
@@ -88,3 +88,11 @@ def test_claude_reads_permission_denials_in_the_mode_the_cli_reports() -> None:
         "Claude Code denied a tool (permission mode default)",
     ]
     assert parsed.denials[0].path == "/a.md"
+
+
+def test_a_cli_that_dies_before_its_stream_says_why_with_its_last_stderr_line() -> None:
+    lines = ["Warning: something\n", "Not inside a trusted directory.\n"]
+    for backend in (claude, codex):
+        parsed = backend.parse(lines, 1)
+        assert parsed.kind is ErrorKind.AGENT_ERROR
+        assert parsed.message.endswith("exited 1: Not inside a trusted directory.")

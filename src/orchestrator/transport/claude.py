@@ -38,18 +38,27 @@ def argv(artifact_dir: Path) -> list[str]:
     ]
 
 
-def json_lines(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
-    """The JSON objects among `lines`; anything else (stderr noise) is skipped."""
+def json_lines(lines: Iterable[str], noise: list[str] | None = None) -> Iterable[dict[str, Any]]:
+    """The JSON objects among `lines`; anything else (stderr) is skipped, or kept in `noise`
+    when given: a CLI that dies before its first event says why only there."""
     for line in lines:
         line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+        value: object = None
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                value = None
         if isinstance(value, dict):
             yield value
+        elif line and noise is not None:
+            noise.append(line)
+
+
+def exit_message(program: str, exit_code: int | None, noise: list[str]) -> str:
+    """Why `program` ended without saying so in its stream: its exit and last stderr line."""
+    last = f": {one_line(noise[-1], SHORT)}" if noise else ""
+    return f"{program} exited {exit_code}{last}"
 
 
 def as_dict(value: object) -> dict[str, Any]:
@@ -78,7 +87,8 @@ def parse(lines: Iterable[str], exit_code: int | None) -> Parsed:
     error_type: object = None
     mode = PERMISSION_MODE
     tool_error = ""
-    for event in json_lines(lines):
+    noise: list[str] = []
+    for event in json_lines(lines, noise):
         kind = event.get("type")
         if kind == "result":
             result = event
@@ -91,7 +101,7 @@ def parse(lines: Iterable[str], exit_code: int | None) -> Parsed:
     if result is None:
         if exit_code == 0:
             return Parsed(ErrorKind.PROTOCOL_ERROR, "claude exited 0 without a result line")
-        return Parsed(ErrorKind.AGENT_ERROR, f"claude exited {exit_code} without a result line")
+        return Parsed(ErrorKind.AGENT_ERROR, exit_message(EXECUTABLE, exit_code, noise))
 
     usage = _usage(result)
     text = as_str(result.get("result"))

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from orchestrator.transport.classify import classify_message
-from orchestrator.transport.claude import as_dict, as_str, json_lines
+from orchestrator.transport.claude import as_dict, as_str, exit_message, json_lines
 from orchestrator.transport.outcome import SHORT, one_line
 from orchestrator.transport.types import Denial, ErrorKind, Parsed, Usage
 
@@ -65,7 +65,8 @@ def parse(lines: Iterable[str], exit_code: int | None) -> Parsed:
     tool_error = ""
     thread = ""
     denials: list[Denial] = []
-    for event in json_lines(lines):
+    noise: list[str] = []
+    for event in json_lines(lines, noise):
         kind = event.get("type")
         if kind == "thread.started":
             thread = as_str(event.get("thread_id"))
@@ -102,7 +103,7 @@ def parse(lines: Iterable[str], exit_code: int | None) -> Parsed:
         session_id=thread or None,
     )
     if failure or exit_code != 0:
-        message = failure or last_error or f"codex exited {exit_code}"
+        message = failure or last_error or exit_message(EXECUTABLE, exit_code, noise)
         return Parsed(classify_message(message), message, final_text, usage)
     if not completed:
         return Parsed(ErrorKind.PROTOCOL_ERROR, "codex exited 0 without a completed turn")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from orchestrator.proc import run_command
 from orchestrator.settings import Settings
 from orchestrator.transport import claude, codex
 from orchestrator.transport.call import call_agent
@@ -47,6 +48,8 @@ def probe(settings: Settings) -> AgentResult | None:
         return None
     with tempfile.TemporaryDirectory(prefix="orch-doctor-") as folder:
         root = Path(folder)
+        # Codex works only inside a git repository, as every task's worktree is.
+        run_command(["git", "init", "--quiet", str(root)])
         request = AgentRequest(
             role="doctor",
             stage="doctor",
