@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,16 +122,6 @@ def answering(text: str) -> Script:
     return lambda exchange: Text(text)
 
 
-def stalling_after(script: Script, seen: Callable[[Exchange], None]) -> Script:
-    """`script`, telling `seen` about every exchange first (to wait for a call to arrive)."""
-
-    def wrapped(exchange: Exchange) -> Reply:
-        seen(exchange)
-        return script(exchange)
-
-    return wrapped
-
-
 def assert_usage_matches(jobs: list[Job], server: AnthropicServer | ResponsesServer) -> None:
     """The agent jobs' recorded tokens add up to what the model server reported, side calls
     (a session title) included: they are spent too."""
@@ -142,3 +132,5 @@ def assert_usage_matches(jobs: list[Job], server: AnthropicServer | ResponsesSer
         recorded = sum(getattr(job, field) or 0 for job in agent_jobs)
         assert recorded == sum(getattr(s, field) for s in reported), field
         assert recorded > 0, field
+    if isinstance(server, AnthropicServer):  # Claude Code prices its calls and counts turns
+        assert all((job.cost_usd or 0) > 0 and (job.turns or 0) >= 2 for job in agent_jobs)

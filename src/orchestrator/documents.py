@@ -136,6 +136,7 @@ def job_document(job: Job) -> dict[str, Any]:
         "tokens_in": job.tokens_in,
         "tokens_out": job.tokens_out,
         "cost_usd": job.cost_usd,
+        "turns": job.turns,
         "duration_s": job.duration_s,
     }
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pytest import MonkeyPatch
 
+from orchestrator.doctor import check_agent_permissions
 from orchestrator.proc import CancelToken, Started, process_alive
 from orchestrator.settings import Settings
 from orchestrator.transport.call import build_argv, call_agent
@@ -316,3 +317,23 @@ RETRYABLE = {
 @pytest.mark.parametrize(("kind", "expected"), RETRYABLE.items())
 def test_error_kind_retryable(kind: ErrorKind, expected: bool) -> None:
     assert kind.retryable is expected
+
+
+@pytest.mark.parametrize(
+    ("backend", "words"),
+    [
+        ("claude", "--permission-mode acceptEdits"),
+        ("codex", "--sandbox workspace-write"),
+        ("command", "no sandbox of orchestrator's"),
+    ],
+)
+def test_doctor_says_what_each_backends_agents_may_write(backend: str, words: str) -> None:
+    extra = {"agent_command": "fake-agent"} if backend == "command" else {}
+    check = check_agent_permissions(settings(backend, **extra))
+    assert check.ok and words in check.detail and not check.needed
+
+
+def test_doctor_warns_when_the_agent_args_switch_the_safety_off() -> None:
+    check = check_agent_permissions(settings("claude", agent_args="--dangerously-skip-permissions"))
+    assert not check.ok and not check.fatal
+    assert "ORCH_AGENT_ARGS adds --dangerously-skip-permissions" in check.detail

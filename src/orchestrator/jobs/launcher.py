@@ -92,6 +92,9 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
     # A file left by an earlier round must never pass for this round's artifact; the
     # database keeps every earlier version.
     path.unlink(missing_ok=True)
+    worktree = Path(task.worktree)
+    # What the agent's own commits build on (a missing worktree is the transport's to report).
+    start = git.head(worktree) if worktree.is_dir() else ""
     result = call_agent(
         ctx.settings,
         request,
@@ -110,12 +113,9 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
     text = redact(path.read_text(encoding="utf-8", errors="replace"), ctx.secrets)
     try:
         message = f"{role}: {task.title} (task {task.id}, round {job.round})"
-        if git.commit_all(Path(task.worktree), message) is not None:
-            checkout.publish(repo, task)
+        checkout.keep_work(repo, task, start, message)
     except GitError as exc:
-        failed = replace(
-            result, kind=ErrorKind.AGENT_ERROR, message=f"cannot commit its work: {exc}"
-        )
+        failed = replace(result, kind=ErrorKind.AGENT_ERROR, message=f"cannot keep its work: {exc}")
         return _agent_failed(ctx, job, role, failed, replace(metrics, error_kind="agent_error"))
     return commit_verdict(ctx, job, repo, role, name, text, metrics)
 

@@ -209,6 +209,7 @@ class Job:
     cache_read_tokens: int | None
     cache_write_tokens: int | None
     cost_usd: float | None
+    turns: int | None
     duration_s: float | None
 
     @classmethod
@@ -237,6 +238,7 @@ class JobMetrics:
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
     cost_usd: float | None = None
+    turns: int | None = None
     duration_s: float | None = None
 
 

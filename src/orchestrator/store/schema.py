@@ -153,6 +153,7 @@ jobs = Table(
     Column("cache_read_tokens", Integer),
     Column("cache_write_tokens", Integer),
     Column("cost_usd", Float),
+    Column("turns", Integer),  # model calls in the agent's session (revision 0008)
     Column("duration_s", Float),
     Index(None, "task_id"),
     Index(None, "status", "not_before"),
@@ -228,6 +229,7 @@ agent_calls = Table(
     Column("cache_read_tokens", Integer),
     Column("cache_write_tokens", Integer),
     Column("cost_usd", Float),
+    Column("turns", Integer),  # model calls in the agent's session (revision 0008)
     Column("duration_s", Float),
     Column("at", UTCDateTime, nullable=False),
     Index(None, "task_id"),

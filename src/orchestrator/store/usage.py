@@ -28,6 +28,7 @@ class AgentCall:
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
     cost_usd: float | None = None
+    turns: int | None = None
     duration_s: float | None = None
 
 

@@ -83,6 +83,7 @@ class Spent(TypedDict):
     cache_read_tokens: int | None
     cache_write_tokens: int | None
     cost_usd: float | None
+    turns: int | None
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class Usage:
             "cache_read_tokens": self.cache_read_tokens,
             "cache_write_tokens": self.cache_write_tokens,
             "cost_usd": self.cost_usd,
+            "turns": self.num_turns,
         }
 
 

@@ -152,6 +152,35 @@ def publish(repo: Repo, task: Task) -> None:
     _note_seen(worktree, "HEAD")
 
 
+def keep_work(repo: Repo, task: Task, start: str, message: str) -> str:
+    """After an agent's job: commit what it left, and publish whatever moved the branch (its
+    own commits too); the branch's new tip.
+
+    An agent that left the worktree off its branch (another branch, a detached HEAD) or
+    rewrote the history below `start` is refused with a GitError that says so; nothing is
+    reset, and its HEAD is kept under a ref of its own, so none of its work is lost, even
+    when a remote repo's next attempt starts over from the remote's tip.
+    """
+    worktree = Path(task.worktree)
+    tip = git.head(worktree)
+    on = git.current_branch(worktree)
+    problem = None
+    if on != task.branch:
+        where = f"on branch {on}" if on else f"on a detached HEAD at {tip[:12]}"
+        problem = f"the agent left the worktree {where}, not on {task.branch}"
+    elif not git.is_ancestor(worktree, start, tip):
+        problem = f"the agent rewrote {task.branch} below {start[:12]}, where its job started"
+    if problem is not None:
+        kept = f"refs/orch/kept/{task.id}/{tip[:12]}"
+        git.git(worktree, "update-ref", kept, tip)
+        raise GitError(f"{problem}; nothing was changed, and its HEAD is kept as {kept}")
+    git.commit_all(worktree, message)
+    tip = git.head(worktree)
+    if tip != start:
+        publish(repo, task)
+    return tip
+
+
 def _note_seen(worktree: Path, commit: str) -> None:
     git.git(worktree, "update-ref", _SEEN, commit)
 
