@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     max_parallel_jobs: int = Field(default=4, ge=1, le=1024)
     # How many times a task may go back to development (so at most 1 + 3 rounds).
     max_dev_retries: int = Field(default=3, ge=0, le=100)
+    # Re-tests of one round when the base or the branch moved before the merge (RETEST).
+    max_retests: int = Field(default=5, ge=0, le=100)
 
     agent_backend: AgentBackend = "claude"
     agent_command: str | None = None

@@ -73,8 +73,21 @@ def commit_verdict(
 ) -> JobEnd:
     """Hand an artifact to its stage's gate and commit the verdict and the move it makes."""
     gate = run_gate(job.stage, text)
+    retests = 0
+    if gate.status is GateStatus.RETEST:
+        retests = sum(
+            1
+            for e in ctx.store.events(job.task_id)
+            if e.round == job.round and e.from_stage == job.stage and e.verdict == gate.verdict
+        )
     move = decide_transition(
-        job.stage, gate, job.round, ctx.settings.max_dev_retries, repo.skip_stages
+        job.stage,
+        gate,
+        job.round,
+        ctx.settings.max_dev_retries,
+        repo.skip_stages,
+        retests,
+        ctx.settings.max_retests,
     )
     metrics = replace(metrics, outcome="verdict")
     kind = alert_kind(job.stage, gate, move)

@@ -27,6 +27,7 @@ from orchestrator.store import Artifact, Job, JobMetrics, Repo, Store, Task
 from orchestrator.store.base import utcnow
 from orchestrator.transport import AgentRequest, AgentResult, ErrorKind, call_agent
 from orchestrator.workspace import checkout, git, layout
+from orchestrator.workspace.merging import base_ref, commit_of, fix_round_note, start_fix_round
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,9 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
     summary = None
     if role is Producer.DEVELOPER:
         feedback = ctx.store.rollback_feedback(task.id, job.round)
+    base_note = None
     if feedback is not None:
+        base_note = _start_on_the_merged_tree(repo, task)
         summary = failure_summary(ctx, job, task, feedback)
         # The summary may have spent the rest of the budget, or the job was stopped meanwhile.
         stopped = _stop_if_over_budget(ctx, job, task, role)
@@ -84,7 +87,16 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
         artifact_dir=path.parent,
         artifact_path=path,
         prompt=build_prompt(
-            ctx.store, task, repo, role, job.round, path, ctx.secrets, feedback, summary
+            ctx.store,
+            task,
+            repo,
+            role,
+            job.round,
+            path,
+            ctx.secrets,
+            feedback,
+            summary,
+            base_note,
         ),
         log_path=ctx.log_path(job, role.value),
         timeout_s=ctx.settings.agent_timeout_s,
@@ -118,6 +130,22 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
         failed = replace(result, kind=ErrorKind.AGENT_ERROR, message=f"cannot keep its work: {exc}")
         return _agent_failed(ctx, job, role, failed, replace(metrics, error_kind="agent_error"))
     return commit_verdict(ctx, job, repo, role, name, text, metrics)
+
+
+def _start_on_the_merged_tree(repo: Repo, task: Task) -> str | None:
+    """Bring a fix round's branch up to its base, so the developer fixes the tree that failed;
+    the note for its prompt. A git fault here only costs the head start: testing merges the
+    base in any case before judging."""
+    worktree = Path(task.worktree)
+    message = f"Merge {repo.default_branch} into {task.branch} for a fix round (task {task.id})"
+    try:
+        update = start_fix_round(worktree, commit_of(worktree, base_ref(repo)), message)
+        if update.merged and not update.conflicts:
+            checkout.publish(repo, task)
+    except GitError as exc:
+        log.warning("task %s: the fix round starts without its base merged in: %s", task.id, exc)
+        return None
+    return fix_round_note(repo.default_branch, update)
 
 
 def _stop_if_over_budget(ctx: JobContext, job: Job, task: Task, role: Producer) -> JobEnd | None:
@@ -176,6 +204,7 @@ def build_prompt(
     secrets: tuple[str, ...],
     feedback: Artifact | None = None,
     summary: str | None = None,
+    base_note: str | None = None,
 ) -> str:
     """Render the role's prompt with the task, its earlier artifacts and, from round 2, the
     artifact that sent the task back (whole, with an optional summary above it).
@@ -202,6 +231,7 @@ def build_prompt(
             artifact_path=str(artifact_path),
             feedback=(feedback.name, feedback.text) if feedback else None,
             summary=summary,
+            base_note=base_note,
         )
     )
     return redact(prompt, secrets)

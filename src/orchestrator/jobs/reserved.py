@@ -18,10 +18,11 @@ from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 
+from orchestrator.errors import NotFound
 from orchestrator.jobs.context import JobContext, JobEnd, commit_verdict
 from orchestrator.jobs.policy import Next, after_tool_error, backoff_s
 from orchestrator.pipeline.stages import Producer, Stage, artifact_for
-from orchestrator.runners.base import Runner, RunnerOutcome, RunnerRequest, run_guarded
+from orchestrator.runners.base import Judged, Runner, RunnerOutcome, RunnerRequest, run_guarded
 from orchestrator.runners.deploy_finalizer import DeployFinalizer
 from orchestrator.runners.monitor import PostDeployMonitor
 from orchestrator.runners.staging_runner import StagingRunner
@@ -119,6 +120,7 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
         marker=ctx.marker(job),
         secrets=ctx.secrets,
         can_restart=ctx.can_restart,
+        tested=_tested(ctx, job) if job.stage is Stage.DEPLOY else None,
     )
     refusal = self_deploy_refusal(ctx, job, task, repo) if job.stage is Stage.DEPLOY else None
     if refusal is None and job.stage is Stage.DEPLOY and repo.is_self and ctx.can_restart:
@@ -188,6 +190,15 @@ def self_deploy_refusal(ctx: JobContext, job: Job, task: Task, repo: Repo) -> Ru
         f"{job.round} of this change; nothing was merged.\n"
     )
     return RunnerOutcome(artifact=text)
+
+
+def _tested(ctx: JobContext, job: Job) -> Judged | None:
+    """The commits this round's test report judged: the deploy ships exactly that."""
+    try:
+        report = ctx.store.get_artifact(job.task_id, artifact_for(Stage.TESTING), job.round)
+    except NotFound:
+        return None
+    return Judged.read(report.text)
 
 
 def _write(path: Path, text: str) -> None:

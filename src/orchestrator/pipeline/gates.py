@@ -21,6 +21,9 @@ class GateStatus(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     INVALID = "invalid"
+    # Not a verdict on the code: the code that would ship is not the code that was tested
+    # (the default branch or the task branch moved since), so test it again.
+    RETEST = "retest"
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,19 @@ check_analysis_status = _keyed("analysis_status", {"READY"}, {"BLOCKED"})
 check_design_status = _keyed("design_status", {"READY"}, {"BLOCKED"})
 check_dev_status = _keyed("dev_status", {"DONE"}, {"BLOCKED"})
 check_review_verdict = _keyed("review_verdict", {"APPROVED"}, {"CHANGES_REQUESTED"})
-check_deploy_status = _keyed("deploy_status", {"DEPLOYED"}, {"FAILED"})
+
+
+def check_deploy_status(text: str | None) -> GateResult:
+    """The deploy gate: DEPLOYED passes, FAILED fails, and RETEST sends the task back to
+    testing (what would ship is no longer the commit the suites judged)."""
+    gate = _single_key_gate(
+        text, "deploy_status", frozenset({"DEPLOYED"}), frozenset({"FAILED", "RETEST"})
+    )
+    if gate.verdict == "RETEST":
+        return GateResult(GateStatus.RETEST, gate.verdict, gate.reason)
+    return gate
+
+
 check_monitor_status = _keyed("monitor_status", {"HEALTHY", "SKIPPED"}, {"UNHEALTHY"})
 
 

@@ -35,9 +35,29 @@ def decide_transition(
     round: int,
     max_dev_retries: int,
     skipped: Set[Stage] = frozenset(),
+    retests: int = 0,
+    max_retests: int = 5,
 ) -> Transition:
-    """Decide the move a gate verdict makes, by the table, the skips and the retry limit."""
+    """Decide the move a gate verdict makes, by the table, the skips and the retry limit.
+
+    `retests` is how many times this round already went back to testing (RETEST): a re-test
+    is code only and costs no round, but a base that never stops moving must end somewhere.
+    """
     spec = STAGE_TRANSITIONS[stage]
+    if gate.status is GateStatus.RETEST:
+        if retests >= max_retests:
+            return Transition(
+                stage,
+                TaskState.BLOCKED,
+                round,
+                "blocked",
+                alert=(
+                    f"round {round} was tested {retests + 1} times and the default branch or "
+                    f"the task branch moved each time before the merge (ORCH_MAX_RETESTS="
+                    f"{max_retests}): too much churn to ship what was tested; a person must look"
+                ),
+            )
+        return Transition(Stage.TESTING, TaskState.ACTIVE, round, Stage.TESTING.value)
     if gate.status is GateStatus.INVALID:
         return Transition(
             stage,

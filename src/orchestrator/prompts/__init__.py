@@ -43,6 +43,7 @@ class PromptContext:
     artifact_path: str
     feedback: tuple[str, str] | None = None  # (name, text) of what sent the task back
     summary: str | None = None  # an optional short note on the feedback, above it
+    base_note: str | None = None  # how the branch was brought up to its base, if it was
 
 
 @cache
@@ -71,6 +72,8 @@ def render_prompt(context: PromptContext) -> str:
             f"The previous round was sent back by {name}. {note}"
             f"The report, whole:\n\n{text.strip()}"
         )
+    if context.base_note is not None:
+        parts.append(f"## Your branch and its base\n\n{context.base_note.strip()}")
     passing, failing = VERDICTS[context.role]
     parts.append(
         "## Your artifact\n\n"

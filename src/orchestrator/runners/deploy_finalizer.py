@@ -25,12 +25,14 @@ from orchestrator.pipeline.stages import Producer
 from orchestrator.redact import redact
 from orchestrator.runners.base import (
     FailureKind,
+    Judged,
     RunnerOutcome,
     RunnerRequest,
     output_tail,
     run_suite,
 )
 from orchestrator.workspace import checkout, git
+from orchestrator.workspace.merging import MergeConflict, commit_of, merge_commit
 
 
 @dataclass(frozen=True)
@@ -63,32 +65,30 @@ def checked_out_at(repo: Path, branch: str) -> Path | None:
     return None
 
 
-def _merge_commit(repo: Path, base: str, tip: str, message: str) -> str:
-    """The merge commit of `tip` into `base`, made without a working tree."""
-    tree = git.git(
-        repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, tip, check=False
-    )
-    if tree.returncode == 1:
-        paths = [p for p in tree.stdout.splitlines()[1:] if p.strip()]
-        raise MergeRefused(FailureKind.CONFLICT, "the merge conflicts in: " + ", ".join(paths))
-    if not tree.ok:
-        raise GitError(f"git merge-tree failed: {tree.stderr.strip()}")
-    return git.git(
-        repo,
-        "commit-tree",
-        tree.stdout.split()[0],
-        "-p",
-        base,
-        "-p",
-        tip,
-        "-m",
-        message,
-        extra_env=git.identity_env(repo),
-    ).stdout.strip()
+def _merged(repo: Path, base: str, tip: str, message: str) -> str:
+    """The merge commit the default branch moves to. When the tip already contains the base
+    (the test-runner merged it in), its tree is exactly the tip's, the tree that was tested;
+    a merge commit, not a fast-forward, keeps the default branch's first-parent history one
+    tested commit per task (a fast-forward would bring a failed round's commits into it)."""
+    try:
+        return merge_commit(repo, base, tip, message)
+    except MergeConflict as conflict:
+        raise MergeRefused(FailureKind.CONFLICT, str(conflict)) from None
 
 
-def _commit(repo: Path, ref: str) -> str:
-    return git.git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}").stdout.strip()
+def why_retest(tested: Judged, base_now: str, tip_now: str, landed: bool, into: str) -> str | None:
+    """Why the commit that would ship is not the one the suites judged, or None when it is
+    (or when it already shipped: a retry after a crash never re-tests what landed)."""
+    if landed:
+        return None
+    if tip_now != tested.tested:
+        return (
+            f"the task's branch moved from {tested.tested[:12]} to {tip_now[:12]} after it "
+            "was tested"
+        )
+    if base_now != tested.base:
+        return f"{into} moved from {tested.base[:12]} to {base_now[:12]} after the merge was tested"
+    return None
 
 
 BeforeMove = Callable[[str, str], None]  # (base, merged): called before the branch moves
@@ -103,10 +103,10 @@ def merge_branch(
     repo: Path, branch: str, into: str, message: str, before_move: BeforeMove | None = None
 ) -> Merge:
     """Merge `branch` into `into`; MergeRefused for conflicts and dirty working copies."""
-    base, tip = _commit(repo, f"refs/heads/{into}"), _commit(repo, f"refs/heads/{branch}")
+    base, tip = commit_of(repo, f"refs/heads/{into}"), commit_of(repo, f"refs/heads/{branch}")
     if git.is_ancestor(repo, tip, base):
         return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
-    merged = _merge_commit(repo, base, tip, message)
+    merged = _merged(repo, base, tip, message)
     if before_move is not None:
         before_move(base, merged)
     working_copy = checked_out_at(repo, into)
@@ -133,11 +133,11 @@ def merge_remote(clone: Path, branch: str, into: str, message: str) -> Merge:
     The push is a fast-forward of the remote's branch, so if someone pushed to it meanwhile
     it is refused (a GitError: the merge is computed again on the next attempt).
     """
-    base = _commit(clone, f"refs/remotes/origin/{into}")
-    tip = _commit(clone, f"refs/remotes/origin/{branch}")
+    base = commit_of(clone, f"refs/remotes/origin/{into}")
+    tip = commit_of(clone, f"refs/remotes/origin/{branch}")
     if git.is_ancestor(clone, tip, base):
         return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
-    merged = _merge_commit(clone, base, tip, message)
+    merged = _merged(clone, base, tip, message)
     checkout.push(clone, f"{merged}:refs/heads/{into}")  # fenced: a stale job never merges
     return Merge(base, merged, None, f"{into} of the remote moved to the merge commit (pushed)")
 
@@ -160,10 +160,16 @@ class DeployFinalizer:
         try:
             if repo.is_remote:
                 clone = checkout.sync_clone(request.settings.home, repo)
+                moved = _moved(request, clone, "refs/remotes/origin/")
+                if moved is not None:
+                    return self._retest(request, moved)
                 merge = merge_remote(clone, task.branch, repo.default_branch, message)
             elif not Path(repo.path).is_dir():
                 return RunnerOutcome.tool_error(f"the repo {repo.path} is missing")
             else:
+                moved = _moved(request, Path(repo.path), "refs/heads/")
+                if moved is not None:
+                    return self._retest(request, moved)
                 merge = merge_branch(
                     Path(repo.path), task.branch, repo.default_branch, message, before_move
                 )
@@ -200,6 +206,15 @@ class DeployFinalizer:
             extra={"merged": merge.merged, "base": merge.base, "note": f"{merge.note}.\n\n{note}"},
         )
 
+    def _retest(self, request: RunnerRequest, why: str) -> RunnerOutcome:
+        """Nothing merged: the task goes back to testing, in the same round, by code only."""
+        note = (
+            f"Nothing was merged: {why}. What ships must be what was tested, so the task goes "
+            "back to testing, in the same round, to test the merge again."
+        )
+        text = render_log(request, None, FailureKind.NONE, note, None)
+        return RunnerOutcome(artifact=redact(text, request.secrets))
+
     def _verdict(
         self,
         request: RunnerRequest,
@@ -217,18 +232,38 @@ class DeployFinalizer:
         return render_log(request, False, FailureKind.INFRA, note, None)
 
 
+def _moved(request: RunnerRequest, repo: Path, prefix: str) -> str | None:
+    """Why this round's test verdict does not cover what the merge would ship, or None; no
+    binding (an LLM tester's report) checks nothing, as before."""
+    tested = request.tested
+    if tested is None:
+        return None
+    into = request.repo.default_branch
+    base_now = commit_of(repo, f"{prefix}{into}")
+    tip_now = commit_of(repo, f"{prefix}{request.task.branch}")
+    landed = git.is_ancestor(repo, tested.tested, base_now)
+    return why_retest(tested, base_now, tip_now, landed, into)
+
+
 def render_log(
-    request: RunnerRequest, deployed: bool, kind: FailureKind, note: str, merge: Merge | None
+    request: RunnerRequest,
+    deployed: bool | None,
+    kind: FailureKind,
+    note: str,
+    merge: Merge | None,
 ) -> str:
-    """`16-deploy-log.md`: the verdict key, the merged commit, then what happened."""
+    """`16-deploy-log.md`: the verdict key (None: RETEST), the commits, then what happened."""
+    status = "RETEST" if deployed is None else "DEPLOYED" if deployed else "FAILED"
+    tested = request.tested
     lines = [
         "# Deploy log",
         "",
-        f"deploy_status: {'DEPLOYED' if deployed else 'FAILED'}",
+        f"deploy_status: {status}",
         f"failure_kind: {kind}",
         "producer: deploy-finalizer",
         f"merged_commit: {merge.merged if merge else '-'}",
-        f"base_commit: {merge.base if merge else '-'}",
+        f"tested_commit: {tested.tested if tested else '-'}",
+        f"base_commit: {merge.base if merge else tested.base if tested else '-'}",
         "",
         f"Branch `{request.task.branch}` into `{request.repo.default_branch}` of "
         f"{request.repo.path}.",

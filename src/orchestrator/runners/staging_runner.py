@@ -15,11 +15,14 @@ from orchestrator.proc import ProcResult
 from orchestrator.redact import redact
 from orchestrator.runners.base import (
     FailureKind,
+    Judged,
     RunnerOutcome,
     RunnerRequest,
     output_tail,
     run_suite,
 )
+from orchestrator.workspace import git
+from orchestrator.workspace.merging import base_ref, commit_of
 
 
 class StagingRunner:
@@ -38,7 +41,11 @@ class StagingRunner:
         if not run.executed or run.proc is None:
             return RunnerOutcome.tool_error(run.problem, run.proc)
         passed, kind = run.passed, run.failure_kind(FailureKind.TESTS)
-        text = render_log(passed, kind, argv, run.proc, request.settings.staging_runner_timeout_s)
+        judged = Judged(
+            git.head(request.worktree), commit_of(request.worktree, base_ref(request.repo))
+        )
+        timeout_s = request.settings.staging_runner_timeout_s
+        text = render_log(passed, kind, argv, run.proc, timeout_s, judged=judged)
         return RunnerOutcome(
             artifact=redact(text, request.secrets),
             exit_code=run.proc.exit_code,
@@ -59,6 +66,7 @@ def render_log(
     proc: ProcResult | None,
     timeout_s: float,
     note: str = "",
+    judged: Judged | None = None,
 ) -> str:
     """`15-staging-log.md`: the verdict key, then what ran and what it printed."""
     exit_text = f"{proc.exit_code}" if proc and proc.exit_code is not None else "-"
@@ -69,6 +77,7 @@ def render_log(
         f"staging_status: {'PASSED' if passed else 'FAILED'}",
         f"failure_kind: {kind}",
         "producer: staging-runner",
+        *(judged.lines() if judged else []),
         "",
         f"Command: `{shlex.join(argv)}`, exit {exit_text}, duration {duration}"
         + (f" (killed at its {timeout_s:g}s timeout)" if kind is FailureKind.TIMEOUT else "")

@@ -20,6 +20,7 @@ from orchestrator.redact import redact
 from orchestrator.runners import smoke
 from orchestrator.runners.base import (
     FailureKind,
+    Judged,
     RunnerOutcome,
     RunnerRequest,
     SuiteRun,
@@ -28,6 +29,8 @@ from orchestrator.runners.base import (
 )
 from orchestrator.runners.junit import Counts, junit_counts, summary_counts
 from orchestrator.store import Repo
+from orchestrator.workspace import checkout
+from orchestrator.workspace.merging import Update, base_ref, bring_up_to_date, commit_of
 
 # The report lists at least this many failing tests (SPEC: at least the first 200).
 FAILING_SHOWN = 500
@@ -105,8 +108,25 @@ class TestRunner:
     __test__ = False  # not a pytest test class, whatever its name
 
     def run(self, request: RunnerRequest) -> RunnerOutcome:
-        """Run the suite (and the smoke check, when configured); a verdict or a tool error."""
+        """Run the suite on the merge of the branch with its base (and the smoke check, when
+        configured); a verdict or a tool error."""
         argv = test_argv(request.repo)
+        if not request.worktree.is_dir():
+            return RunnerOutcome.tool_error(f"the worktree {request.worktree} is missing")
+        update = _merge_base_in(request)
+        judged = Judged(update.tip, update.base)
+        if update.conflicts:
+            text = render_report(
+                passed=False,
+                kind=FailureKind.CONFLICT,
+                counts=Counts(),
+                command=argv,
+                proc=None,
+                timeout_s=request.settings.test_runner_timeout_s,
+                checks=[_conflict_note(request, update)],
+                judged=judged,
+            )
+            return RunnerOutcome(artifact=redact(text, request.secrets))
         junit = request.log_path.with_suffix(".junit.xml")
         junit.unlink(missing_ok=True)
         timeout = request.settings.test_runner_timeout_s
@@ -153,7 +173,8 @@ class TestRunner:
             command=argv,
             proc=run.proc,
             timeout_s=request.settings.test_runner_timeout_s,
-            checks=checks,
+            checks=[*_base_note(request, update), *checks],
+            judged=judged,
         )
         return RunnerOutcome(
             artifact=redact(text, request.secrets),
@@ -183,8 +204,10 @@ def render_report(
     proc: ProcResult | None,
     timeout_s: float,
     checks: list[str],
+    judged: Judged | None = None,
 ) -> str:
-    """`13-test-report.md`: the three verdict fields, aligned, then the evidence."""
+    """`13-test-report.md`: the three verdict fields, aligned, the commits they judged, then
+    the evidence."""
     verdict = "PASS" if passed else "FAIL"
     # Aligned (SPEC 3): each field says what `result:` says. A FAIL never reads `tests_failed:
     # 0`, which on its own means nothing failed; when no test item failed (a timeout, a smoke
@@ -198,6 +221,7 @@ def render_report(
         f"tests_failed: {failed}",
         f"failure_kind: {kind}",
         "producer: test-runner",
+        *(judged.lines() if judged else []),
         "",
         "| passed | failed | errors | skipped | duration |",
         "|---|---|---|---|---|",
@@ -219,6 +243,41 @@ def render_report(
     if proc is not None:
         lines += ["", "## Output (tail)", "", output_tail(proc)]
     return "\n".join(lines) + "\n"
+
+
+def _merge_base_in(request: RunnerRequest) -> Update:
+    """Bring the task's branch up to the default branch's tip, so the suite runs on the tree
+    the merge will ship; a remote repo's branch is pushed with it."""
+    repo, task = request.repo, request.task
+    base = commit_of(request.worktree, base_ref(repo))
+    message = f"Merge {repo.default_branch} into {task.branch} to test the merge (task {task.id})"
+    update = bring_up_to_date(request.worktree, base, message)
+    if update.merged and not update.conflicts:
+        checkout.publish(repo, task)
+    return update
+
+
+def _base_note(request: RunnerRequest, update: Update) -> list[str]:
+    """What the report says of the base, when it brought commits the branch lacked."""
+    if not update.merged:
+        return []
+    default = request.repo.default_branch
+    commits = "\n".join(f"- {line}" for line in update.brought)
+    return [
+        f"The suite ran on the merge with `{default}` at {update.base[:12]}: the branch was "
+        f"behind, and the orchestrator merged `{default}` into it first (its own commit), "
+        f"bringing:\n\n{commits}"
+    ]
+
+
+def _conflict_note(request: RunnerRequest, update: Update) -> str:
+    default = request.repo.default_branch
+    paths = "\n".join(f"- `{path}`" for path in update.conflicts)
+    return (
+        f"The branch conflicts with `{default}` at {update.base[:12]}: nothing was tested and "
+        f"nothing was changed. The next round starts with `{default}` merged into the "
+        f"branch and these paths to resolve:\n\n{paths}"
+    )
 
 
 def _duration(counts: Counts, proc: ProcResult | None) -> str:

@@ -1,0 +1,133 @@
+"""Merges made without touching a working tree, and a task's branch brought up to its base.
+
+What ships must be what was tested: the test-runner first merges the default branch's tip
+into the task's branch (`bring_up_to_date`), so the suite runs on the very tree the merge
+will produce, and the deploy-finalizer later moves the default branch to exactly that commit
+(a fast-forward) or, when either branch moved in between, sends the task to be tested again.
+The merge is computed with `git merge-tree --write-tree`, so a conflict changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import GitError
+from orchestrator.store import Repo
+from orchestrator.workspace import git
+
+# A fix round's prompt names the commits the base brought; past this many, a count.
+BROUGHT_SHOWN = 20
+
+
+class MergeConflict(Exception):
+    """Two lines of history change the same lines: a merge needs a person or an agent."""
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__("the merge conflicts in: " + ", ".join(paths))
+        self.paths = tuple(paths)
+
+
+def commit_of(repo: Path, ref: str) -> str:
+    """The commit `ref` points at (a GitError when it points nowhere)."""
+    return git.git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}").stdout.strip()
+
+
+def base_ref(repo: Repo) -> str:
+    """The ref of the repo's default branch as a task's worktree sees it (a remote repo's
+    worktree hangs off a clone, fetched before each job)."""
+    if repo.is_remote:
+        return f"refs/remotes/origin/{repo.default_branch}"
+    return f"refs/heads/{repo.default_branch}"
+
+
+def merge_commit(repo: Path, first: str, second: str, message: str) -> str:
+    """The merge commit of `second` into `first` (its first parent), made without a working
+    tree; MergeConflict names the paths when the two conflict."""
+    tree = git.git(
+        repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", first, second,
+        check=False,
+    )  # fmt: skip
+    if tree.returncode == 1:
+        raise MergeConflict([p for p in tree.stdout.splitlines()[1:] if p.strip()])
+    if not tree.ok:
+        raise GitError(f"git merge-tree failed: {tree.stderr.strip()}")
+    return git.git(
+        repo,
+        "commit-tree",
+        tree.stdout.split()[0],
+        "-p",
+        first,
+        "-p",
+        second,
+        "-m",
+        message,
+        extra_env=git.identity_env(repo),
+    ).stdout.strip()
+
+
+@dataclass(frozen=True)
+class Update:
+    """What bringing a branch up to its base did."""
+
+    base: str  # the default branch's commit merged in (or already contained)
+    tip: str  # the branch's tip afterwards: the commit to test
+    brought: tuple[str, ...] = ()  # "<short id> <subject>" of each base commit it lacked
+    conflicts: tuple[str, ...] = ()  # when set, the merge conflicts and nothing changed
+
+    @property
+    def merged(self) -> bool:
+        """True when the base brought commits the branch lacked."""
+        return bool(self.brought)
+
+
+def bring_up_to_date(worktree: Path, base: str, message: str) -> Update:
+    """Merge the commit `base` into the branch checked out in `worktree` (its own merge
+    commit, a fast-forward of the branch); nothing changes when `base` is already part of it
+    or when the two conflict (then `conflicts` names the paths)."""
+    tip = git.head(worktree)
+    if git.is_ancestor(worktree, base, tip):
+        return Update(base, tip)
+    log = git.git(worktree, "log", "--format=%h %s", f"{tip}..{base}").stdout.splitlines()
+    brought = tuple(log[:BROUGHT_SHOWN])
+    if len(log) > BROUGHT_SHOWN:
+        brought += (f"... and {len(log) - BROUGHT_SHOWN} more",)
+    try:
+        merged = merge_commit(worktree, tip, base, message)
+    except MergeConflict as conflict:
+        return Update(base, tip, brought, conflict.paths)
+    git.git(worktree, "merge", "--ff-only", "--quiet", merged)
+    return Update(base, merged, brought)
+
+
+def start_fix_round(worktree: Path, base: str, message: str) -> Update:
+    """A fix round starts on the tree that failed: `base` merged into the branch first. On a
+    conflict the merge is left in progress, conflict markers in the files, for the developer
+    to resolve; the commit of its work after the job concludes the merge."""
+    unmerged = git.git(worktree, "diff", "--name-only", "--diff-filter=U").stdout.split()
+    if git.git(worktree, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False).ok:
+        return Update(base, git.head(worktree), ("(a merge already in progress)",), tuple(unmerged))
+    update = bring_up_to_date(worktree, base, message)
+    if update.conflicts:
+        git.git(worktree, "merge", "--no-ff", "--no-commit", "-m", message, base, check=False)
+    return update
+
+
+def fix_round_note(default: str, update: Update) -> str | None:
+    """What a fix round's developer is told of the base, or None when it did not move."""
+    if not update.merged:
+        return None
+    brought = "\n".join(f"- {line}" for line in update.brought)
+    if update.conflicts:
+        paths = "\n".join(f"- `{path}`" for path in update.conflicts)
+        return (
+            f"`{default}` moved since this branch was tested, and merging it in conflicts. The "
+            f"merge is in progress in your worktree, with conflict markers in:\n\n{paths}\n\n"
+            "Resolve each one, keeping the intent of both sides, and leave no marker; the "
+            f"orchestrator commits the merge with your work. `{default}` brought:\n\n{brought}"
+        )
+    return (
+        f"`{default}` moved since this branch was made: the orchestrator merged it into the "
+        f"branch first (its own commit), so your worktree holds the tree that was tested. It "
+        f"brought:\n\n{brought}"
+    )

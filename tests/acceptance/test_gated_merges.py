@@ -1,0 +1,238 @@
+"""What ships is what was tested: concurrent tasks on one repo, real git, real pytest.
+
+Two tasks that pass alone but break the default branch together must not both merge green;
+a commit that reaches the task branch after its test must not ship untested; N independent
+tasks all land in round 1. After each run, every first-parent commit of the default branch is
+checked out and its suite run: main must be green at every merge.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import git
+
+pytestmark = pytest.mark.slow
+
+OrchExe = Callable[..., subprocess.CompletedProcess[str]]
+
+# A command agent. Developers of round 1 do what their task's title says; a later round
+# (sent back by a test report) does what the report calls for: renames the calls of total()
+# that no longer import, or resolves a merge left in progress. Every prompt is kept for the
+# test, and every call counted.
+AGENT = """
+import os, re, sys
+from pathlib import Path
+
+role, round_ = os.environ["ORCH_ROLE"], int(os.environ["ORCH_ROUND"])
+prompt = sys.stdin.read()
+folder = Path(os.environ["ORCH_ARTIFACT_DIR"])
+(folder / f"prompt-{role}-r{round_}.txt").write_text(prompt)
+with open(os.environ["AGENT_CALLS"], "a") as calls:
+    calls.write(f"{os.environ['ORCH_TASK_ID']} {role} {round_}\\n")
+if role == "developer" and round_ == 1:
+    if "Rename total" in prompt:
+        Path("calc.py").write_text("def sum_all(xs):\\n    return sum(xs)\\n")
+        test = Path("tests/test_calc.py")
+        test.write_text(test.read_text().replace("total", "sum_all"))
+    elif "Set VALUE to" in prompt:
+        number = re.search(r"Set VALUE to (\\d)", prompt).group(1)
+        Path("value.py").write_text(f"VALUE = {number}  # set by its task\\n")
+    elif "Test total" in prompt:
+        Path("tests/test_three.py").write_text(
+            "from calc import total\\n\\n\\ndef test_three():\\n    assert total([1, 2, 3]) == 6\\n"
+        )
+    else:
+        name = re.search(r"Add (\\w+)", prompt).group(1)
+        Path(f"{name}.py").write_text(f"VALUE = {len(name)}\\n")
+        Path(f"tests/test_{name}.py").write_text(
+            f"import {name}\\n\\n\\ndef test_{name}():\\n    assert {name}.VALUE == {len(name)}\\n"
+        )
+elif role == "developer":
+    if "cannot import name 'total'" in prompt:  # what the report says, the fix follows
+        for test in Path("tests").glob("test_*.py"):
+            test.write_text(test.read_text().replace("total", "sum_all"))
+    for source in Path(".").glob("*.py"):  # a merge left in progress: keep our side
+        text = source.read_text()
+        if "<<<<<<<" in text:
+            ours = text.split("<<<<<<<", 1)[1].split("\\n", 1)[1].split("=======", 1)[0]
+            source.write_text(ours)
+verdicts = {"analyst": "analysis_status: READY", "developer": "dev_status: DONE"}
+Path(os.environ["ORCH_ARTIFACT_PATH"]).write_text(f"# {role}\\n\\n{verdicts[role]}\\n")
+"""
+FILES = {
+    "calc.py": "def total(xs):\n    return sum(xs)\n",
+    "tests/test_calc.py": (
+        "from calc import total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n"
+    ),
+    "value.py": "VALUE = 1\n",
+    "tests/test_value.py": (
+        "from value import VALUE\n\n\ndef test_value():\n    assert VALUE in (1, 2, 3)\n"
+    ),
+    ".gitignore": "__pycache__/\n",
+}
+QUICK = "design,review,deploy-staging,post-deploy"
+
+
+@pytest.fixture
+def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file each agent call is logged to; the agent is set up as the command backend."""
+    script = tmp_path / "bin" / "merge-agent"
+    script.parent.mkdir()
+    script.write_text(f"#!{sys.executable}\n{AGENT}")
+    script.chmod(0o755)
+    log = tmp_path / "agent-calls.txt"
+    log.touch()
+    monkeypatch.setenv("AGENT_CALLS", str(log))
+    monkeypatch.setenv("ORCH_DB_URL", f"sqlite:///{tmp_path / 'orch.db'}")
+    monkeypatch.setenv("ORCH_AGENT_BACKEND", "command")
+    monkeypatch.setenv("ORCH_AGENT_COMMAND", str(script))
+    monkeypatch.setenv("ORCH_MAX_PARALLEL_JOBS", "4")
+    return log
+
+
+def _add(orch_exe: OrchExe, title: str) -> str:
+    created = orch_exe("task", "add", "calc", title, "--json")
+    assert created.returncode == 0, created.stderr
+    return str(json.loads(created.stdout)["id"])
+
+
+def _drain(orch_exe: OrchExe) -> None:
+    drained = orch_exe("worker", "--drain")
+    assert drained.returncode == 0, drained.stderr
+
+
+def _show(orch_exe: OrchExe, task_id: str) -> dict[str, Any]:
+    return dict(json.loads(orch_exe("task", "show", task_id, "--json").stdout))
+
+
+def _test_runs(shown: dict[str, Any]) -> int:
+    return sum(1 for e in shown["events"] if e["producer"] == "test-runner")
+
+
+def assert_green_at_every_merge(repo: Path, tmp_path: Path) -> list[str]:
+    """Run the suite on every first-parent commit of main; the commits, newest first."""
+    commits = git(repo, "rev-list", "--first-parent", "main").split()
+    for index, commit in enumerate(commits):
+        tree = tmp_path / f"main-{index}"
+        git(repo, "worktree", "add", "--quiet", "--detach", str(tree), commit)
+        suite = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert suite.returncode == 0, f"main is red at {commit[:12]}:\n{suite.stdout}"
+        git(repo, "worktree", "remove", "--force", str(tree))
+    return commits
+
+
+def test_two_tasks_that_break_main_together_never_both_merge_green(
+    make_repo: Callable[..., Path], orch_exe: OrchExe, calls: Path, tmp_path: Path, orch_home: Path
+) -> None:
+    repo = make_repo("calc", files=FILES)
+    assert orch_exe("repo", "add", "calc", str(repo), "--skip-stages", QUICK).returncode == 0
+    rename = _add(orch_exe, "Rename total to sum_all")
+    three = _add(orch_exe, "Test total on three numbers")
+    _drain(orch_exe)
+
+    shown = {task: _show(orch_exe, task) for task in (rename, three)}
+    assert [s["state"] for s in shown.values()] == ["done", "done"], [
+        s.get("reason") for s in shown.values()
+    ]
+    second = next(task for task, s in shown.items() if s["round"] == 2)
+    first = rename if second == three else three
+    assert shown[first]["round"] == 1
+    prompt = (orch_home / "tasks" / second / "prompt-developer-r2.txt").read_text()
+    # The merged tree fails at collection: the report names the test file and the error.
+    assert "## Failing tests" in prompt and "`tests/test_three.py" in prompt
+    assert "cannot import name 'total'" in prompt
+    assert "13-test-report.md" in prompt
+    merges = assert_green_at_every_merge(repo, tmp_path)
+    assert len(merges) == 3  # the initial commit and one merge per task
+    assert "return sum(xs)" in git(repo, "show", "main:calc.py")
+    assert "sum_all" in git(repo, "show", "main:tests/test_three.py")
+
+
+def test_a_commit_pushed_to_the_branch_after_its_test_is_tested_before_it_ships(
+    make_repo: Callable[..., Path], orch_exe: OrchExe, calls: Path, tmp_path: Path
+) -> None:
+    pushed = tmp_path / "pushed-once"
+    stage = (
+        "import pathlib, subprocess\n"
+        f"marker = pathlib.Path({str(pushed)!r})\n"
+        "if not marker.exists():\n"
+        "    marker.touch()\n"
+        "    pathlib.Path('notes.txt').write_text('pushed after testing\\n')\n"
+        "    subprocess.run(['git', 'add', 'notes.txt'], check=True)\n"
+        "    subprocess.run(['git', 'commit', '-q', '-m', 'pushed after testing'], check=True)\n"
+    )
+    repo = make_repo("calc", files={**FILES, "stage.py": stage})
+    added = orch_exe(
+        "repo", "add", "calc", str(repo), "--skip-stages", "design,review,post-deploy",
+        "--staging-command", "python stage.py",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    task = _add(orch_exe, "Add extra")
+    _drain(orch_exe)
+
+    shown = _show(orch_exe, task)
+    assert (shown["state"], shown["round"]) == ("done", 1), shown.get("reason")
+    moves = [(e["from_stage"], e["to_stage"], e["verdict"]) for e in shown["events"]]
+    assert ("deploy", "testing", "RETEST") in moves
+    assert _test_runs(shown) == 2
+    report = orch_exe("task", "artifact", task, "13-test-report.md").stdout
+    tested = report.split("tested_commit: ")[1].split()[0]
+    assert "pushed after testing" in git(repo, "log", "--format=%s", tested)
+    merged = git(repo, "rev-parse", "main").strip()
+    assert git(repo, "rev-parse", f"{merged}^{{tree}}") == git(
+        repo, "rev-parse", f"{tested}^{{tree}}"
+    )
+    # The re-test was code only: one analyst and one developer call, no more.
+    assert len(calls.read_text().splitlines()) == 2
+
+
+def test_independent_tasks_all_land_in_round_one_and_main_stays_green(
+    make_repo: Callable[..., Path], orch_exe: OrchExe, calls: Path, tmp_path: Path
+) -> None:
+    repo = make_repo("calc", files=FILES)
+    assert orch_exe("repo", "add", "calc", str(repo), "--skip-stages", QUICK).returncode == 0
+    names = ["alpha", "beta", "gamma", "delta"]
+    tasks = [_add(orch_exe, f"Add {name}") for name in names]
+    _drain(orch_exe)
+
+    shown = [_show(orch_exe, task) for task in tasks]
+    assert [(s["state"], s["round"]) for s in shown] == [("done", 1)] * len(tasks)
+    runs = [_test_runs(s) for s in shown]
+    print(f"test-runner runs per task: {runs}")
+    assert all(run >= 1 for run in runs)
+    assert len(assert_green_at_every_merge(repo, tmp_path)) == 1 + len(tasks)
+    assert len(calls.read_text().splitlines()) == 2 * len(tasks)  # re-tests call no agent
+
+
+def test_a_textual_conflict_is_found_at_testing_and_resolved_in_the_next_round(
+    make_repo: Callable[..., Path], orch_exe: OrchExe, calls: Path, tmp_path: Path, orch_home: Path
+) -> None:
+    repo = make_repo("calc", files=FILES)
+    assert orch_exe("repo", "add", "calc", str(repo), "--skip-stages", QUICK).returncode == 0
+    tasks = [_add(orch_exe, "Set VALUE to 2"), _add(orch_exe, "Set VALUE to 3")]
+    _drain(orch_exe)
+
+    shown = {task: _show(orch_exe, task) for task in tasks}
+    assert [s["state"] for s in shown.values()] == ["done", "done"]
+    second = next(task for task, s in shown.items() if s["round"] == 2)
+    report = orch_exe("task", "artifact", second, "13-test-report.md", "--round", "1").stdout
+    assert "failure_kind: conflict" in report and "`value.py`" in report
+    prompt = (orch_home / "tasks" / second / "prompt-developer-r2.txt").read_text()
+    assert "## Your branch and its base" in prompt and "conflict markers in" in prompt
+    assert len(assert_green_at_every_merge(repo, tmp_path)) == 3
+    merge = git(repo, "log", "-1", "--format=%P", f"orch/{second}").split()
+    assert len(merge) == 2, "the developer's resolution concludes the merge of main"
