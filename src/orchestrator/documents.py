@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestrator.pipeline.stages import STAGE_ORDER
+from orchestrator.pipeline.stages import STAGE_ORDER, Stage, artifact_for
+from orchestrator.pipeline.verdicts import Judged
 from orchestrator.redact import redact
 from orchestrator.store import (
     Alert,
@@ -71,6 +72,7 @@ def task_document(
     events: list[Event] | None = None,
     *,
     secrets: tuple[str, ...],
+    versions: list[Artifact] | None = None,
 ) -> dict[str, Any]:
     """A task; with its events when they are given (task show), without for lists.
 
@@ -93,7 +95,33 @@ def task_document(
     }
     if events is not None:
         document["events"] = [event_document(event) for event in events]
+    if versions is not None:
+        document["judged_commits"] = judged_commits(versions)
     return document
+
+
+# The artifacts whose verdicts name the commits they judged (the runners' reports).
+JUDGED_ARTIFACTS = frozenset(
+    artifact_for(stage) for stage in (Stage.TESTING, Stage.DEPLOY_STAGING, Stage.DEPLOY)
+)
+
+
+def judged_commits(versions: list[Artifact]) -> list[dict[str, Any]]:
+    """Per round, the commits each runner verdict judged (`tested_commit:`, `base_commit:`)."""
+    found = []
+    for artifact in versions:
+        judged = Judged.read(artifact.text) if artifact.name in JUDGED_ARTIFACTS else None
+        if judged is not None:
+            found.append(
+                {
+                    "round": artifact.round,
+                    "artifact": artifact.name,
+                    "producer": artifact.producer.value,
+                    "tested_commit": judged.tested,
+                    "base_commit": judged.base,
+                }
+            )
+    return found
 
 
 def alert_document(alert: Alert) -> dict[str, Any]:

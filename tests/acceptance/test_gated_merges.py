@@ -196,6 +196,12 @@ def test_a_commit_pushed_to_the_branch_after_its_test_is_tested_before_it_ships(
     assert git(repo, "rev-parse", f"{merged}^{{tree}}") == git(
         repo, "rev-parse", f"{tested}^{{tree}}"
     )
+    judged = [(j["round"], j["producer"], j["tested_commit"]) for j in shown["judged_commits"]]
+    assert [p for _, p, _ in judged] == [
+        "test-runner", "staging-runner", "deploy-finalizer", "test-runner", "staging-runner",
+        "deploy-finalizer",
+    ]  # fmt: skip
+    assert judged[3][2] == tested and judged[0][2] != tested
     # The re-test was code only: one analyst and one developer call, no more.
     assert len(calls.read_text().splitlines()) == 2
 

@@ -12,6 +12,7 @@ import subprocess
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,9 @@ def _stalled_request(tmp_path: Path) -> AgentRequest:
     )
 
 
-def test_cancel_during_a_stalled_model_call_leaves_none_of_the_clis_processes(
-    agent: Agent, tmp_path: Path
+@pytest.mark.parametrize("stop", ["cancel", "timeout"])
+def test_a_stalled_model_call_stopped_leaves_none_of_the_clis_processes(
+    agent: Agent, tmp_path: Path, stop: str
 ) -> None:
     asked = threading.Event()
 
@@ -110,6 +112,8 @@ def test_cancel_during_a_stalled_model_call_leaves_none_of_the_clis_processes(
     with agent(stall):
         settings = load_settings()
         request = _stalled_request(tmp_path)
+        if stop == "timeout":
+            request = replace(request, timeout_s=5)
         call = threading.Thread(
             target=lambda: results.append(
                 call_agent(settings, request, cancel=cancel, on_start=started.append)
@@ -119,11 +123,13 @@ def test_cancel_during_a_stalled_model_call_leaves_none_of_the_clis_processes(
         assert asked.wait(60), "the CLI never called the model"
         leader = psutil.Process(started[0].pid)
         tree = [leader, *leader.children(recursive=True)]
-        cancel.cancel()
+        if stop == "cancel":
+            cancel.cancel()
         call.join(timeout=GRACE_S + 30)
 
     assert not call.is_alive()
-    assert results[0].kind is ErrorKind.CANCELLED
+    expected = ErrorKind.CANCELLED if stop == "cancel" else ErrorKind.TIMEOUT
+    assert results[0].kind is expected
     survivors = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert survivors == [], [p.cmdline() for p in survivors]
 

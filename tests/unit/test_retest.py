@@ -7,7 +7,7 @@ import pytest
 from orchestrator.pipeline.gates import GateStatus, check_deploy_status
 from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.pipeline.transitions import decide_transition
-from orchestrator.runners.base import Judged
+from orchestrator.pipeline.verdicts import Judged
 from orchestrator.runners.deploy_finalizer import why_retest
 
 TESTED, BASE, OTHER = "a" * 40, "b" * 40, "c" * 40

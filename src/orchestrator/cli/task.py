@@ -11,7 +11,7 @@ from rich.table import Table
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import STATE_STYLE, console, emit_json, emit_raw, notice
 from orchestrator.control import cancel_task, resume_task
-from orchestrator.documents import task_document
+from orchestrator.documents import judged_commits, task_document
 from orchestrator.errors import InputError
 from orchestrator.intake import submit_task
 from orchestrator.pipeline.names import check_artifact_name, check_repo_name, check_task_id
@@ -107,8 +107,10 @@ def task_show(app: AppContext, task_id: str, as_json: bool) -> None:
     shown = app.store.get_task(check_task_id(task_id))
     events = app.store.events(shown.id)
     artifacts = app.store.artifact_names([shown.id])[shown.id]
+    versions = app.store.artifact_versions(shown.id)
     if as_json:
-        emit_json(task_document(shown, artifacts, events, secrets=secret_values(app.settings)))
+        secrets = secret_values(app.settings)
+        emit_json(task_document(shown, artifacts, events, secrets=secrets, versions=versions))
         return
     console.print(f"[bold]{shown.id}[/]  {shown.title}")
     console.print(f"repo {shown.repo}  branch {shown.branch}  round {shown.round}")
@@ -126,6 +128,11 @@ def task_show(app: AppContext, task_id: str, as_json: bool) -> None:
             str(e.round),
         )
     console.print(table)
+    for judged in judged_commits(versions):
+        console.print(
+            f"round {judged['round']} {judged['producer']}: tested "
+            f"{judged['tested_commit'][:12]} on base {judged['base_commit'][:12]}"
+        )
     console.print("artifacts: " + (", ".join(artifacts) or "-"))
 
 

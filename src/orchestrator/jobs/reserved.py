@@ -22,7 +22,8 @@ from orchestrator.errors import NotFound
 from orchestrator.jobs.context import JobContext, JobEnd, commit_verdict
 from orchestrator.jobs.policy import Next, after_tool_error, backoff_s
 from orchestrator.pipeline.stages import Producer, Stage, artifact_for
-from orchestrator.runners.base import Judged, Runner, RunnerOutcome, RunnerRequest, run_guarded
+from orchestrator.pipeline.verdicts import Judged
+from orchestrator.runners.base import Runner, RunnerOutcome, RunnerRequest, run_guarded
 from orchestrator.runners.deploy_finalizer import DeployFinalizer
 from orchestrator.runners.monitor import PostDeployMonitor
 from orchestrator.runners.staging_runner import StagingRunner

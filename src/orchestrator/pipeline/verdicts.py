@@ -82,3 +82,29 @@ def _normalise(value: str) -> str:
     # alone would read "paß" as "PASS" and "paſſed" as "PASSED".
     trimmed = value.strip()
     return trimmed.upper() if trimmed.isascii() else trimmed
+
+
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The code a runner's verdict is about, written in its artifact as two lines that bind
+    the verdict to commits: what the suite ran on, and the default branch's commit in it."""
+
+    tested: str  # `tested_commit:`
+    base: str  # `base_commit:`
+
+    def lines(self) -> list[str]:
+        """The artifact's two lines."""
+        return [f"tested_commit: {self.tested}", f"base_commit: {self.base}"]
+
+    @classmethod
+    def read(cls, text: str) -> Judged | None:
+        """The two lines of an artifact, or None when it lacks one (an LLM tester's report)."""
+        keys = parse_verdict_keys(text)
+        tested, base = read_key(keys, "tested_commit"), read_key(keys, "base_commit")
+        commits = [read.value.lower() for read in (tested, base) if read.value is not None]
+        if len(commits) != 2 or not all(COMMIT_ID.fullmatch(c) for c in commits):
+            return None
+        return cls(commits[0], commits[1])

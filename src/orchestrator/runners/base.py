@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Protocol
 
 from orchestrator.errors import SpawnFailed
 from orchestrator.pipeline.stages import Producer
-from orchestrator.pipeline.verdicts import parse_verdict_keys, read_key
+from orchestrator.pipeline.verdicts import Judged
 from orchestrator.proc import CancelToken, ProcResult, Started, run_group
 from orchestrator.proc.env import child_env
 from orchestrator.self_deploy import SuiteStatus, map_exit_code_to_status
@@ -42,32 +41,6 @@ class FailureKind(StrEnum):
     DIRTY = "dirty"  # the user's working copy has changes the merge would touch
     DEPLOY = "deploy"  # the deploy command failed
     UNHEALTHY = "unhealthy"  # the health URL failed during the watch
-
-
-COMMIT_ID = re.compile(r"[0-9a-f]{40}")
-
-
-@dataclass(frozen=True)
-class Judged:
-    """The code a runner's verdict is about, written in its artifact as two lines that bind
-    the verdict to commits: what the suite ran on, and the default branch's commit in it."""
-
-    tested: str  # `tested_commit:`
-    base: str  # `base_commit:`
-
-    def lines(self) -> list[str]:
-        """The artifact's two lines."""
-        return [f"tested_commit: {self.tested}", f"base_commit: {self.base}"]
-
-    @classmethod
-    def read(cls, text: str) -> Judged | None:
-        """The two lines of an artifact, or None when it lacks one (an LLM tester's report)."""
-        keys = parse_verdict_keys(text)
-        tested, base = read_key(keys, "tested_commit"), read_key(keys, "base_commit")
-        commits = [read.value.lower() for read in (tested, base) if read.value is not None]
-        if len(commits) != 2 or not all(COMMIT_ID.fullmatch(c) for c in commits):
-            return None
-        return cls(commits[0], commits[1])
 
 
 @dataclass(frozen=True)

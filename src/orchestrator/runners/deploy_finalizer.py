@@ -22,10 +22,10 @@ from pathlib import Path
 
 from orchestrator.errors import GitError
 from orchestrator.pipeline.stages import Producer
+from orchestrator.pipeline.verdicts import Judged
 from orchestrator.redact import redact
 from orchestrator.runners.base import (
     FailureKind,
-    Judged,
     RunnerOutcome,
     RunnerRequest,
     output_tail,

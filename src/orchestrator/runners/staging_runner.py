@@ -11,11 +11,11 @@ from __future__ import annotations
 import shlex
 
 from orchestrator.pipeline.stages import Producer
+from orchestrator.pipeline.verdicts import Judged
 from orchestrator.proc import ProcResult
 from orchestrator.redact import redact
 from orchestrator.runners.base import (
     FailureKind,
-    Judged,
     RunnerOutcome,
     RunnerRequest,
     output_tail,

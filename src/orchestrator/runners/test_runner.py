@@ -15,12 +15,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from orchestrator.pipeline.stages import Producer
+from orchestrator.pipeline.verdicts import Judged
 from orchestrator.proc import ProcResult
 from orchestrator.redact import redact
 from orchestrator.runners import smoke
 from orchestrator.runners.base import (
     FailureKind,
-    Judged,
     RunnerOutcome,
     RunnerRequest,
     SuiteRun,

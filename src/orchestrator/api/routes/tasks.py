@@ -32,7 +32,13 @@ LOG_LIMIT = 1_000_000  # bytes of a job log served at most (its tail)
 def _detail(state: ApiState, task_id: str) -> dict[str, Any]:
     task = state.store.get_task(task_id)
     names = state.store.artifact_names([task.id])[task.id]
-    return task_document(task, names, state.store.events(task.id), secrets=state.secrets)
+    return task_document(
+        task,
+        names,
+        state.store.events(task.id),
+        secrets=state.secrets,
+        versions=state.store.artifact_versions(task.id),
+    )
 
 
 @router.post("", status_code=201, dependencies=[Writer], summary="Submit a task")
