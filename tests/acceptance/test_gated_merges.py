@@ -9,14 +9,17 @@ checked out and its suite run: main must be green at every merge.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import ORCH_EXE
 from tests.helpers import git
 
 pytestmark = pytest.mark.slow
@@ -242,3 +245,49 @@ def test_a_textual_conflict_is_found_at_testing_and_resolved_in_the_next_round(
     assert len(assert_green_at_every_merge(repo, tmp_path)) == 3
     merge = git(repo, "log", "-1", "--format=%P", f"orch/{second}").split()
     assert len(merge) == 2, "the developer's resolution concludes the merge of main"
+
+
+def test_a_worker_killed_after_the_merge_neither_merges_twice_nor_ships_untested(
+    make_repo: Callable[..., Path], orch_exe: OrchExe, calls: Path, tmp_path: Path
+) -> None:
+    started = tmp_path / "deploy-started"
+    deploy = (
+        "import pathlib, time\n"
+        f"marker = pathlib.Path({str(started)!r})\n"
+        "if not marker.exists():\n"
+        "    marker.touch()\n"
+        "    time.sleep(120)\n"
+    )
+    repo = make_repo("calc", files={**FILES, "deploy.py": deploy})
+    added = orch_exe(
+        "repo", "add", "calc", str(repo), "--skip-stages", QUICK,
+        "--deploy-command", "python deploy.py",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    first, second = _add(orch_exe, "Add first"), _add(orch_exe, "Add second")
+    worker = subprocess.Popen([ORCH_EXE, "worker"], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists():  # one task merged, and its deploy command is running
+            assert worker.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    _drain(orch_exe)
+
+    shown = [_show(orch_exe, task) for task in (first, second)]
+    assert [(s["state"], s["round"]) for s in shown] == [("done", 1), ("done", 1)]
+    merges = assert_green_at_every_merge(repo, tmp_path)
+    assert len(merges) == 3, "one merge per task: the killed deploy was not merged again"
+    for s in shown:
+        deployed = [j for j in s["judged_commits"] if j["producer"] == "deploy-finalizer"][-1]
+        tested = [j for j in s["judged_commits"] if j["producer"] == "test-runner"][-1]
+        assert deployed["tested_commit"] == tested["tested_commit"]
+        tip = tested["tested_commit"]
+        task_merges = merges[:-1]  # newest first; the last is the initial commit
+        merge = next(m for m in task_merges if git(repo, "rev-parse", f"{m}^2").strip() == tip)
+        shipped = git(repo, "rev-parse", f"{merge}^{{tree}}")
+        assert shipped == git(repo, "rev-parse", f"{tip}^{{tree}}")
