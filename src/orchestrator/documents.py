@@ -180,7 +180,14 @@ def queue_document(queue: Queue) -> dict[str, Any]:
         "queued": [_queued(item) for item in queue.queued],
         "deferred": [_queued(item) for item in queue.deferred],
         "serial_gate": {
-            repo: {"holder": gate.holder, "waiting": list(gate.waiting)}
+            repo: {
+                "holder": gate.holder,
+                "waiting": list(gate.waiting),
+                "tested": {
+                    task_id: {"tested_commit": judged.tested, "base_commit": judged.base}
+                    for task_id, judged in gate.judged.items()
+                },
+            }
             for repo, gate in queue.serial_gate.items()
         },
     }

@@ -27,6 +27,7 @@ from tests.api_support import (
     server_factory,
     settings_for,
 )
+from tests.helpers import git
 
 CLAUDE_COST_USD = 0.0421  # what the fake claude reports for each call (tests/fakes/claude.py)
 
@@ -101,7 +102,7 @@ def test_queue_lists_jobs_serial_gates_and_one_block_per_runner(
     assert (queued["task_id"], queued["repo"], queued["title"]) == (waiting["id"], "app", "Second")
     assert (queued["stage"], queued["status"]) == ("analysis", "queued")
     assert queue["running"] == [] and queue["deferred"] == []
-    assert queue["serial_gate"] == {"app": {"holder": None, "waiting": []}}
+    assert queue["serial_gate"] == {"app": {"holder": None, "waiting": [], "tested": {}}}
     for key in RUNNER_KEYS:
         block = queue[key]
         assert set(block) >= {"enabled", "repos", "timeout_s", "infra_budget", "running"}
@@ -151,7 +152,8 @@ def test_queue_shows_the_gate_holder_its_waiters_and_running_and_deferred_runner
     # the repo's serial gate meanwhile, and the next ones wait for it.
     release = tmp_path / "release"
     wait = f"import os, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.05)"
-    add_app_repo(make_repo, store, staging_command=shlex.join([sys.executable, "-c", wait]))
+    app = add_app_repo(make_repo, store, staging_command=shlex.join([sys.executable, "-c", wait]))
+    app_main = git(app, "rev-parse", "main").strip()
     # lib's test command does not exist: the test-runner cannot run, and defers the job.
     lib = make_repo("lib")
     store.add_repo("lib", RepoSpec(path=str(lib), default_branch="main", test_command="no-such-x"))
@@ -173,7 +175,10 @@ def test_queue_shows_the_gate_holder_its_waiters_and_running_and_deferred_runner
     gate = queue["serial_gate"]["app"]
     assert gate["holder"] in gated
     assert sorted([gate["holder"], *gate["waiting"]]) == sorted(gated)
-    assert queue["serial_gate"]["lib"] == {"holder": None, "waiting": []}
+    assert queue["serial_gate"]["lib"] == {"holder": None, "waiting": [], "tested": {}}
+    # The merge queue: every one of them waits with the base its merge was tested on.
+    assert sorted(gate["tested"]) == sorted(gated)
+    assert {t["base_commit"] for t in gate["tested"].values()} == {app_main}
     [running] = queue["running"]
     assert (running["task_id"], running["repo"], running["stage"]) == (
         gate["holder"],

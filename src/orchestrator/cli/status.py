@@ -51,10 +51,16 @@ def queue(app: AppContext, as_json: bool) -> None:
     console.print(table if table.row_count else "no live jobs")
     for repo, gate in document["serial_gate"].items():
         if gate["holder"] or gate["waiting"]:
-            waiting = ", ".join(gate["waiting"]) or "nobody"
-            console.print(
-                f"serial gate {repo}: held by {gate['holder'] or 'nobody'}, waiting: {waiting}"
-            )
+            tested = gate.get("tested", {})
+            holder = _tested_on(gate["holder"], tested) if gate["holder"] else "nobody"
+            waiting = ", ".join(_tested_on(t, tested) for t in gate["waiting"]) or "nobody"
+            console.print(f"serial gate {repo}: held by {holder}, waiting to merge: {waiting}")
+
+
+def _tested_on(task_id: str, tested: dict[str, Any]) -> str:
+    """A task in the merge queue, with the base its test ran on when it has one."""
+    found = tested.get(task_id)
+    return f"{task_id} (tested on {found['base_commit'][:12]})" if found else task_id
 
 
 def _usage_table(figures: dict[str, Any]) -> Table:

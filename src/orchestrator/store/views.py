@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from orchestrator.pipeline.stages import SERIAL_STAGES, TaskState
+from orchestrator.pipeline.stages import SERIAL_STAGES, Stage, TaskState, artifact_for
+from orchestrator.pipeline.verdicts import Judged
 from orchestrator.store.base import StoreBase
 from orchestrator.store.records import Job, JobStatus
-from orchestrator.store.schema import jobs, repos, tasks
+from orchestrator.store.schema import artifacts, jobs, repos, tasks
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,9 @@ class SerialGate:
 
     holder: str | None
     waiting: tuple[str, ...]
+    # The merge queue: for each of these tasks, the commits its current round's test judged
+    # (the base it was tested on); a task without a test-runner verdict has none.
+    judged: Mapping[str, Judged] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,9 +70,23 @@ class ViewQueries(StoreBase):
             .where(tasks.c.state == TaskState.ACTIVE, tasks.c.stage.in_(SERIAL_STAGES))
             .order_by(tasks.c.updated_at, tasks.c.id)
         )
+        # The latest test report of each gated task's current round (ascending ids: the last
+        # one read is the latest).
+        reports = (
+            select(artifacts.c.task_id, artifacts.c.text)
+            .join(tasks, tasks.c.id == artifacts.c.task_id)
+            .where(
+                tasks.c.state == TaskState.ACTIVE,
+                tasks.c.stage.in_(SERIAL_STAGES),
+                artifacts.c.name == artifact_for(Stage.TESTING),
+                artifacts.c.round == tasks.c.round,
+            )
+            .order_by(artifacts.c.id)
+        )
         with self._read() as conn:
             rows = conn.execute(live).all()
             gate_rows = conn.execute(gated).all()
+            report_rows = conn.execute(reports).all()
             repo_names = conn.execute(select(repos.c.name).order_by(repos.c.name)).scalars().all()
         by_status: dict[str, list[QueuedJob]] = {s: [] for s in JobStatus}
         for row in rows:
@@ -80,9 +99,16 @@ class ViewQueries(StoreBase):
                 holders[name] = task_id
             else:
                 waiting.setdefault(name, []).append(task_id)
-        gates = {
-            name: SerialGate(holders.get(name), tuple(waiting.get(name, ()))) for name in repo_names
-        }
+        judged = {task_id: Judged.read(text) for task_id, text in report_rows}
+        gates = {}
+        for name in repo_names:
+            holder, queue = holders.get(name), tuple(waiting.get(name, ()))
+            tested = {
+                task_id: found
+                for task_id in (holder, *queue)
+                if task_id is not None and (found := judged.get(task_id)) is not None
+            }
+            gates[name] = SerialGate(holder, queue, tested)
         return Queue(
             tuple(by_status[JobStatus.RUNNING]),
             tuple(by_status[JobStatus.QUEUED]),
