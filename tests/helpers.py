@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Job, Store
@@ -47,3 +52,38 @@ def running_job(store: Store, timeout: float = 30) -> Job:
             return held[0]
         time.sleep(0.02)
     raise AssertionError("no job started its agent")
+
+
+OrchExe = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def command_agent(folder: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> Path:
+    """A command agent whose program is the Python `source`, made the orchestrator's agent
+    (the real spawn path: an executable file run through ORCH_AGENT_COMMAND)."""
+    script = folder / "bin" / "agent"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(f"#!{sys.executable}\n{source}")
+    script.chmod(0o755)
+    monkeypatch.setenv("ORCH_AGENT_BACKEND", "command")
+    monkeypatch.setenv("ORCH_AGENT_COMMAND", str(script))
+    return script
+
+
+def add_task(orch_exe: OrchExe, repo: str, title: str) -> str:
+    """`orch task add REPO TITLE --json`: the new task's id."""
+    created = orch_exe("task", "add", repo, title, "--json")
+    assert created.returncode == 0, created.stderr
+    return str(json.loads(created.stdout)["id"])
+
+
+def drain(orch_exe: OrchExe) -> None:
+    """`orch worker --drain`, which must end with exit 0."""
+    drained = orch_exe("worker", "--drain")
+    assert drained.returncode == 0, drained.stderr
+
+
+def show(orch_exe: OrchExe, task_id: str) -> dict[str, Any]:
+    """`orch task show ID --json`."""
+    shown = orch_exe("task", "show", task_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    return dict(json.loads(shown.stdout))

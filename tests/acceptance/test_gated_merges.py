@@ -8,7 +8,6 @@ checked out and its suite run: main must be green at every merge.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -17,14 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from orchestrator.api.app import create_app
+from orchestrator.settings import load_settings
+from orchestrator.store import open_store
+from tests.api_server import running_app
 from tests.conftest import ORCH_EXE
-from tests.helpers import git
+from tests.helpers import OrchExe, add_task, command_agent, drain, git, show
 
 pytestmark = pytest.mark.slow
-
-OrchExe = Callable[..., subprocess.CompletedProcess[str]]
 
 # A command agent. Developers of round 1 do what their task's title says; a later round
 # (sent back by a test report) does what the report calls for: renames the calls of total()
@@ -87,33 +89,13 @@ QUICK = "design,review,deploy-staging,post-deploy"
 @pytest.fixture
 def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The file each agent call is logged to; the agent is set up as the command backend."""
-    script = tmp_path / "bin" / "merge-agent"
-    script.parent.mkdir()
-    script.write_text(f"#!{sys.executable}\n{AGENT}")
-    script.chmod(0o755)
+    command_agent(tmp_path, monkeypatch, AGENT)
     log = tmp_path / "agent-calls.txt"
     log.touch()
     monkeypatch.setenv("AGENT_CALLS", str(log))
     monkeypatch.setenv("ORCH_DB_URL", f"sqlite:///{tmp_path / 'orch.db'}")
-    monkeypatch.setenv("ORCH_AGENT_BACKEND", "command")
-    monkeypatch.setenv("ORCH_AGENT_COMMAND", str(script))
     monkeypatch.setenv("ORCH_MAX_PARALLEL_JOBS", "4")
     return log
-
-
-def _add(orch_exe: OrchExe, title: str) -> str:
-    created = orch_exe("task", "add", "calc", title, "--json")
-    assert created.returncode == 0, created.stderr
-    return str(json.loads(created.stdout)["id"])
-
-
-def _drain(orch_exe: OrchExe) -> None:
-    drained = orch_exe("worker", "--drain")
-    assert drained.returncode == 0, drained.stderr
-
-
-def _show(orch_exe: OrchExe, task_id: str) -> dict[str, Any]:
-    return dict(json.loads(orch_exe("task", "show", task_id, "--json").stdout))
 
 
 def _test_runs(shown: dict[str, Any]) -> int:
@@ -138,16 +120,26 @@ def assert_green_at_every_merge(repo: Path, tmp_path: Path) -> list[str]:
     return commits
 
 
+@pytest.mark.parametrize("where", ["local", "bare remote"])
 def test_two_tasks_that_break_main_together_never_both_merge_green(
-    make_repo: Callable[..., Path], orch_exe: OrchExe, calls: Path, tmp_path: Path, orch_home: Path
+    make_repo: Callable[..., Path],
+    orch_exe: OrchExe,
+    calls: Path,
+    tmp_path: Path,
+    orch_home: Path,
+    where: str,
 ) -> None:
     repo = make_repo("calc", files=FILES)
+    if where == "bare remote":  # merged and pushed there by the deploy, fenced
+        origin = tmp_path / "origin.git"
+        git(tmp_path, "clone", "--bare", "--quiet", str(repo), str(origin))
+        repo = origin
     assert orch_exe("repo", "add", "calc", str(repo), "--skip-stages", QUICK).returncode == 0
-    rename = _add(orch_exe, "Rename total to sum_all")
-    three = _add(orch_exe, "Test total on three numbers")
-    _drain(orch_exe)
+    rename = add_task(orch_exe, "calc", "Rename total to sum_all")
+    three = add_task(orch_exe, "calc", "Test total on three numbers")
+    drain(orch_exe)
 
-    shown = {task: _show(orch_exe, task) for task in (rename, three)}
+    shown = {task: show(orch_exe, task) for task in (rename, three)}
     assert [s["state"] for s in shown.values()] == ["done", "done"], [
         s.get("reason") for s in shown.values()
     ]
@@ -184,10 +176,10 @@ def test_a_commit_pushed_to_the_branch_after_its_test_is_tested_before_it_ships(
         "--staging-command", "python stage.py",
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    task = _add(orch_exe, "Add extra")
-    _drain(orch_exe)
+    task = add_task(orch_exe, "calc", "Add extra")
+    drain(orch_exe)
 
-    shown = _show(orch_exe, task)
+    shown = show(orch_exe, task)
     assert (shown["state"], shown["round"]) == ("done", 1), shown.get("reason")
     moves = [(e["from_stage"], e["to_stage"], e["verdict"]) for e in shown["events"]]
     assert ("deploy", "testing", "RETEST") in moves
@@ -205,6 +197,15 @@ def test_a_commit_pushed_to_the_branch_after_its_test_is_tested_before_it_ships(
         "deploy-finalizer",
     ]  # fmt: skip
     assert judged[3][2] == tested and judged[0][2] != tested
+    # The dashboard's task page shows the same, per round.
+    settings = load_settings()
+    store = open_store(settings)
+    try:
+        with running_app(create_app(settings, store, cache_ttl_s=0)) as url:
+            page = httpx.get(f"{url}/ui/tasks/{task}", timeout=10).text
+    finally:
+        store.close()
+    assert "What was tested" in page and f'title="{tested}"' in page
     # The re-test was code only: one analyst and one developer call, no more.
     assert len(calls.read_text().splitlines()) == 2
 
@@ -215,10 +216,10 @@ def test_independent_tasks_all_land_in_round_one_and_main_stays_green(
     repo = make_repo("calc", files=FILES)
     assert orch_exe("repo", "add", "calc", str(repo), "--skip-stages", QUICK).returncode == 0
     names = ["alpha", "beta", "gamma", "delta"]
-    tasks = [_add(orch_exe, f"Add {name}") for name in names]
-    _drain(orch_exe)
+    tasks = [add_task(orch_exe, "calc", f"Add {name}") for name in names]
+    drain(orch_exe)
 
-    shown = [_show(orch_exe, task) for task in tasks]
+    shown = [show(orch_exe, task) for task in tasks]
     assert [(s["state"], s["round"]) for s in shown] == [("done", 1)] * len(tasks)
     runs = [_test_runs(s) for s in shown]
     print(f"test-runner runs per task: {runs}")
@@ -232,10 +233,13 @@ def test_a_textual_conflict_is_found_at_testing_and_resolved_in_the_next_round(
 ) -> None:
     repo = make_repo("calc", files=FILES)
     assert orch_exe("repo", "add", "calc", str(repo), "--skip-stages", QUICK).returncode == 0
-    tasks = [_add(orch_exe, "Set VALUE to 2"), _add(orch_exe, "Set VALUE to 3")]
-    _drain(orch_exe)
+    tasks = [
+        add_task(orch_exe, "calc", "Set VALUE to 2"),
+        add_task(orch_exe, "calc", "Set VALUE to 3"),
+    ]
+    drain(orch_exe)
 
-    shown = {task: _show(orch_exe, task) for task in tasks}
+    shown = {task: show(orch_exe, task) for task in tasks}
     assert [s["state"] for s in shown.values()] == ["done", "done"]
     second = next(task for task, s in shown.items() if s["round"] == 2)
     report = orch_exe("task", "artifact", second, "13-test-report.md", "--round", "1").stdout
@@ -264,7 +268,10 @@ def test_a_worker_killed_after_the_merge_neither_merges_twice_nor_ships_untested
         "--deploy-command", "python deploy.py",
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    first, second = _add(orch_exe, "Add first"), _add(orch_exe, "Add second")
+    first, second = (
+        add_task(orch_exe, "calc", "Add first"),
+        add_task(orch_exe, "calc", "Add second"),
+    )
     worker = subprocess.Popen([ORCH_EXE, "worker"], stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -276,9 +283,9 @@ def test_a_worker_killed_after_the_merge_neither_merges_twice_nor_ships_untested
     finally:
         if worker.poll() is None:
             worker.kill()
-    _drain(orch_exe)
+    drain(orch_exe)
 
-    shown = [_show(orch_exe, task) for task in (first, second)]
+    shown = [show(orch_exe, task) for task in (first, second)]
     assert [(s["state"], s["round"]) for s in shown] == [("done", 1), ("done", 1)]
     merges = assert_green_at_every_merge(repo, tmp_path)
     assert len(merges) == 3, "one merge per task: the killed deploy was not merged again"

@@ -7,8 +7,6 @@ subprocess, real git, real pytest.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 from orchestrator.settings import load_settings
 from orchestrator.store import Job, open_store
 from tests.fakes.model_script import Exchange, Reply, Script, Text, Write
-from tests.helpers import git
+from tests.helpers import OrchExe, add_task, drain, git, show
 from tests.real_agents import (
     Change,
     answering,
@@ -31,7 +29,6 @@ from tests.real_agents import (
 
 pytestmark = pytest.mark.slow
 
-OrchExe = Callable[..., subprocess.CompletedProcess[str]]
 Agent = Callable[[Script], AbstractContextManager[Any]]
 
 CALC = {
@@ -65,20 +62,7 @@ def calc(make_repo: Callable[..., Path]) -> Path:
 def _submit(orch_exe: OrchExe, repo: Path, skip: str) -> str:
     added = orch_exe("repo", "add", "calc", str(repo), "--skip-stages", skip)
     assert added.returncode == 0, added.stderr
-    created = orch_exe("task", "add", "calc", "Make mul multiply", "--json")
-    assert created.returncode == 0, created.stderr
-    return str(json.loads(created.stdout)["id"])
-
-
-def _drain(orch_exe: OrchExe) -> None:
-    drained = orch_exe("worker", "--drain")
-    assert drained.returncode == 0, drained.stderr
-
-
-def _shown(orch_exe: OrchExe, task_id: str) -> dict[str, Any]:
-    shown = orch_exe("task", "show", task_id, "--json")
-    assert shown.returncode == 0, shown.stderr
-    return dict(json.loads(shown.stdout))
+    return add_task(orch_exe, "calc", "Make mul multiply")
 
 
 def _jobs(task_id: str) -> list[Job]:
@@ -99,9 +83,9 @@ def test_a_task_goes_through_every_agent_stage_to_done_with_the_clis_own_writes(
 ) -> None:
     with agent(delivering(orch_home, MUL)) as server:
         task_id = _submit(orch_exe, calc, "deploy-staging,post-deploy")
-        _drain(orch_exe)
+        drain(orch_exe)
 
-    shown = _shown(orch_exe, task_id)
+    shown = show(orch_exe, task_id)
     assert shown["state"] == "done", shown.get("reason")
     moves = [(e["from_stage"], e["to_stage"], e["producer"]) for e in shown["events"]]
     assert moves == [
@@ -131,9 +115,9 @@ def test_a_model_that_only_talks_blocks_with_no_artifact_and_its_last_words(
     words = "I have looked at the repository and everything seems fine to me."
     with agent(answering(words)) as server:
         task_id = _submit(orch_exe, calc, QUICK)
-        _drain(orch_exe)
+        drain(orch_exe)
 
-    shown = _shown(orch_exe, task_id)
+    shown = show(orch_exe, task_id)
     assert (shown["state"], shown["stage"]) == ("blocked", "analysis")
     assert "failed (no_artifact) after 2 attempts" in shown["reason"]
     assert "exited 0 without writing 02-analysis.md" in shown["reason"]
@@ -155,9 +139,9 @@ def test_a_denied_write_blocks_at_once_and_names_the_denial(
 
     with agent(misplaced) as server:
         task_id = _submit(orch_exe, calc, QUICK)
-        _drain(orch_exe)
+        drain(orch_exe)
 
-    shown = _shown(orch_exe, task_id)
+    shown = show(orch_exe, task_id)
     assert (shown["state"], shown["stage"]) == ("blocked", "analysis")
     assert "failed (permission_denied) after 1 attempt:" in shown["reason"]
     assert str(outside) in shown["reason"]

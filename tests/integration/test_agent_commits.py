@@ -7,17 +7,12 @@ deploy merged nothing, while the task said done.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import git
-
-OrchExe = Callable[..., subprocess.CompletedProcess[str]]
+from tests.helpers import OrchExe, add_task, command_agent, drain, git, show
 
 # A command agent that commits its own work as a developer, and can leave the worktree in a
 # state the orchestrator must refuse (AGENT_GIT: detach or rewrite).
@@ -51,23 +46,16 @@ QUICK = "design,review,deploy-staging,post-deploy"
 
 @pytest.fixture
 def committing_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    script = tmp_path / "bin" / "committing-agent"
-    script.parent.mkdir()
-    script.write_text(f"#!{sys.executable}\n{AGENT}")
-    script.chmod(0o755)
+    command_agent(tmp_path, monkeypatch, AGENT)
     monkeypatch.setenv("ORCH_DB_URL", f"sqlite:///{tmp_path / 'orch.db'}")
-    monkeypatch.setenv("ORCH_AGENT_BACKEND", "command")
-    monkeypatch.setenv("ORCH_AGENT_COMMAND", str(script))
     monkeypatch.setenv("ORCH_AGENT_RETRIES", "0")
 
 
 def _run(orch_exe: OrchExe, where: str) -> dict[str, object]:
     assert orch_exe("repo", "add", "app", where, "--skip-stages", QUICK).returncode == 0
-    created = orch_exe("task", "add", "app", "Add the feature", "--json")
-    task_id = json.loads(created.stdout)["id"]
-    drained = orch_exe("worker", "--drain")
-    assert drained.returncode == 0, drained.stderr
-    return dict(json.loads(orch_exe("task", "show", task_id, "--json").stdout))
+    task_id = add_task(orch_exe, "app", "Add the feature")
+    drain(orch_exe)
+    return show(orch_exe, task_id)
 
 
 @pytest.mark.usefixtures("committing_agent")

@@ -11,6 +11,7 @@ from markupsafe import Markup
 
 from orchestrator.api.render import markdown_html
 from orchestrator.api.state import ApiState
+from orchestrator.documents import judged_commits
 from orchestrator.errors import NotFound
 from orchestrator.overview import RUNNER_KEYS, queue_report
 from orchestrator.pipeline.stages import STAGE_ORDER, Producer, Stage, TaskState
@@ -253,6 +254,7 @@ def task_context(state: ApiState, task_id: str) -> dict[str, Any]:
     steps = timeline(store.events(task_id), jobs)
     longest = max((s.duration_s or 0.0 for s in steps), default=0.0) or 1.0
     live = [job for job in jobs if job.finished_at is None]
+    versions = store.artifact_versions(task_id)
     return {
         "task": task,
         "pills": progress(task, skipped),
@@ -261,7 +263,8 @@ def task_context(state: ApiState, task_id: str) -> dict[str, Any]:
         "live": live,
         "jobs": jobs,
         "job_seconds": job_seconds,
-        "artifacts": artifacts(state, store.artifact_versions(task_id)),
+        "artifacts": artifacts(state, versions),
+        "judged": judged_commits(versions),
         "mask": lambda text: redact(text or "", state.secrets),
     }
 
