@@ -27,7 +27,7 @@ from orchestrator.store import Artifact, Job, JobMetrics, Repo, Store, Task
 from orchestrator.store.base import utcnow
 from orchestrator.transport import AgentRequest, AgentResult, ErrorKind, call_agent
 from orchestrator.workspace import checkout, git, layout
-from orchestrator.workspace.merging import base_ref, commit_of, fix_round_note, start_fix_round
+from orchestrator.workspace.merging import fix_round_note, merge_base_in
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +136,8 @@ def _start_on_the_merged_tree(repo: Repo, task: Task) -> str | None:
     """Bring a fix round's branch up to its base, so the developer fixes the tree that failed;
     the note for its prompt. A git fault here only costs the head start: testing merges the
     base in any case before judging."""
-    worktree = Path(task.worktree)
-    message = f"Merge {repo.default_branch} into {task.branch} for a fix round (task {task.id})"
     try:
-        update = start_fix_round(worktree, commit_of(worktree, base_ref(repo)), message)
-        if update.merged and not update.conflicts:
-            checkout.publish(repo, task)
+        update = merge_base_in(repo, task, "for a fix round", leave_conflict=True)
     except GitError as exc:
         log.warning("task %s: the fix round starts without its base merged in: %s", task.id, exc)
         return None

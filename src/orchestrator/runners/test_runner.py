@@ -29,8 +29,7 @@ from orchestrator.runners.base import (
 )
 from orchestrator.runners.junit import Counts, junit_counts, summary_counts
 from orchestrator.store import Repo
-from orchestrator.workspace import checkout
-from orchestrator.workspace.merging import Update, base_ref, bring_up_to_date, commit_of
+from orchestrator.workspace.merging import Update, merge_base_in
 
 # The report lists at least this many failing tests (SPEC: at least the first 200).
 FAILING_SHOWN = 500
@@ -113,7 +112,7 @@ class TestRunner:
         argv = test_argv(request.repo)
         if not request.worktree.is_dir():
             return RunnerOutcome.tool_error(f"the worktree {request.worktree} is missing")
-        update = _merge_base_in(request)
+        update = merge_base_in(request.repo, request.task, "to test the merge")
         judged = Judged(update.tip, update.base)
         if update.conflicts:
             text = render_report(
@@ -243,18 +242,6 @@ def render_report(
     if proc is not None:
         lines += ["", "## Output (tail)", "", output_tail(proc)]
     return "\n".join(lines) + "\n"
-
-
-def _merge_base_in(request: RunnerRequest) -> Update:
-    """Bring the task's branch up to the default branch's tip, so the suite runs on the tree
-    the merge will ship; a remote repo's branch is pushed with it."""
-    repo, task = request.repo, request.task
-    base = commit_of(request.worktree, base_ref(repo))
-    message = f"Merge {repo.default_branch} into {task.branch} to test the merge (task {task.id})"
-    update = bring_up_to_date(request.worktree, base, message)
-    if update.merged and not update.conflicts:
-        checkout.publish(repo, task)
-    return update
 
 
 def _base_note(request: RunnerRequest, update: Update) -> list[str]:

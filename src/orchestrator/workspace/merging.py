@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import GitError
-from orchestrator.store import Repo
-from orchestrator.workspace import git
+from orchestrator.store import Repo, Task
+from orchestrator.workspace import checkout, git
 
 # A fix round's prompt names the commits the base brought; past this many, a count.
 BROUGHT_SHOWN = 20
@@ -104,8 +104,8 @@ def start_fix_round(worktree: Path, base: str, message: str) -> Update:
     """A fix round starts on the tree that failed: `base` merged into the branch first. On a
     conflict the merge is left in progress, conflict markers in the files, for the developer
     to resolve; the commit of its work after the job concludes the merge."""
-    unmerged = git.git(worktree, "diff", "--name-only", "--diff-filter=U").stdout.split()
     if git.git(worktree, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False).ok:
+        unmerged = git.git(worktree, "diff", "--name-only", "--diff-filter=U").stdout.split()
         return Update(base, git.head(worktree), ("(a merge already in progress)",), tuple(unmerged))
     update = bring_up_to_date(worktree, base, message)
     if update.conflicts:
@@ -131,3 +131,16 @@ def fix_round_note(default: str, update: Update) -> str | None:
         f"branch first (its own commit), so your worktree holds the tree that was tested. It "
         f"brought:\n\n{brought}"
     )
+
+
+def merge_base_in(repo: Repo, task: Task, purpose: str, *, leave_conflict: bool = False) -> Update:
+    """Merge the default branch's tip into the task's branch in its worktree ("Merge main
+    into orch/<id> <purpose>"), and push a remote repo's branch when it moved. With
+    `leave_conflict` (a fix round) a conflicting merge is left in progress for the developer."""
+    worktree = Path(task.worktree)
+    base = commit_of(worktree, base_ref(repo))
+    message = f"Merge {repo.default_branch} into {task.branch} {purpose} (task {task.id})"
+    update = (start_fix_round if leave_conflict else bring_up_to_date)(worktree, base, message)
+    if update.merged and not update.conflicts:
+        checkout.publish(repo, task)
+    return update
