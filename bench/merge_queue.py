@@ -2,8 +2,9 @@
 
 Each task adds a module and its test (independent changes, no conflict); agents are instant
 command agents and the suite takes about `--suite-s` seconds (a sleeping test). Concurrently,
-every task after the first finds the default branch moved at its deploy and is re-tested on
-the new base (code only); one at a time, nothing moves under anyone. Prints the wall time of
+each task is tested on top of the older ones that will merge before it (speculative
+testing), and re-tested only when what it was tested behind did not land as it was; one at
+a time, nothing moves under anyone. Prints the wall time of
 each, the test-runner runs per task, and whether the default branch was green at every
 first-parent commit (each is checked out and its suite run).
 

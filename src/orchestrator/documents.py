@@ -107,7 +107,8 @@ JUDGED_ARTIFACTS = frozenset(
 
 
 def judged_commits(versions: list[Artifact]) -> list[dict[str, Any]]:
-    """Per round, the commits each runner verdict judged (`tested_commit:`, `base_commit:`)."""
+    """Per round, the commits each runner verdict judged (`tested_commit:`, `base_commit:`,
+    and `tested_tree:`, the tree the deploy compares; None in reports written before it)."""
     found = []
     for artifact in versions:
         judged = Judged.read(artifact.text) if artifact.name in JUDGED_ARTIFACTS else None
@@ -119,6 +120,7 @@ def judged_commits(versions: list[Artifact]) -> list[dict[str, Any]]:
                     "producer": artifact.producer.value,
                     "tested_commit": judged.tested,
                     "base_commit": judged.base,
+                    "tested_tree": judged.tree,
                 }
             )
     return found

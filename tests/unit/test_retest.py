@@ -53,20 +53,22 @@ def test_judged_reads_both_commit_lines_and_nothing_less() -> None:
     assert Judged(TESTED, BASE).lines() == [f"tested_commit: {TESTED}", f"base_commit: {BASE}"]
 
 
+def test_judged_carries_the_tested_tree_when_the_report_names_one() -> None:
+    judged = Judged(TESTED, BASE, OTHER)
+    assert Judged.read("\n".join(judged.lines())) == judged
+    assert judged.lines()[-1] == f"tested_tree: {OTHER}"
+    malformed = f"tested_commit: {TESTED}\nbase_commit: {BASE}\ntested_tree: abc\n"
+    assert Judged.read(malformed) == Judged(TESTED, BASE)
+
+
 @pytest.mark.parametrize(
-    ("base_now", "tip_now", "landed", "expected"),
+    ("base_now", "tip_moved", "expected"),
     [
-        (BASE, TESTED, False, None),  # nothing moved: ship it
-        (OTHER, TESTED, False, "main moved from bbbbbbbbbbbb to cccccccccccc"),
-        (BASE, OTHER, False, "branch moved from aaaaaaaaaaaa to cccccccccccc"),
-        (OTHER, OTHER, True, None),  # it already landed (a retry after a crash): no re-test
+        (OTHER, False, "main moved from bbbbbbbbbbbb to cccccccccccc"),
+        (BASE, True, "branch moved after it was tested (at aaaaaaaaaaaa)"),
+        (OTHER, True, "branch moved"),  # the branch is named first: it is the task's own
+        (BASE, False, "the tasks ahead in the merge queue"),  # speculation that did not land
     ],
 )
-def test_why_retest_compares_both_branches_with_what_was_tested(
-    base_now: str, tip_now: str, landed: bool, expected: str | None
-) -> None:
-    why = why_retest(Judged(TESTED, BASE), base_now, tip_now, landed, "main")
-    if expected is None:
-        assert why is None
-    else:
-        assert why is not None and expected in why
+def test_why_retest_names_what_moved(base_now: str, tip_moved: bool, expected: str) -> None:
+    assert expected in why_retest(Judged(TESTED, BASE), base_now, tip_moved, "main")

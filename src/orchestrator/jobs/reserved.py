@@ -33,6 +33,7 @@ from orchestrator.settings import Settings
 from orchestrator.store import Job, JobMetrics, Repo, Task
 from orchestrator.store.base import utcnow
 from orchestrator.workspace import layout
+from orchestrator.workspace.merging import Ahead, branch_ref
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,8 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
         marker=ctx.marker(job),
         secrets=ctx.secrets,
         can_restart=ctx.can_restart,
-        tested=_tested(ctx, job) if job.stage is Stage.DEPLOY else None,
+        tested=_tested(ctx, job) if job.stage in (Stage.DEPLOY_STAGING, Stage.DEPLOY) else None,
+        ahead=_ahead(ctx, task, repo) if job.stage is Stage.TESTING else (),
     )
     refusal = self_deploy_refusal(ctx, job, task, repo) if job.stage is Stage.DEPLOY else None
     if refusal is None and job.stage is Stage.DEPLOY and repo.is_self and ctx.can_restart:
@@ -200,6 +202,17 @@ def _tested(ctx: JobContext, job: Job) -> Judged | None:
     except NotFound:
         return None
     return Judged.read(report.text)
+
+
+def _ahead(ctx: JobContext, task: Task, repo: Repo) -> tuple[Ahead, ...]:
+    """The tasks that will merge before this one, in order: what each was tested as, or
+    its branch while it is still in testing."""
+    return tuple(
+        Ahead(entry.task_id, entry.tested.tested, True)
+        if entry.tested is not None
+        else Ahead(entry.task_id, branch_ref(repo, entry.branch), False)
+        for entry in ctx.store.ahead_of(task)
+    )
 
 
 def _write(path: Path, text: str) -> None:

@@ -89,22 +89,28 @@ COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 
 @dataclass(frozen=True)
 class Judged:
-    """The code a runner's verdict is about, written in its artifact as two lines that bind
-    the verdict to commits: what the suite ran on, and the default branch's commit in it."""
+    """The code a runner's verdict is about, written in its artifact as lines that bind the
+    verdict to commits: what the suite ran on, the default branch's commit in it, and the
+    tree the suite ran on (what the deploy compares, so that a tested commit made on another
+    machine binds as well)."""
 
     tested: str  # `tested_commit:`
     base: str  # `base_commit:`
+    tree: str | None = None  # `tested_tree:` (absent from reports written before it)
 
     def lines(self) -> list[str]:
-        """The artifact's two lines."""
-        return [f"tested_commit: {self.tested}", f"base_commit: {self.base}"]
+        """The artifact's lines."""
+        lines = [f"tested_commit: {self.tested}", f"base_commit: {self.base}"]
+        return lines + ([f"tested_tree: {self.tree}"] if self.tree else [])
 
     @classmethod
     def read(cls, text: str) -> Judged | None:
-        """The two lines of an artifact, or None when it lacks one (an LLM tester's report)."""
+        """The lines of an artifact, or None when it lacks one of the two commits (an LLM
+        tester's report); a malformed tree reads as no tree."""
         keys = parse_verdict_keys(text)
         tested, base = read_key(keys, "tested_commit"), read_key(keys, "base_commit")
         commits = [read.value.lower() for read in (tested, base) if read.value is not None]
         if len(commits) != 2 or not all(COMMIT_ID.fullmatch(c) for c in commits):
             return None
-        return cls(commits[0], commits[1])
+        tree = (read_key(keys, "tested_tree").value or "").lower()
+        return cls(commits[0], commits[1], tree if COMMIT_ID.fullmatch(tree) else None)

@@ -25,6 +25,7 @@ from orchestrator.proc.env import child_env
 from orchestrator.self_deploy import SuiteStatus, map_exit_code_to_status
 from orchestrator.settings import Settings
 from orchestrator.store import Job, Repo, Task
+from orchestrator.workspace.merging import Ahead
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,10 @@ class RunnerRequest:
     marker: str
     secrets: tuple[str, ...] = ()
     can_restart: bool = False  # this process can restart itself on new code (orch serve)
-    # For the deploy: the code this round's test report judged (None without a binding).
+    # For staging and the deploy: what this round's test report judged (None: no binding).
     tested: Judged | None = None
+    # For the test-runner: the tasks that will merge before this one, in queue order.
+    ahead: tuple[Ahead, ...] = ()
 
     @property
     def worktree(self) -> Path:

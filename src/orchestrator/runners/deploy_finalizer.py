@@ -32,7 +32,7 @@ from orchestrator.runners.base import (
     run_suite,
 )
 from orchestrator.workspace import checkout, git
-from orchestrator.workspace.merging import MergeConflict, commit_of, merge_commit
+from orchestrator.workspace.merging import MergeConflict, commit_of, merge_commit, tree_of
 
 
 @dataclass(frozen=True)
@@ -76,19 +76,45 @@ def _merged(repo: Path, base: str, tip: str, message: str) -> str:
         raise MergeRefused(FailureKind.CONFLICT, str(conflict)) from None
 
 
-def why_retest(tested: Judged, base_now: str, tip_now: str, landed: bool, into: str) -> str | None:
-    """Why the commit that would ship is not the one the suites judged, or None when it is
-    (or when it already shipped: a retry after a crash never re-tests what landed)."""
-    if landed:
-        return None
-    if tip_now != tested.tested:
-        return (
-            f"the task's branch moved from {tested.tested[:12]} to {tip_now[:12]} after it "
-            "was tested"
-        )
+class Stale(Exception):
+    """The merge would not ship the tree the suites judged: nothing moved; test it again."""
+
+
+def why_retest(tested: Judged, base_now: str, tip_moved: bool, into: str) -> str:
+    """Why the merge that would ship is not the tree that was tested (the caller compared
+    the trees and found them different)."""
+    if tip_moved:
+        return f"the task's branch moved after it was tested (at {tested.tested[:12]})"
     if base_now != tested.base:
-        return f"{into} moved from {tested.base[:12]} to {base_now[:12]} after the merge was tested"
-    return None
+        return (
+            f"{into} moved from {tested.base[:12]} to {base_now[:12]}, and the merge onto it "
+            "is not the tree that was tested"
+        )
+    return (
+        f"{into} is still at {tested.base[:12]}: the tasks ahead in the merge queue, which "
+        "this one was tested on top of, did not land"
+    )
+
+
+def _to_ship(
+    repo: Path, base: str, tip: str, message: str, tested: Judged | None, into: str
+) -> str:
+    """The merge commit the default branch moves to. Stale unless it has exactly the tree
+    that was tested, including when it conflicts: the tested merge did not, so the base
+    moved, and the re-test finds the conflict where a fix round can take it. No binding (an
+    LLM tester's report) checks nothing, as before."""
+    if tested is None:
+        return _merged(repo, base, tip, message)
+    try:
+        merged: str | None = _merged(repo, base, tip, message)
+    except MergeRefused:
+        merged = None
+    if merged is not None and tree_of(repo, merged) == (
+        tested.tree or tree_of(repo, tested.tested)
+    ):
+        return merged
+    contained = git.has_ref(repo, tested.tested) and git.is_ancestor(repo, tip, tested.tested)
+    raise Stale(why_retest(tested, base, not contained, into))
 
 
 BeforeMove = Callable[[str, str], None]  # (base, merged): called before the branch moves
@@ -100,13 +126,19 @@ def has_landed(repo: Path, commit: str, into: str) -> bool:
 
 
 def merge_branch(
-    repo: Path, branch: str, into: str, message: str, before_move: BeforeMove | None = None
+    repo: Path,
+    branch: str,
+    into: str,
+    message: str,
+    before_move: BeforeMove | None = None,
+    tested: Judged | None = None,
 ) -> Merge:
-    """Merge `branch` into `into`; MergeRefused for conflicts and dirty working copies."""
+    """Merge `branch` into `into`; MergeRefused for conflicts and dirty working copies, Stale
+    when the merge is not what was `tested`."""
     base, tip = commit_of(repo, f"refs/heads/{into}"), commit_of(repo, f"refs/heads/{branch}")
     if git.is_ancestor(repo, tip, base):
         return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
-    merged = _merged(repo, base, tip, message)
+    merged = _to_ship(repo, base, tip, message, tested, into)
     if before_move is not None:
         before_move(base, merged)
     working_copy = checked_out_at(repo, into)
@@ -127,7 +159,9 @@ def merge_branch(
     return Merge(base, merged, str(working_copy), f"{into} fast-forwarded in {working_copy}")
 
 
-def merge_remote(clone: Path, branch: str, into: str, message: str) -> Merge:
+def merge_remote(
+    clone: Path, branch: str, into: str, message: str, tested: Judged | None = None
+) -> Merge:
     """Merge `branch` into `into` on the remote: computed in our clone, then pushed.
 
     The push is a fast-forward of the remote's branch, so if someone pushed to it meanwhile
@@ -137,7 +171,7 @@ def merge_remote(clone: Path, branch: str, into: str, message: str) -> Merge:
     tip = commit_of(clone, f"refs/remotes/origin/{branch}")
     if git.is_ancestor(clone, tip, base):
         return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
-    merged = _merged(clone, base, tip, message)
+    merged = _to_ship(clone, base, tip, message, tested, into)
     checkout.push(clone, f"{merged}:refs/heads/{into}")  # fenced: a stale job never merges
     return Merge(base, merged, None, f"{into} of the remote moved to the merge commit (pushed)")
 
@@ -160,19 +194,22 @@ class DeployFinalizer:
         try:
             if repo.is_remote:
                 clone = checkout.sync_clone(request.settings.home, repo)
-                moved = _moved(request, clone, "refs/remotes/origin/")
-                if moved is not None:
-                    return self._retest(request, moved)
-                merge = merge_remote(clone, task.branch, repo.default_branch, message)
+                merge = merge_remote(
+                    clone, task.branch, repo.default_branch, message, request.tested
+                )
             elif not Path(repo.path).is_dir():
                 return RunnerOutcome.tool_error(f"the repo {repo.path} is missing")
             else:
-                moved = _moved(request, Path(repo.path), "refs/heads/")
-                if moved is not None:
-                    return self._retest(request, moved)
                 merge = merge_branch(
-                    Path(repo.path), task.branch, repo.default_branch, message, before_move
+                    Path(repo.path),
+                    task.branch,
+                    repo.default_branch,
+                    message,
+                    before_move,
+                    request.tested,
                 )
+        except Stale as stale:
+            return self._retest(request, str(stale))
         except MergeRefused as refused:
             return self._verdict(request, False, refused.kind, str(refused), None)
         except GitError as exc:
@@ -230,19 +267,6 @@ class DeployFinalizer:
         """The FAILED log once the merge or deploy could not run `attempts` times."""
         note = f"Could not merge or deploy in {attempts} attempts; last reason: {reason}."
         return render_log(request, False, FailureKind.INFRA, note, None)
-
-
-def _moved(request: RunnerRequest, repo: Path, prefix: str) -> str | None:
-    """Why this round's test verdict does not cover what the merge would ship, or None; no
-    binding (an LLM tester's report) checks nothing, as before."""
-    tested = request.tested
-    if tested is None:
-        return None
-    into = request.repo.default_branch
-    base_now = commit_of(repo, f"{prefix}{into}")
-    tip_now = commit_of(repo, f"{prefix}{request.task.branch}")
-    landed = git.is_ancestor(repo, tested.tested, base_now)
-    return why_retest(tested, base_now, tip_now, landed, into)
 
 
 def render_log(

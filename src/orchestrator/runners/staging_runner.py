@@ -22,6 +22,7 @@ from orchestrator.runners.base import (
     run_suite,
 )
 from orchestrator.workspace import git
+from orchestrator.workspace.checkout import checked_out
 from orchestrator.workspace.merging import base_ref, commit_of
 
 
@@ -35,15 +36,16 @@ class StagingRunner:
         argv = shlex.split(request.repo.staging_command or "")
         if not argv:
             return RunnerOutcome.tool_error("the repo has no staging command")
-        run = run_suite(argv, request, request.settings.staging_runner_timeout_s)
+        if not request.worktree.is_dir():
+            return RunnerOutcome.tool_error(f"the worktree {request.worktree} is missing")
+        judged = _to_stage(request)
+        with checked_out(request.worktree, judged.tested, request.task.branch):
+            run = run_suite(argv, request, request.settings.staging_runner_timeout_s)
         if run.cancelled:
             return RunnerOutcome(cancelled=True)
         if not run.executed or run.proc is None:
             return RunnerOutcome.tool_error(run.problem, run.proc)
         passed, kind = run.passed, run.failure_kind(FailureKind.TESTS)
-        judged = Judged(
-            git.head(request.worktree), commit_of(request.worktree, base_ref(request.repo))
-        )
         timeout_s = request.settings.staging_runner_timeout_s
         text = render_log(passed, kind, argv, run.proc, timeout_s, judged=judged)
         return RunnerOutcome(
@@ -57,6 +59,17 @@ class StagingRunner:
         argv = shlex.split(request.repo.staging_command or "")
         note = f"The staging suite could not run in {attempts} attempts; last reason: {reason}"
         return render_log(False, FailureKind.INFRA, argv, None, 0.0, note)
+
+
+def _to_stage(request: RunnerRequest) -> Judged:
+    """What staging runs: the very commit the test-runner judged (the merge with the base and
+    with the tasks ahead), so that staging, too, judges what ships; the worktree's tip when
+    there is no binding (an LLM tester) or when that commit was made on another machine."""
+    tested = request.tested
+    if tested is not None and git.has_ref(request.worktree, tested.tested):
+        return tested
+    head = git.head(request.worktree)
+    return Judged(head, commit_of(request.worktree, base_ref(request.repo)))
 
 
 def render_log(

@@ -29,7 +29,8 @@ from orchestrator.runners.base import (
 )
 from orchestrator.runners.junit import Counts, junit_counts, summary_counts
 from orchestrator.store import Repo
-from orchestrator.workspace.merging import Update, merge_base_in
+from orchestrator.workspace.checkout import checked_out
+from orchestrator.workspace.merging import Update, merge_base_in, speculate, tree_of
 
 # The report lists at least this many failing tests (SPEC: at least the first 200).
 FAILING_SHOWN = 500
@@ -107,13 +108,13 @@ class TestRunner:
     __test__ = False  # not a pytest test class, whatever its name
 
     def run(self, request: RunnerRequest) -> RunnerOutcome:
-        """Run the suite on the merge of the branch with its base (and the smoke check, when
-        configured); a verdict or a tool error."""
+        """Run the suite on the merge of the branch with its base, and with the tasks ahead
+        in the merge queue when there are any (and the smoke check, when configured); a
+        verdict or a tool error."""
         argv = test_argv(request.repo)
         if not request.worktree.is_dir():
             return RunnerOutcome.tool_error(f"the worktree {request.worktree} is missing")
         update = merge_base_in(request.repo, request.task, "to test the merge")
-        judged = Judged(update.tip, update.base)
         if update.conflicts:
             text = render_report(
                 passed=False,
@@ -123,9 +124,26 @@ class TestRunner:
                 proc=None,
                 timeout_s=request.settings.test_runner_timeout_s,
                 checks=[_conflict_note(request, update)],
-                judged=judged,
+                judged=Judged(update.tip, update.base),
             )
             return RunnerOutcome(artifact=redact(text, request.secrets))
+        message = f"Test {request.task.branch} behind the merge queue (task {request.task.id})"
+        speculative = speculate(request.worktree, update.base, update.tip, request.ahead, message)
+        tested = speculative[0] if speculative else update.tip
+        judged = Judged(tested, update.base, tree_of(request.worktree, tested))
+        notes = _base_note(request, update)
+        if speculative is not None:
+            notes.append(
+                f"Tested on top of the tasks ahead in the merge queue ({', '.join(speculative[1])}"
+                "): the branch merged with what each will land as, the tree that ships once "
+                "they land."
+            )
+        with checked_out(request.worktree, tested, request.task.branch):
+            return self._judge(request, argv, judged, notes)
+
+    def _judge(
+        self, request: RunnerRequest, argv: list[str], judged: Judged, notes: list[str]
+    ) -> RunnerOutcome:
         junit = request.log_path.with_suffix(".junit.xml")
         junit.unlink(missing_ok=True)
         timeout = request.settings.test_runner_timeout_s
@@ -172,7 +190,7 @@ class TestRunner:
             command=argv,
             proc=run.proc,
             timeout_s=request.settings.test_runner_timeout_s,
-            checks=[*_base_note(request, update), *checks],
+            checks=[*notes, *checks],
             judged=judged,
         )
         return RunnerOutcome(

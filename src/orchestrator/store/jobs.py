@@ -7,6 +7,7 @@ a worker that lost its job, to a cancel or to another worker, cannot change it a
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, func, insert, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -71,6 +72,7 @@ class JobQueries(StoreBase):
                     jobs.c.stage,
                     tasks.c.repo_id,
                     tasks.c.gate_acquired_at,
+                    tasks.c.created_at,
                 )
                 .join(tasks, tasks.c.id == jobs.c.task_id)
                 .join(repos, repos.c.id == tasks.c.repo_id)
@@ -85,7 +87,7 @@ class JobQueries(StoreBase):
                 if len(claimed) == limit:
                     break
                 needs_gate = row.stage in SERIAL_STAGES and row.gate_acquired_at is None
-                if needs_gate and not self._acquire_gate(conn, row.task_id, row.repo_id, now):
+                if needs_gate and not self._acquire_gate(conn, row, now):
                     continue
                 job = conn.execute(
                     update(jobs)
@@ -113,7 +115,15 @@ class JobQueries(StoreBase):
         return claimed
 
     @staticmethod
-    def _acquire_gate(conn: Connection, task_id: str, repo_id: int, now: datetime) -> bool:
+    def _acquire_gate(conn: Connection, row: Any, now: datetime) -> bool:
+        """Take the repo's serial gate for the candidate `row`'s task, if it is its turn.
+
+        The merge queue is first come, first served by task age: an older task of the repo
+        still in testing goes first. The test-runner tests each task on top of the older
+        ones ahead of it (`workspace.merging.speculate`); a younger one that merged first
+        would make every one of those test runs stale.
+        """
+        task_id, repo_id = row.task_id, row.repo_id
         holder = conn.execute(
             select(tasks.c.id).where(
                 tasks.c.repo_id == repo_id, tasks.c.gate_acquired_at.is_not(None)
@@ -121,6 +131,21 @@ class JobQueries(StoreBase):
         ).first()
         if holder is not None:
             return bool(holder.id == task_id)
+        older_in_testing = conn.execute(
+            select(tasks.c.id)
+            .where(
+                tasks.c.repo_id == repo_id,
+                tasks.c.state == TaskState.ACTIVE,
+                tasks.c.stage == Stage.TESTING,
+                or_(
+                    tasks.c.created_at < row.created_at,
+                    and_(tasks.c.created_at == row.created_at, tasks.c.id < task_id),
+                ),
+            )
+            .limit(1)
+        ).first()
+        if older_in_testing is not None:
+            return False
         try:
             with conn.begin_nested():  # a concurrent claim may take it first: unique index
                 conn.execute(

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from orchestrator.pipeline.stages import SERIAL_STAGES, Stage, TaskState, artifact_for
 from orchestrator.pipeline.verdicts import Judged
 from orchestrator.store.base import StoreBase
-from orchestrator.store.records import Job, JobStatus
+from orchestrator.store.records import Job, JobStatus, Task
 from orchestrator.store.schema import artifacts, jobs, repos, tasks
 
 
@@ -45,6 +45,16 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class QueueEntry:
+    """A task that will merge before another: the gate's holder, or an older task of the
+    repo in testing or waiting for the gate (the gate goes by task age)."""
+
+    task_id: str
+    branch: str
+    tested: Judged | None  # what its test judged, once it passed; None while in testing
+
+
+@dataclass(frozen=True)
 class Counts:
     """Tasks by state and by stage (active tasks only for stages)."""
 
@@ -68,7 +78,7 @@ class ViewQueries(StoreBase):
             select(repos.c.name, tasks.c.id, tasks.c.gate_acquired_at)
             .join(tasks, tasks.c.repo_id == repos.c.id)
             .where(tasks.c.state == TaskState.ACTIVE, tasks.c.stage.in_(SERIAL_STAGES))
-            .order_by(tasks.c.updated_at, tasks.c.id)
+            .order_by(tasks.c.created_at, tasks.c.id)  # the order the gate goes in
         )
         # The latest test report of each gated task's current round (ascending ids: the last
         # one read is the latest).
@@ -115,6 +125,40 @@ class ViewQueries(StoreBase):
             tuple(by_status[JobStatus.DEFERRED]),
             gates,
         )
+
+    def ahead_of(self, task: Task) -> list[QueueEntry]:
+        """The tasks that will merge before `task`, in the order they will."""
+        in_queue = tasks.c.stage.in_([Stage.TESTING, *SERIAL_STAGES])
+        older = or_(
+            tasks.c.created_at < task.created_at,
+            and_(tasks.c.created_at == task.created_at, tasks.c.id < task.id),
+        )
+        rows = (
+            select(tasks.c.id, tasks.c.branch, tasks.c.stage, tasks.c.round)
+            .join(repos, repos.c.id == tasks.c.repo_id)
+            .where(
+                repos.c.name == task.repo,
+                tasks.c.state == TaskState.ACTIVE,
+                tasks.c.id != task.id,
+                in_queue,
+                or_(tasks.c.gate_acquired_at.is_not(None), older),
+            )
+            .order_by(tasks.c.gate_acquired_at.is_(None), tasks.c.created_at, tasks.c.id)
+        )
+        with self._read() as conn:
+            found = conn.execute(rows).all()
+            passed = [row.id for row in found if row.stage in SERIAL_STAGES]
+            reports = conn.execute(
+                select(artifacts.c.task_id, artifacts.c.round, artifacts.c.text)
+                .where(
+                    artifacts.c.task_id.in_(passed),
+                    artifacts.c.name == artifact_for(Stage.TESTING),
+                )
+                .order_by(artifacts.c.id)
+            ).all()
+        rounds = {row.id: row.round for row in found}
+        judged = {t: Judged.read(text) for t, round_, text in reports if round_ == rounds[t]}
+        return [QueueEntry(row.id, row.branch, judged.get(row.id)) for row in found]
 
     def counts(self) -> Counts:
         """How many tasks are in each state, and active ones in each stage."""

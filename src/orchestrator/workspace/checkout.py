@@ -117,6 +117,8 @@ def undo_branch(home: Path, repo: Repo, branch: str, worktree: Path) -> None:
 def prepare(home: Path, repo: Repo, task: Task) -> Task:
     """The task with a worktree on this machine, at the tip of its branch (before a job)."""
     if not repo.is_remote:
+        if (Path(task.worktree) / ".git").exists():
+            back_on_branch(Path(task.worktree), task.branch)
         return task
     clone = sync_clone(home, repo)
     worktree = layout.worktree_dir(home, task.id)
@@ -129,6 +131,7 @@ def prepare(home: Path, repo: Repo, task: Task) -> Task:
             git.git(clone, "worktree", "add", "--quiet", "--force", str(worktree), task.branch)
         else:
             git.add_worktree(clone, worktree, task.branch, tip)
+    back_on_branch(worktree, task.branch)
     # The remote is the truth: whatever a crashed job left here and never pushed is dropped.
     git.git(worktree, "reset", "--quiet", "--hard", tip)
     _note_seen(worktree, "HEAD")
@@ -193,3 +196,35 @@ def retire(home: Path, repo: Repo, task: Task) -> None:
             git.remove_worktree(clone, layout.worktree_dir(home, task.id))
         return
     git.remove_worktree(Path(repo.path), Path(task.worktree))
+
+
+# Set while a runner has the task's worktree detached at a commit it tests (per worktree).
+DETACHED_FOR_TEST = "refs/worktree/orch-tested"
+
+
+@contextmanager
+def checked_out(worktree: Path, commit: str, branch: str) -> Iterator[None]:
+    """Run with `commit` checked out, detached, in the task's own worktree, so the worktree's
+    environment (its .venv, an editable install) runs that very tree; the branch is checked
+    out again afterwards, or by `back_on_branch` before the next job when a crash came first."""
+    if commit == git.head(worktree):
+        yield
+        return
+    git.git(worktree, "update-ref", DETACHED_FOR_TEST, commit)
+    git.git(worktree, "checkout", "--quiet", "--detach", commit)
+    try:
+        yield
+    finally:
+        back_on_branch(worktree, branch)
+
+
+def back_on_branch(worktree: Path, branch: str) -> None:
+    """Put the worktree back on its branch if a runner left it detached at a tested commit.
+    Only that case: a worktree an agent left detached is the agent's, and is kept as it is
+    (`checkout.keep_work` refuses it)."""
+    if not git.has_ref(worktree, DETACHED_FOR_TEST):
+        return
+    if git.current_branch(worktree) is None:
+        # What a suite changed in tracked files belongs to the tested commit, not the branch.
+        git.git(worktree, "checkout", "--quiet", "--force", branch)
+    git.git(worktree, "update-ref", "-d", DETACHED_FOR_TEST)

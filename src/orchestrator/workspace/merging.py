@@ -2,13 +2,16 @@
 
 What ships must be what was tested: the test-runner first merges the default branch's tip
 into the task's branch (`bring_up_to_date`), so the suite runs on the very tree the merge
-will produce, and the deploy-finalizer later moves the default branch to exactly that commit
-(a fast-forward) or, when either branch moved in between, sends the task to be tested again.
-The merge is computed with `git merge-tree --write-tree`, so a conflict changes nothing.
+will produce, and the deploy-finalizer later moves the default branch only when the merge
+it would make has exactly the tree that was tested, else sends the task to be tested again.
+While other tasks wait to merge first, the suite runs on this task's branch merged with
+theirs (`speculate`), so a queue of passing tasks lands with one test run each. Merges are
+computed with `git merge-tree --write-tree`, so a conflict changes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +39,16 @@ def commit_of(repo: Path, ref: str) -> str:
 def base_ref(repo: Repo) -> str:
     """The ref of the repo's default branch as a task's worktree sees it (a remote repo's
     worktree hangs off a clone, fetched before each job)."""
-    if repo.is_remote:
-        return f"refs/remotes/origin/{repo.default_branch}"
-    return f"refs/heads/{repo.default_branch}"
+    return branch_ref(repo, repo.default_branch)
 
 
-def merge_commit(repo: Path, first: str, second: str, message: str) -> str:
-    """The merge commit of `second` into `first` (its first parent), made without a working
+def branch_ref(repo: Repo, branch: str) -> str:
+    """The ref of one of the repo's branches as a task's worktree sees it."""
+    return f"refs/remotes/origin/{branch}" if repo.is_remote else f"refs/heads/{branch}"
+
+
+def merged_tree(repo: Path, first: str, second: str) -> str:
+    """The tree the merge of `first` and `second` would have, computed without a working
     tree; MergeConflict names the paths when the two conflict."""
     tree = git.git(
         repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", first, second,
@@ -52,10 +58,25 @@ def merge_commit(repo: Path, first: str, second: str, message: str) -> str:
         raise MergeConflict([p for p in tree.stdout.splitlines()[1:] if p.strip()])
     if not tree.ok:
         raise GitError(f"git merge-tree failed: {tree.stderr.strip()}")
+    return tree.stdout.split()[0]
+
+
+def tree_of(repo: Path, commit: str) -> str:
+    """The tree a commit records."""
+    return git.git(repo, "rev-parse", "--verify", f"{commit}^{{tree}}").stdout.strip()
+
+
+def merge_commit(repo: Path, first: str, second: str, message: str) -> str:
+    """The merge commit of `second` into `first` (its first parent), made without a working
+    tree; MergeConflict names the paths when the two conflict."""
+    return _commit_tree(repo, merged_tree(repo, first, second), first, second, message)
+
+
+def _commit_tree(repo: Path, tree: str, first: str, second: str, message: str) -> str:
     return git.git(
         repo,
         "commit-tree",
-        tree.stdout.split()[0],
+        tree,
         "-p",
         first,
         "-p",
@@ -144,3 +165,57 @@ def merge_base_in(repo: Repo, task: Task, purpose: str, *, leave_conflict: bool 
     if update.merged and not update.conflicts:
         checkout.publish(repo, task)
     return update
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """A task that will merge before the one being tested (the gate's holder, or an older
+    task in testing or waiting for the gate), and what of it will land."""
+
+    task_id: str
+    ref: str  # the commit its test judged, or while it is in testing its branch
+    tested: bool  # `ref` is the commit its test judged
+
+
+def expected_base(repo: Path, base: str, ahead: Sequence[Ahead]) -> tuple[str, list[str]]:
+    """What the default branch will hold once the tasks `ahead` land, in order, as tested
+    (or, for one still in testing, as its test will merge it), and the ids of the ones it
+    holds. One that already landed adds nothing. One whose test missed something now on the
+    default branch (a stale one) will be tested again behind, so it is left out; so is one
+    that conflicts, and one whose commit was made on another machine."""
+    expected, tree, taken = base, tree_of(repo, base), []
+    for other in ahead:
+        if not git.has_ref(repo, other.ref):
+            continue
+        commit = commit_of(repo, other.ref)
+        try:
+            after = merged_tree(repo, expected, commit)
+        except MergeConflict:
+            continue
+        if after == tree or (other.tested and after != tree_of(repo, commit)):
+            continue
+        expected = commit if other.tested else _commit_tree(repo, after, expected, commit, "")
+        tree = after
+        taken.append(other.task_id)
+    return expected, taken
+
+
+def speculate(
+    worktree: Path, base: str, tip: str, ahead: Sequence[Ahead], message: str
+) -> tuple[str, list[str]] | None:
+    """The commit to test while other tasks will merge first (Zuul's dependent pipelines),
+    and the ids of those it holds: `tip` (which holds `base`) merged with what the default
+    branch will be once they land. When they land as tested, what this task ships has
+    exactly this tree, with no second test run; when one ahead fails, the deploy finds
+    another tree and tests again on the real base.
+
+    None when nothing ahead adds a change or when this task conflicts with the ones ahead:
+    it is tested on its real base, and a conflict, if they land, shows at the re-test.
+    """
+    expected, taken = expected_base(worktree, base, ahead)
+    if not taken:
+        return None
+    try:
+        return merge_commit(worktree, tip, expected, message), taken
+    except MergeConflict:
+        return None
