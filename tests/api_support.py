@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from orchestrator.api import create_app
+from orchestrator.api.guard import service_token
 from orchestrator.pipeline.stages import Stage
 from orchestrator.scheduler import Worker
 from orchestrator.settings import Settings, load_settings
@@ -33,15 +34,23 @@ def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
 @contextmanager
 def server_factory(store: Store, db_url: str, home: Path) -> Iterator[Serve]:
     """Factory: the API over the test's store, with settings overridden, behind a real server
-    (uncached, so that every read sees the writes before it)."""
+    (uncached, so that every read sees the writes before it), and a client with its token."""
     with ExitStack() as stack:
 
-        def start(**overrides: object) -> httpx.Client:
-            app = create_app(settings_for(db_url, home, **overrides), store, cache_ttl_s=0)
+        def start(*, authenticated: bool = True, **overrides: object) -> httpx.Client:
+            settings = settings_for(db_url, home, **overrides)
+            app = create_app(settings, store, cache_ttl_s=0)
             base_url = stack.enter_context(running_app(app))
-            return stack.enter_context(httpx.Client(base_url=base_url, timeout=10))
+            # Every write needs the token: the client carries it unless the test is about that.
+            headers = auth_for(settings) if authenticated else {}
+            return stack.enter_context(httpx.Client(base_url=base_url, timeout=10, headers=headers))
 
         yield start
+
+
+def auth_for(settings: Settings) -> dict[str, str]:
+    """The header that carries the API token of a server with these settings."""
+    return {"Authorization": f"Bearer {service_token(settings)}"}
 
 
 def add_app_repo(make_repo: Callable[..., Path], store: Store, **spec: object) -> Path:

@@ -19,6 +19,10 @@ Seconds = Annotated[float, Field(gt=0)]
 RepoScope = Annotated[frozenset[str], NoDecode]
 
 ENV_PREFIX = "ORCH_"
+# Shorter tokens can be guessed; `secrets.token_urlsafe(32)` (the generated one) has 43.
+MIN_TOKEN_CHARS = 16
+# Where `orch serve` keeps the API token it generated when ORCH_API_TOKEN is not set.
+TOKEN_FILE = "api-token"
 # What an ORCH_AGENT_COMMAND argv template may refer to.
 AGENT_PLACEHOLDERS = ("role", "stage", "task_id", "round", "worktree", "artifact_path")
 # Settings whose values are secrets: never echoed in errors, never passed to agents.
@@ -49,10 +53,16 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home)
     # None: SQLite (WAL) at $ORCH_HOME/orch.db, the zero-setup default.
     db_url: str | None = None
-    # Loopback by default: the API is open to whoever can reach it unless a token is set.
+    # Loopback by default. Every write needs the API token; on any other bind, reads too.
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
+    # None: `orch serve` generates one into $ORCH_HOME/api-token at first start.
     api_token: SecretStr | None = None
+    # Host names the API answers to besides its bind address and the loopback names (a
+    # DNS-rebinding page's own name is refused).
+    allowed_hosts: Annotated[frozenset[str], NoDecode] = frozenset()
+    # The largest request body the API reads (413 beyond it).
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, le=1_000_000_000)
 
     # Two cores run four agent processes comfortably; agents mostly wait on the network.
     max_parallel_jobs: int = Field(default=4, ge=1, le=1024)
@@ -138,6 +148,26 @@ class Settings(BaseSettings):
         problem = host_problem(value)
         if problem is not None:
             raise ValueError(problem)
+        return value
+
+    @field_validator("api_token", mode="after")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_TOKEN_CHARS:
+            raise ValueError(f"too short: an API token has at least {MIN_TOKEN_CHARS} characters")
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple | set | frozenset):
+            for name in value:
+                problem = host_problem(str(name))
+                if problem is not None:
+                    raise ValueError(f"{name!r}: {problem}")
+            return frozenset(str(name).lower() for name in value)
         return value
 
     @field_validator("db_url", mode="after")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -16,9 +15,9 @@ import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tests.conftest import IN_CI, ORCH_EXE
+from tests.conftest import ORCH_EXE
+from tests.serve_support import CHROMIUM, auth_from, free_port, require_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -55,22 +54,6 @@ RECORDER = """() => {
 }"""
 
 
-def _require_chromium() -> None:
-    if CHROMIUM.is_file():
-        return
-    if IN_CI:
-        pytest.fail(f"{CHROMIUM} is missing, and under CI=true the browser tests must run")
-    print(f"skipping: the browser test needs Debian's chromium at {CHROMIUM}")
-    pytest.skip(f"the browser test needs {CHROMIUM} (apt-get install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass(frozen=True)
 class Server:
     """A running `orch serve`."""
@@ -86,7 +69,7 @@ class Server:
 @pytest.fixture
 def server(tmp_path: Path, orch_home: Path) -> Iterator[Server]:
     """A real `orch serve` (API and worker) with scripted agents that take 0.6 s each."""
-    _require_chromium()
+    require_chromium()
     scenario = tmp_path / "scenario.toml"
     steps = []
     for role in ROLES:
@@ -155,10 +138,14 @@ def wait_for_column(
 
 @pytest.mark.slow
 def test_a_task_moves_across_the_board_live_and_its_page_shows_artifacts(
-    server: Server, make_repo: Callable[..., Path]
+    server: Server, make_repo: Callable[..., Path], orch_home: Path
 ) -> None:
     base_url = server.url
-    with httpx.Client(base_url=base_url, timeout=10) as api, sync_playwright() as playwright:
+    headers = auth_from(orch_home)
+    with (
+        httpx.Client(base_url=base_url, timeout=10, headers=headers) as api,
+        sync_playwright() as playwright,
+    ):
         repo = {"name": "app", "path": str(make_repo("app")), "skip_stages": SKIPPED}
         assert api.post("/repos", json=repo).status_code == 201
         browser = playwright.chromium.launch(

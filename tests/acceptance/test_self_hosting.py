@@ -23,6 +23,7 @@ import pytest
 from orchestrator.settings import load_settings
 from orchestrator.store import open_store
 from tests.helpers import git
+from tests.serve_support import auth_from
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = """import os, sys
@@ -165,7 +166,10 @@ def service(service_env: dict[str, str], register: None) -> Iterator[Service]:
 
 def submit(service: Service, title: str) -> str:
     response = httpx.post(
-        service.base + "/tasks", json={"repo": "self", "title": title}, timeout=30
+        service.base + "/tasks",
+        json={"repo": "self", "title": title},
+        headers=auth_from(Path(service.env["ORCH_HOME"])),
+        timeout=30,
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])

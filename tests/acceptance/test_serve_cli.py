@@ -3,11 +3,10 @@ SIGTERM, and a task submitted over HTTP taken to done by the worker inside (SPEC
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,62 +14,10 @@ import pytest
 
 from orchestrator.settings import load_settings
 from orchestrator.store import open_store
-from tests.conftest import ORCH_EXE
+from tests.acceptance.conftest import Serve
+from tests.serve_support import free_port, stop
 
 OrchExe = Callable[..., subprocess.CompletedProcess[str]]
-Serve = Callable[..., tuple[subprocess.Popen[str], str]]
-START_TIMEOUT_S = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_health(process: subprocess.Popen[str], base_url: str) -> float:
-    """Seconds until GET /health answered 200; fails when the server dies or is too slow."""
-    started = time.monotonic()
-    while time.monotonic() - started < START_TIMEOUT_S:
-        assert process.poll() is None, f"orch serve exited with {process.returncode}"
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return time.monotonic() - started
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"no answer from {base_url}/health within {START_TIMEOUT_S} s")
-
-
-def stop(process: subprocess.Popen[str]) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=30)
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    """Factory: start `orch serve` on a free port and wait for /health; killed if left running."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(*args: str) -> tuple[subprocess.Popen[str], str]:
-        port = free_port()
-        with (tmp_path / f"serve-{port}.log").open("w") as log:
-            process = subprocess.Popen(
-                [ORCH_EXE, "serve", "--port", str(port), *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        started.append(process)
-        base_url = f"http://127.0.0.1:{port}"
-        wait_for_health(process, base_url)
-        return process, base_url
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def test_serving_on_a_public_address_without_a_token_exits_2_with_one_line(
@@ -97,7 +44,7 @@ def test_serve_refuses_a_host_that_is_not_a_hostname_or_address_with_one_line(
 def test_serving_on_a_public_address_with_a_token_starts_and_guards_writes(
     serve: Serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ORCH_API_TOKEN", "s3cret-token")
+    monkeypatch.setenv("ORCH_API_TOKEN", "s3cret-token-of-24-chars")
     process, base_url = serve("--host", "0.0.0.0", "--no-worker")
     refused = httpx.post(f"{base_url}/repos", json={"name": "x", "path": "/nowhere"})
     assert refused.status_code == 401 and "error" in refused.json()
@@ -127,6 +74,7 @@ def test_a_task_submitted_over_http_reaches_done_with_the_worker_inside(
     orch_exe: OrchExe,
     make_repo: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
+    orch_home: Path,
 ) -> None:
     monkeypatch.setenv("ORCH_AGENT_BACKEND", "scripted")
     monkeypatch.setenv("ORCH_TEST_RUNNER_ENABLED", "false")
@@ -135,7 +83,12 @@ def test_a_task_submitted_over_http_reaches_done_with_the_worker_inside(
     )
     assert added.returncode == 0, added.stderr
     process, base_url = serve()
-    created = httpx.post(f"{base_url}/tasks", json={"repo": "app", "title": "Ship it"})
+    token = (orch_home / "api-token").read_text().strip()  # generated at first start
+    created = httpx.post(
+        f"{base_url}/tasks",
+        json={"repo": "app", "title": "Ship it"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert created.status_code == 201, created.text
     url = f"{base_url}/tasks/{created.json()['id']}"
     deadline = time.monotonic() + 60

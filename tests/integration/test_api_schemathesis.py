@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from orchestrator.api import create_app
+from orchestrator.api.guard import service_token
 from orchestrator.intake import submit_task
 from orchestrator.registry import RepoOptions, register_repo
 from orchestrator.settings import load_settings
@@ -40,7 +41,8 @@ class Known:
 
 @pytest.fixture
 def served(make_repo: Callable[..., Path], db_url: str, orch_home: Path) -> Iterator[Any]:
-    """The app with no token, one repo with one task and one alert; its base URL."""
+    """The app with its generated token, one repo with one task and one alert; its base URL
+    and the token."""
     config = load_settings(db_url=db_url, home=orch_home, api_token=None)
     store = open_store(config)
     register_repo(store, "app", make_repo("app"), RepoOptions())
@@ -48,7 +50,7 @@ def served(make_repo: Callable[..., Path], db_url: str, orch_home: Path) -> Iter
     alert = store.raise_alert("test", "an alert", task.id)
     known = Known("app", task.id, alert.id, store.task_jobs(task.id)[0].id)
     with running_app(create_app(config, store, cache_ttl_s=0)) as base_url:
-        yield base_url, known
+        yield base_url, known, service_token(config)
     store.close()
 
 
@@ -64,8 +66,10 @@ def requests_for(operation: Any, known: Known) -> st.SearchStrategy[Any]:
     )
 
 
-def test_no_request_makes_the_api_answer_with_a_server_error(served: tuple[str, Known]) -> None:
-    base_url, known = served
+def test_no_request_makes_the_api_answer_with_a_server_error(
+    served: tuple[str, Known, str],
+) -> None:
+    base_url, known, token = served
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 15  # every documented endpoint is generated for
@@ -82,7 +86,7 @@ def test_no_request_makes_the_api_answer_with_a_server_error(served: tuple[str, 
         def call(case: Any, known_repo: bool) -> None:
             if known_repo and isinstance(case.body, dict) and "repo" in case.body:
                 case.body["repo"] = known.repo  # so that POST /tasks can succeed
-            response = case.call(base_url=base_url)
+            response = case.call(base_url=base_url, headers={"Authorization": f"Bearer {token}"})
             assert response.status_code < 500, f"{response.status_code}: {case.as_curl_command()}"
 
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,13 +10,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 from orchestrator.api import create_app, dashboard
 from orchestrator.pipeline.stages import STAGE_ORDER
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Store
+from tests.api_server import running_app
+from tests.api_support import auth_for
 
 
 @dataclass(frozen=True)
@@ -34,23 +34,11 @@ class Live:
 def live(store: Store, db_url: str, orch_home: Path) -> Iterator[Live]:
     settings = load_settings(db_url=db_url, home=orch_home)
     app = create_app(settings, store, cache_ttl_s=0)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        assert thread.is_alive(), "the server thread died"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base_url, timeout=10) as client:
-            yield Live(client, store, settings, base_url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        assert not thread.is_alive(), "the server did not stop"
+    with (
+        running_app(app) as base_url,
+        httpx.Client(base_url=base_url, timeout=10, headers=auth_for(settings)) as client,
+    ):
+        yield Live(client, store, settings, base_url)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def test_a_git_hook_sees_the_users_variables_and_none_of_our_secrets(
     hook.chmod(0o755)
     dump = tmp_path / "hook-env"
     secrets = {
-        "ORCH_API_TOKEN": "tok-do-not-leak",
+        "ORCH_API_TOKEN": "tok-do-not-leak-anywhere",
         "ORCH_DB_URL": "postgresql+psycopg://orch:pw-do-not-leak@db/orch",
         "ORCH_ALERT_WEBHOOK_URL": "https://hooks.example/do-not-leak",
         "CLAUDECODE": "1",

@@ -2,21 +2,48 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from orchestrator.redact import MASK, redact, secret_values
 from orchestrator.settings import load_settings
 
 
 def test_token_webhook_and_database_password_are_masked() -> None:
     settings = load_settings(
-        api_token="tok-123456",
+        api_token="tok-1234567890abcdef",
         alert_webhook_url="https://hooks.example/T0/B1/secret",
         db_url="postgresql+psycopg://orch:p%40ss-word@db:5432/orch",
     )
-    secrets = secret_values(settings)
-    text = "tok-123456 https://hooks.example/T0/B1/secret p@ss-word p%40ss-word kept"
+    secrets = secret_values(settings, environ={})
+    text = "tok-1234567890abcdef https://hooks.example/T0/B1/secret p@ss-word p%40ss-word kept"
     assert redact(text, secrets) == f"{MASK} {MASK} {MASK} {MASK} kept"
 
 
 def test_nothing_to_mask_without_secrets() -> None:
-    assert secret_values(load_settings()) == ()
+    assert secret_values(load_settings(), environ={"HOME": "/home/someone", "DEBUG": "1"}) == ()
     assert redact("plain text", ()) == "plain text"
+
+
+def test_secret_looking_variables_of_the_agents_environment_are_masked_too() -> None:
+    environ = {
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "ANTHROPIC_API_KEY": "sk-ant-0123456789",
+        "GITHUB_TOKEN": "ghp_abcdefghijklmnop",
+        "DB_PASSWORD": "correct horse",
+        "SHORT_TOKEN": "1",  # too short to be a secret: masking it would garble every text
+        "GIT_AUTHOR_NAME": "Orch Test",
+        "PATH": "/usr/bin:/bin",
+    }
+    secrets = secret_values(load_settings(), environ=environ)
+    text = "\n".join(f"{k}={v}" for k, v in environ.items())
+    masked = redact(text, secrets)
+    for name in ("AWS_SECRET_ACCESS_KEY", "ANTHROPIC_API_KEY", "GITHUB_TOKEN", "DB_PASSWORD"):
+        assert f"{name}={MASK}" in masked and environ[name] not in masked
+    assert "SHORT_TOKEN=1" in masked and "GIT_AUTHOR_NAME=Orch Test" in masked
+    assert "PATH=/usr/bin:/bin" in masked
+
+
+def test_the_generated_api_token_is_masked(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path)
+    (tmp_path / "api-token").write_text("generated-token-0123456789abcdef\n")
+    assert "generated-token-0123456789abcdef" in secret_values(settings, environ={})

@@ -10,14 +10,17 @@ from fastapi import FastAPI
 
 from orchestrator import __version__
 from orchestrator.api import dashboard, errors
+from orchestrator.api.guard import Guard, policy_for
 from orchestrator.api.routes import alerts, repos, system, tasks
 from orchestrator.api.state import ApiState, DocumentCache
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 
-DESCRIPTION = """A delivery pipeline for coding agents. Reads are open; every write needs
-`Authorization: Bearer <ORCH_API_TOKEN>` when a token is configured. Errors are JSON:
-`{"error": "..."}`."""
+DESCRIPTION = """A delivery pipeline for coding agents. Every write needs `Authorization:
+Bearer <token>` (ORCH_API_TOKEN, or the token generated into $ORCH_HOME/api-token); reads
+need it too unless the server is bound to a loopback address. Only the server's own host
+names are answered, a write from another origin is refused, and no body is over
+ORCH_MAX_BODY_BYTES. Errors are JSON: `{"error": "..."}`."""
 
 
 def create_app(settings: Settings, store: Store, *, cache_ttl_s: float = 1.0) -> FastAPI:
@@ -51,4 +54,5 @@ def create_app(settings: Settings, store: Store, *, cache_ttl_s: float = 1.0) ->
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.mount("/static", dashboard.static_files(), name="static")
+    app.add_middleware(Guard, policy=policy_for(settings))
     return app

@@ -18,7 +18,7 @@ from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import notice
 from orchestrator.cli.worker import configure_logging
 from orchestrator.errors import ConfigError
-from orchestrator.settings import Settings, host_problem, is_loopback
+from orchestrator.settings import TOKEN_FILE, Settings, host_problem, is_loopback
 
 
 def _child_argv(host: str, port: int, no_worker: bool, verbose: bool) -> list[str]:
@@ -73,6 +73,16 @@ def serve(
     raise SystemExit(_serve(app, settings, host, port, no_worker, supervised, verbose))
 
 
+def _token_notice(settings: Settings) -> str:
+    """Where the API token comes from (a generated one is shown: the user needs it)."""
+    if settings.token:
+        return "writes need the token in ORCH_API_TOKEN (Authorization: Bearer ...)"
+    from orchestrator.api.guard import service_token
+
+    token = service_token(settings)
+    return f"writes need the API token {token} (saved in {settings.home / TOKEN_FILE})"
+
+
 def _serve(
     app: AppContext,
     settings: Settings,
@@ -108,6 +118,7 @@ def _serve(
     notice(
         f"serving on http://{host}:{port}/ " + ("(API only)" if no_worker else "(with a worker)")
     )
+    notice(_token_notice(settings))
     config = uvicorn.Config(
         create_app(settings, store),
         host=host,
