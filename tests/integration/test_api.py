@@ -49,8 +49,9 @@ def test_health_reports_version_commit_start_time_database_and_uptime(api: httpx
     health = api.get("/health")
     assert health.status_code == 200
     body = health.json()
-    assert set(body) == {"status", "version", "commit", "started_at", "database", "uptime_s"}
-    assert body["status"] == "ok" and body["database"] is True
+    keys = {"status", "version", "commit", "started_at", "database", "worker", "uptime_s"}
+    assert set(body) == keys
+    assert body["status"] == "ok" and body["database"] is True and body["worker"] is None
     assert body["version"] == orchestrator.__version__
     assert body["commit"] is None or re.fullmatch(r"[0-9a-f]{40}", body["commit"])
     assert datetime.fromisoformat(body["started_at"]).tzinfo is not None
@@ -74,6 +75,25 @@ def test_health_is_503_degraded_and_reads_are_json_503_when_the_database_is_unre
             response = api.get(path)
             assert response.status_code == 503 and "database" in response.json()["error"]
     store.close()
+
+
+def test_health_is_503_degraded_while_the_services_worker_cannot_run_jobs(
+    store: Store, db_url: str, orch_home: Path
+) -> None:
+    problem: list[str] = ["the worker is not running (see its log)"]
+    app = create_app(
+        settings_for(db_url, orch_home),
+        store,
+        cache_ttl_s=0,
+        worker_problem=lambda: problem[0] if problem else None,
+    )
+    with running_app(app) as base_url:
+        health = httpx.get(f"{base_url}/health", timeout=10)
+        assert health.status_code == 503
+        assert health.json()["status"] == "degraded" and health.json()["database"] is True
+        assert health.json()["worker"] == problem[0]
+        problem.clear()
+        assert httpx.get(f"{base_url}/health", timeout=10).json()["status"] == "ok"
 
 
 def test_create_task_answers_201_with_the_task_its_intake_event_and_its_first_artifact(

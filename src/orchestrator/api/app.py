@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -23,8 +23,15 @@ names are answered, a write from another origin is refused, and no body is over
 ORCH_MAX_BODY_BYTES. Errors are JSON: `{"error": "..."}`."""
 
 
-def create_app(settings: Settings, store: Store, *, cache_ttl_s: float = 1.0) -> FastAPI:
-    """The application over an open store; /status and /queue are cached for `cache_ttl_s`."""
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    cache_ttl_s: float = 1.0,
+    worker_problem: Callable[[], str | None] | None = None,
+) -> FastAPI:
+    """The application over an open store; /status and /queue are cached for `cache_ttl_s`;
+    `worker_problem` (the worker of `orch serve`) makes /health degraded while it speaks."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,7 +55,12 @@ def create_app(settings: Settings, store: Store, *, cache_ttl_s: float = 1.0) ->
         docs_url=None,
         redoc_url=None,
     )
-    app.state.orch = ApiState(settings=settings, store=store, cache=DocumentCache(cache_ttl_s))
+    app.state.orch = ApiState(
+        settings=settings,
+        store=store,
+        cache=DocumentCache(cache_ttl_s),
+        worker_problem=worker_problem,
+    )
     errors.install(app)
     for module in (system, tasks, repos, alerts):
         app.include_router(module.router)

@@ -91,6 +91,9 @@ class ApiState:
     started_monotonic: float = field(default_factory=time.monotonic)
     commit: str | None = field(default_factory=code_commit)
     version: str = orchestrator.__version__
+    # In `orch serve`: why its worker cannot run jobs now (dead, or cut off from the
+    # database), or None; `/health` is degraded while it says something.
+    worker_problem: Callable[[], str | None] | None = None
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -120,7 +120,7 @@ def _serve(
     )
     notice(_token_notice(settings))
     config = uvicorn.Config(
-        create_app(settings, store),
+        create_app(settings, store, worker_problem=worker.problem if worker else None),
         host=host,
         port=port,
         log_level="debug" if verbose else "warning",

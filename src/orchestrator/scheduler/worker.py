@@ -9,6 +9,7 @@ work it announces is never left to the fallback poll.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -23,12 +24,13 @@ from datetime import timedelta
 import psutil
 
 from orchestrator.alerting import AlertNotifier
-from orchestrator.errors import StaleState
+from orchestrator.errors import StaleState, StoreError
 from orchestrator.jobs.context import JobContext, JobEnd
 from orchestrator.jobs.launcher import launch_job
 from orchestrator.jobs.policy import Next, after_tool_error, backoff_s
 from orchestrator.proc import CancelToken
 from orchestrator.redact import secret_values
+from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.recovery import Identity, take_over
 from orchestrator.settings import Settings
 from orchestrator.store import Job, JobMetrics, JobStatus, Store
@@ -85,6 +87,8 @@ class Worker:
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
         self._told_waiting: set[str] = set()  # self deploys already logged as waiting
+        self.outage = Outage()  # database faults, ridden out (scheduler/outage.py)
+        self._ended = False
         url = settings.alert_webhook_url
         self._notifier = AlertNotifier(store, url) if url else None
 
@@ -104,15 +108,41 @@ class Worker:
         """Something changed: look for work now."""
         self._wake.set()
 
+    def problem(self) -> str | None:
+        """Why this worker cannot run jobs now (for `/health`), or None."""
+        if self._ended and not self._stopping.is_set():
+            return "the worker is not running (see its log)"
+        return self.outage.problem(time.monotonic())
+
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Run until stopped (or, with drain, until no task can make progress); exit status."""
+        """Run until stopped (or, with drain, until no task can make progress); exit status.
+        A database fault never ends it: the loop waits and tries again (`Outage`)."""
+        try:
+            if self._register():
+                self._loop()
+        finally:
+            self._ended = True
+        return 0
+
+    def _register(self) -> bool:
+        """Register this worker and take over what dead ones left; False if stopped first."""
         me = self.identity
-        self.store.register_worker(
-            me.worker_id, me.host, os.getpid(), psutil.Process().create_time()
-        )
-        take_over(self.store, me, self.settings.kill_grace_s)
+        while not self._stopping.is_set():
+            try:
+                self.store.register_worker(
+                    me.worker_id, me.host, os.getpid(), psutil.Process().create_time()
+                )
+                take_over(self.store, me, self.settings.kill_grace_s)
+            except StoreError as exc:
+                self._stopping.wait(self.outage.failed(exc, time.monotonic()))
+                continue
+            self.outage.answered(time.monotonic())
+            return True
+        return False
+
+    def _loop(self) -> None:
         background = [
             threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True),
             threading.Thread(target=self._renewals, name="renewals", daemon=True),
@@ -132,11 +162,16 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 self._wake.clear()  # before the claim: see the module docstring
-                self._reap()
-                self._claim(pool)
-                if self.drain and self._drained():
-                    break
-                self._wake.wait(self._next_wait())
+                try:
+                    self._reap()
+                    self._claim(pool)
+                    if self.drain and self._drained():
+                        break
+                    wait = self._next_wait()
+                    self.outage.answered(time.monotonic())
+                except StoreError as exc:
+                    wait = self.outage.failed(exc, time.monotonic())
+                self._wake.wait(wait)
         finally:
             self._shutdown(pool)
             if notifier is not None and self._notifier is not None:
@@ -146,7 +181,6 @@ class Worker:
             # take-over may be waiting out a kill grace).
             for thread in background:
                 thread.join(timeout=self.settings.lease_s + self.settings.kill_grace_s + 10)
-        return 0
 
     def _claim(self, pool: ThreadPoolExecutor) -> None:
         free = self.settings.max_parallel_jobs - len(self._running)
@@ -233,6 +267,14 @@ class Worker:
         except StaleState as exc:
             log.info("job %s: result not committed: %s", job.id, exc)
             return None
+        except StoreError as exc:
+            # The database, not the job, failed: no budget is charged; the job is queued
+            # afresh, now or (when the database still does not answer) at its lease's end.
+            log.warning("job %s: not recorded (%s); it runs again", job.id, exc)
+            self.outage.failed(exc, time.monotonic())
+            with contextlib.suppress(StoreError):
+                self.store.abandon_job(job, f"database fault: {exc}; re-queued")
+            return None
         except Exception:
             log.exception(
                 "job %s (%s of task %s) failed inside orchestrator", job.id, job.stage, job.task_id
@@ -272,6 +314,8 @@ class Worker:
         while not self._stopping.wait(interval):
             try:
                 self._renew()
+            except StoreError as exc:
+                self.outage.failed(exc, time.monotonic())  # logged once per outage
             except Exception:
                 log.exception("renewing the leases failed; retrying")
 
@@ -286,6 +330,8 @@ class Worker:
                     self._wake.set()
                 if not self.supervised:
                     self._tell_waiting_self_deploys()
+            except StoreError as exc:
+                self.outage.failed(exc, time.monotonic())  # logged once per outage
             except Exception:
                 log.exception("heartbeat failed; retrying")
 
@@ -344,7 +390,9 @@ class Worker:
         for r in running:
             r.cancel.cancel()
         pool.shutdown(wait=True)
-        for r in running:
-            if r.future.result() is JobEnd.CANCELLED:
-                self.store.abandon_job(r.job, "the worker stopped; re-queued")
-        self.store.stop_worker(self.identity.worker_id)
+        # Without a database, the leases run out and the next worker re-queues the jobs.
+        with contextlib.suppress(StoreError):
+            for r in running:
+                if r.future.result() is JobEnd.CANCELLED:
+                    self.store.abandon_job(r.job, "the worker stopped; re-queued")
+            self.store.stop_worker(self.identity.worker_id)

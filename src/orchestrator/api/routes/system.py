@@ -17,23 +17,27 @@ router = APIRouter(tags=["system"])
 State = Annotated[ApiState, Depends(get_state)]
 
 
-@router.get("/health", summary="Liveness, version and database reachability")
+@router.get("/health", summary="Liveness, version, database and worker")
 def health(state: State) -> JSONResponse:
-    """200 with status ok; 503 with status degraded when the database does not answer."""
+    """200 with status ok; 503 with status degraded when the database does not answer or
+    when the service's worker cannot run jobs (dead, or cut off from the database)."""
     try:
         state.store.schema_revision()
         database = True
     except StoreError:
         database = False
+    worker = state.worker_problem() if state.worker_problem is not None else None
+    healthy = database and worker is None
     document = {
-        "status": "ok" if database else "degraded",
+        "status": "ok" if healthy else "degraded",
         "version": state.version,
         "commit": state.commit,
         "started_at": state.started_at.isoformat(),
         "database": database,
+        "worker": worker,
         "uptime_s": round(time.monotonic() - state.started_monotonic, 3),
     }
-    return JSONResponse(document, status_code=200 if database else 503)
+    return JSONResponse(document, status_code=200 if healthy else 503)
 
 
 JSON_DOCUMENT: dict[int | str, dict[str, Any]] = {
