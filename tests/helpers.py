@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,9 @@ def show(orch_exe: OrchExe, task_id: str) -> dict[str, Any]:
     shown = orch_exe("task", "show", task_id, "--json")
     assert shown.returncode == 0, shown.stderr
     return dict(json.loads(shown.stdout))
+
+
+def unique_marker() -> str:
+    """A process marker no other run of the suite uses: the leftover sweep kills by marker,
+    so a fixed one would let two concurrent runs kill each other's processes."""
+    return f"orch-test-{uuid.uuid4().hex}"

@@ -8,7 +8,7 @@ import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from orchestrator.errors import Conflict, InputError
+from orchestrator.errors import Conflict, GitError, InputError
 from orchestrator.pipeline.names import check_repo_name
 from orchestrator.pipeline.stages import parse_stage_list
 from orchestrator.selfhost.code import code_checkout
@@ -44,7 +44,12 @@ def register_repo(store: Store, name: str, location: str | Path, options: RepoOp
     where = str(location)
     try:
         remote = bool(_URL.match(where)) or _is_bare(where)
-        root = None if remote else git.toplevel(Path(where).expanduser().resolve())
+        local = Path(where).expanduser()
+        if not remote and not local.exists():
+            raise InputError(f"{_shown(where)} does not exist")
+        root = None if remote else git.toplevel(local.resolve())
+    except GitError as exc:  # not a folder, or not in a working copy: the user's path
+        raise InputError(str(exc)) from None
     except RuntimeError as exc:  # `~nosuchuser/...`: no such home folder
         raise InputError(f"cannot resolve {_shown(where)}: {exc}") from None
     except OSError as exc:  # a name too long, a folder we may not enter: the user's path
@@ -58,6 +63,7 @@ def register_repo(store: Store, name: str, location: str | Path, options: RepoOp
         raise InputError(f"{root} has a detached HEAD: give --default-branch")
     spec = _spec(options, root, branch)
     _check_single_self(store, name, spec)
+    _check_one_name(store, name, root)
     return store.add_repo(name, RepoSpec(**{**spec.__dict__, "path": str(root)}))
 
 
@@ -189,6 +195,14 @@ def _check_self_location(where: str, root: Path | None) -> None:
             running or "no git checkout",
             root,
         )
+
+
+def _check_one_name(store: Store, name: str, root: Path) -> None:
+    # Two names for one working copy would put two tasks' branches and merges on it through
+    # two serial gates: the merge queue would no longer be one queue.
+    for repo in store.list_repos():
+        if repo.name != name and not repo.is_remote and Path(repo.path) == root:
+            raise Conflict(f"{root} is already registered as {repo.name!r}")
 
 
 def _check_single_self(store: Store, name: str, spec: RepoSpec) -> None:

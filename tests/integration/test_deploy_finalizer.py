@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from orchestrator.runners.deploy_finalizer import (
 )
 from orchestrator.settings import load_settings
 from orchestrator.store import RepoSpec, Store
-from tests.helpers import git
+from tests.helpers import git, unique_marker
 
 BRANCH = "orch/k3m9qz2a"
 MESSAGE = "Merge orch/k3m9qz2a: Add a flag (task k3m9qz2a)"
@@ -268,7 +267,7 @@ def task_request(
             log_path=tmp_path / "deploy.log",
             cancel=token,
             on_start=lambda started: None,
-            marker=f"orch-test-{uuid.uuid4().hex}",  # unique: the group's sweep kills by it
+            marker=unique_marker(),  # the group's sweep kills by marker
         )
 
     yield make

@@ -24,6 +24,7 @@ from orchestrator.runners.base import RunnerRequest
 from orchestrator.runners.monitor import PostDeployMonitor
 from orchestrator.settings import load_settings
 from orchestrator.store import RepoSpec, Store
+from tests.helpers import unique_marker
 
 GOOD_QUEUE = {
     "running": [],
@@ -153,7 +154,7 @@ def make_request(
             log_path=tmp_path / "monitor.log",
             cancel=tokens[-1],
             on_start=lambda started: None,
-            marker="m",
+            marker=unique_marker(),
         )
 
     yield make

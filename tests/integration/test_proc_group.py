@@ -20,6 +20,7 @@ from orchestrator.errors import SpawnFailed
 from orchestrator.proc import CancelToken, ProcResult, Started, process_alive, run_group
 from orchestrator.proc.group import HEAD_BYTES, LOG_MAX_BYTES, TAIL_BYTES, terminate_group
 from orchestrator.proc.sweep import MARKER_VAR
+from tests.helpers import unique_marker
 
 # 30 processes as a binary tree (process i forks 2i+1 and 2i+2). Odd ones ignore SIGTERM;
 # one of them also escapes into a session of its own, taking its two children with it.
@@ -102,11 +103,12 @@ def test_exit_code_and_both_streams_reach_head_and_log_file(tmp_path: Path) -> N
 def test_clean_exit_is_ok_and_reports_the_leader_to_on_start(tmp_path: Path) -> None:
     started: list[Started] = []
     code = f"import os; print(os.getpid(), os.getpgid(0), os.environ['{MARKER_VAR}'])"
-    result = run(code, tmp_path, on_start=started.append, marker="job-marker-1")
+    marker_given = unique_marker()
+    result = run(code, tmp_path, on_start=started.append, marker=marker_given)
     assert result.ok and result.exit_code == 0
     pid, pgid, marker = result.head.split()
-    assert marker == "job-marker-1"  # in the job's environment, for the sweep
-    assert started == [Started(int(pid), int(pgid), started[0].create_time, "job-marker-1")]
+    assert marker == marker_given  # in the job's environment, for the sweep
+    assert started == [Started(int(pid), int(pgid), started[0].create_time, marker_given)]
     assert int(pid) == int(pgid)  # the leader of its own group
     assert started[0].create_time > 0
 

@@ -8,7 +8,6 @@ land, the deploy finds another tree and the task is tested again on the real bas
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from orchestrator.settings import load_settings
 from orchestrator.store import RepoSpec, Store, Task
 from orchestrator.workspace import checkout
 from orchestrator.workspace.merging import Ahead
-from tests.helpers import git
+from tests.helpers import git, unique_marker
 
 FILES = {
     "app.py": "VALUE = 1\n",
@@ -88,7 +87,7 @@ def request_for(store: Store, orch_home: Path, repo: Path, tmp_path: Path) -> It
             log_path=tmp_path / f"{task.id}-{stage}.log",
             cancel=token,
             on_start=lambda started: None,
-            marker=f"orch-test-{uuid.uuid4().hex}",
+            marker=unique_marker(),
             **fields,  # type: ignore[arg-type]
         )
 

@@ -21,6 +21,7 @@ from orchestrator.runners.base import RunnerOutcome, RunnerRequest
 from orchestrator.runners.test_runner import TestRunner
 from orchestrator.settings import load_settings
 from orchestrator.store import RepoSpec, Store
+from tests.helpers import unique_marker
 
 SUITE = """
 def test_plain():
@@ -68,7 +69,7 @@ def run_tests(
             log_path=tmp_path / "logs" / "1-1-test-runner.log",
             cancel=tokens[-1],
             on_start=lambda started: None,
-            marker="counts",
+            marker=unique_marker(),
         )
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         return TestRunner().run(request), request

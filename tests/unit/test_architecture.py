@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,17 @@ def _from_root(path: Path) -> str:
 def test_no_module_is_over_400_lines(path: Path) -> None:
     count = len(path.read_text().splitlines())
     assert count <= 400, f"{_from_root(path)} has {count} lines"
+
+
+def test_no_test_gives_a_process_a_fixed_marker() -> None:
+    # The leftover sweep kills every process whose marker it finds: two runs of the suite on
+    # one machine that shared a marker would kill each other's processes (tests.helpers).
+    fixed = [
+        _from_root(path)
+        for path in (ROOT / "tests").rglob("*.py")
+        if re.search(r"""\bmarker=(["'])""", path.read_text())
+    ]
+    assert fixed == [], "use tests.helpers.unique_marker()"
 
 
 def test_the_size_limit_covers_the_package_the_tests_and_the_benchmarks() -> None:

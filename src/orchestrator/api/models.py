@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
 from orchestrator.intake import TITLE_MAX
 from orchestrator.pipeline.names import REPO_NAME, TASK_ID
@@ -50,7 +50,8 @@ class RepoCreate(Body):
     health_url: str | None = Field(default=None, max_length=2048)
     setup_command: str | None = Field(default=None, max_length=4096)
     skip_stages: list[str] = Field(default_factory=list, max_length=8)
-    self_repo: bool = Field(default=False, alias="self")
+    # A JSON boolean only: "yes", 1 or "false" read as booleans would say what was not meant.
+    self_repo: StrictBool = Field(default=False, alias="self")
 
     @field_validator("path", mode="after")
     @classmethod

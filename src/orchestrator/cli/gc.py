@@ -19,12 +19,19 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 FINISHED = (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED)
 
 
+# Older than a century is older than any task: and a cut-off before year 1 cannot be computed.
+MAX_AGE = timedelta(days=36_500)
+
+
 def parse_age(text: str) -> timedelta:
     """`30m`, `12h`, `7d` as a duration; ValueError otherwise."""
     match = _AGE.match(text.strip())
     if match is None:
         raise ValueError(f"expected an age like 30m, 12h or 7d, got {text!r}")
-    return timedelta(seconds=float(match.group(1)) * _UNIT[match.group(2)])
+    seconds = float(match.group(1)) * _UNIT[match.group(2)]
+    if not seconds <= MAX_AGE.total_seconds():  # also refuses inf and nan
+        raise ValueError(f"at most {MAX_AGE.days}d, got {text!r}")
+    return timedelta(seconds=seconds)
 
 
 @click.command()

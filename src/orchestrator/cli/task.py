@@ -19,6 +19,9 @@ from orchestrator.pipeline.stages import STAGE_ORDER, Stage, TaskState
 from orchestrator.redact import secret_values
 from orchestrator.store import Task
 
+# Rounds are database integers; a larger number names no round (and would overflow).
+MAX_ROUND = 2**31 - 1
+
 
 @click.group()
 def task() -> None:
@@ -157,7 +160,9 @@ def task_resume(app: AppContext, task_id: str) -> None:
 @task.command("artifact")
 @click.argument("task_id")
 @click.argument("name")
-@click.option("--round", "round_", type=click.IntRange(min=1), help="The version of that round.")
+@click.option(
+    "--round", "round_", type=click.IntRange(1, MAX_ROUND), help="The version of that round."
+)
 @pass_app
 def task_artifact(app: AppContext, task_id: str, name: str, round_: int | None) -> None:
     """Print an artifact's stored text, byte for byte (the latest version by default)."""

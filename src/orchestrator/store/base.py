@@ -84,7 +84,8 @@ class StoreBase:
 def translate(exc: SQLAlchemyError) -> StoreError | Conflict:
     """The orchestrator error for a driver error (the caller chains the original)."""
     if isinstance(exc, IntegrityError):
-        return Conflict(f"the change conflicts with existing data ({_first_line(exc.orig)})")
+        # The driver's text names tables, constraints and values: for the log, not the user.
+        return Conflict("the change conflicts with existing data (a name or id already taken)")
     if isinstance(exc, OperationalError):
         return StoreError(f"database unavailable: {_first_line(exc.orig)}")
     return StoreError(f"database error: {_first_line(exc)}")
