@@ -150,6 +150,7 @@ def job_document(job: Job) -> dict[str, Any]:
         "attempt": job.attempt,
         "infra_failures": job.infra_failures,
         "agent_failures": job.agent_failures,
+        "internal_failures": job.internal_failures,
         "not_before": _time(job.not_before),
         "worker_id": job.worker_id,
         "host": job.host,

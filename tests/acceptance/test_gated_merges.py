@@ -255,8 +255,11 @@ def test_a_worker_killed_after_the_merge_neither_merges_twice_nor_ships_untested
     make_repo: Callable[..., Path], orch_exe: OrchExe, calls: Path, tmp_path: Path
 ) -> None:
     started = tmp_path / "deploy-started"
+    attempts = tmp_path / "deploy-attempts"
     deploy = (
-        "import pathlib, time\n"
+        "import os, pathlib, time\n"
+        f"with open({str(attempts)!r}, 'a') as seen:\n"
+        "    seen.write(os.environ['ORCH_DEPLOY_ATTEMPT'] + '\\n')\n"
         f"marker = pathlib.Path({str(started)!r})\n"
         "if not marker.exists():\n"
         "    marker.touch()\n"
@@ -287,6 +290,9 @@ def test_a_worker_killed_after_the_merge_neither_merges_twice_nor_ships_untested
 
     shown = [show(orch_exe, task) for task in (first, second)]
     assert [(s["state"], s["round"]) for s in shown] == [("done", 1), ("done", 1)]
+    # The killed deploy command ran again, and could tell: ORCH_DEPLOY_ATTEMPT (runners.md).
+    seen = [int(n) for n in attempts.read_text().split()]
+    assert seen[0] == 1 and len(seen) == 3 and max(seen) >= 2, seen
     merges = assert_green_at_every_merge(repo, tmp_path)
     assert len(merges) == 3, "one merge per task: the killed deploy was not merged again"
     for s in shown:

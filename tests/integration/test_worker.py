@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from sqlalchemy import update
 
 from orchestrator.errors import StoreError
 from orchestrator.intake import submit_task
@@ -22,6 +23,7 @@ from orchestrator.scheduler import worker as worker_module
 from orchestrator.settings import Settings
 from orchestrator.store import Job, RepoSpec, Store, Task
 from orchestrator.store.records import JobStatus
+from orchestrator.store.schema import jobs
 from tests.conftest import Run
 from tests.helpers import fake_agent_settings, git, running_job
 
@@ -357,3 +359,27 @@ def test_a_job_whose_internal_error_could_not_be_recorded_is_reclaimed_and_drain
         pytest.fail("--drain never ended: the job left under this worker was never reclaimed")
     assert store.get_task(task.id).state is TaskState.DONE
     assert store.get_job(launched[0]).status is JobStatus.ABANDONED
+
+
+def test_an_internal_error_spends_its_own_budget_not_the_agents(
+    fake_bin: Path, repo_path: Path, store: Store, db_url: str, orch_home: Path
+) -> None:
+    [task] = submit(store, orch_home, 1)
+    [job] = store.task_jobs(task.id)
+    with store.engine.begin() as conn:  # the agent already failed twice at this stage
+        conn.execute(update(jobs).where(jobs.c.id == job.id).values(agent_failures=2))
+    calls: list[int] = []
+
+    def bug_once(context: JobContext, job: Job) -> JobEnd:
+        calls.append(job.id)
+        if len(calls) == 1:
+            raise RuntimeError("a bug inside orchestrator")
+        return launch_job(context, job)
+
+    worker = Worker(store, settings_for(db_url, orch_home), drain=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(worker_module, "launch_job", bug_once)
+        assert worker.run() == 0
+    assert store.get_task(task.id).state is TaskState.DONE  # not blocked: its own budget
+    analysis = store.get_job(calls[1])
+    assert (analysis.agent_failures, analysis.internal_failures) == (2, 1)

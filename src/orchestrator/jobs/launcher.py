@@ -163,7 +163,7 @@ def _agent_failed(
         wait = backoff_s(
             job.agent_failures + 1, settings.defer_backoff_s, settings.defer_backoff_max_s
         )
-        ctx.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, infra=False)
+        ctx.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, counted="agent")
         log.info("job %s (%s): %s, retrying in %.1fs", job.id, role, result.kind, wait)
         return JobEnd.DEFERRED
     tries = job.agent_failures + 1

@@ -124,6 +124,7 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
         can_restart=ctx.can_restart,
         tested=_tested(ctx, job) if job.stage in (Stage.DEPLOY_STAGING, Stage.DEPLOY) else None,
         ahead=_ahead(ctx, task, repo) if job.stage is Stage.TESTING else (),
+        stage_attempt=_stage_attempt(ctx, job) if job.stage is Stage.DEPLOY else 1,
     )
     refusal = self_deploy_refusal(ctx, job, task, repo) if job.stage is Stage.DEPLOY else None
     if refusal is None and job.stage is Stage.DEPLOY and repo.is_self and ctx.can_restart:
@@ -146,7 +147,7 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
         wait = backoff_s(
             job.infra_failures + 1, settings.defer_backoff_s, settings.defer_backoff_max_s
         )
-        ctx.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, infra=True)
+        ctx.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, counted="infra")
         log.warning(
             "task %s: %s could not run (%s); deferred %.1fs",
             task.id,
@@ -213,6 +214,15 @@ def _ahead(ctx: JobContext, task: Task, repo: Repo) -> tuple[Ahead, ...]:
         else Ahead(entry.task_id, branch_ref(repo, entry.branch), False)
         for entry in ctx.store.ahead_of(task)
     )
+
+
+def _stage_attempt(ctx: JobContext, job: Job) -> int:
+    """How many times this stage was started in this round: every claim of every job of it
+    (a dead worker's job is abandoned and replaced by a fresh one)."""
+    same = [
+        j for j in ctx.store.task_jobs(job.task_id) if (j.stage, j.round) == (job.stage, job.round)
+    ]
+    return max(1, sum(j.attempt for j in same))
 
 
 def _write(path: Path, text: str) -> None:

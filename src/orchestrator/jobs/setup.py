@@ -76,7 +76,7 @@ def _failed(
         wait = backoff_s(
             job.infra_failures + 1, settings.defer_backoff_s, settings.defer_backoff_max_s
         )
-        ctx.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, infra=True)
+        ctx.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, counted="infra")
         log.warning("task %s: %s; retrying in %.1fs", job.task_id, reason, wait)
         return JobEnd.DEFERRED
     message = f"{reason} (log: {log_path}); fix the repo or its setup, then: orch task resume"

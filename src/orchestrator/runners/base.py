@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -63,6 +63,9 @@ class RunnerRequest:
     tested: Judged | None = None
     # For the test-runner: the tasks that will merge before this one, in queue order.
     ahead: tuple[Ahead, ...] = ()
+    # How many times this stage was started in this round, this time included (a job
+    # abandoned by a dead worker is replaced by a fresh one, so `job.attempt` restarts).
+    stage_attempt: int = 1
 
     @property
     def worktree(self) -> Path:
@@ -145,12 +148,15 @@ def python_argv(argv: list[str], worktree: Path) -> list[str]:
     return argv
 
 
-def suite_env(worktree: Path, python_path: Path | None = None) -> dict[str, str]:
-    """Our environment minus secrets; with the worktree's `.venv` first on PATH if it has one.
+def suite_env(
+    worktree: Path, python_path: Path | None = None, variables: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Our environment minus secrets, plus `variables`; with the worktree's `.venv` first on
+    PATH if it has one.
 
     `python_path` goes first on PYTHONPATH (the test-runner's report plugin lives there).
     """
-    extra: dict[str, str] = {}
+    extra: dict[str, str] = dict(variables or {})
     venv = worktree / ".venv"
     if venv.is_dir():
         extra["VIRTUAL_ENV"] = str(venv)
@@ -197,9 +203,14 @@ class SuiteRun:
 
 
 def run_suite(
-    argv: list[str], request: RunnerRequest, timeout_s: float, python_path: Path | None = None
+    argv: list[str],
+    request: RunnerRequest,
+    timeout_s: float,
+    python_path: Path | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> SuiteRun:
-    """Run a suite in the worktree through proc_group and map its exit code."""
+    """Run a suite in the worktree through proc_group and map its exit code; `variables`
+    are added to its environment."""
     if not request.worktree.is_dir():
         return SuiteRun(None, SuiteStatus.ERROR, f"the worktree {request.worktree} is missing")
     try:
@@ -207,7 +218,7 @@ def run_suite(
         proc = run_group(
             argv,
             cwd=request.worktree,
-            env=suite_env(request.worktree, python_path),
+            env=suite_env(request.worktree, python_path, variables),
             log_path=request.log_path,
             timeout=timeout_s,
             grace=request.settings.kill_grace_s,

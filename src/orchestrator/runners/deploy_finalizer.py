@@ -222,8 +222,14 @@ class DeployFinalizer:
         worktree = request.worktree
         if worktree.is_dir():  # deploy exactly the merged code
             git.git(worktree, "merge", "--ff-only", "--quiet", merge.merged)
+        # A worker killed while the command runs leaves its job to the next attempt, which
+        # finds the branch merged and runs the command again: the attempt number lets a
+        # deploy script tell (docs/runners.md, "deploy-finalizer").
         run = run_suite(
-            shlex.split(repo.deploy_command), request, request.settings.deploy_finalizer_timeout_s
+            shlex.split(repo.deploy_command),
+            request,
+            request.settings.deploy_finalizer_timeout_s,
+            variables={"ORCH_DEPLOY_ATTEMPT": str(request.stage_attempt)},
         )
         if run.cancelled:
             return RunnerOutcome(cancelled=True)

@@ -292,13 +292,12 @@ class Worker:
             error_kind="internal_error",
             error_message=message,
         )
-        settings = self.settings
+        first, most = self.settings.defer_backoff_s, self.settings.defer_backoff_max_s
         try:
-            if after_tool_error(job.agent_failures, INTERNAL_ERROR_RETRIES) is Next.RETRY:
-                wait = backoff_s(
-                    job.agent_failures + 1, settings.defer_backoff_s, settings.defer_backoff_max_s
-                )
-                self.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, infra=False)
+            failures = job.internal_failures  # its own budget, not the agent's (migration 0009)
+            if after_tool_error(failures, INTERNAL_ERROR_RETRIES) is Next.RETRY:
+                due = utcnow() + timedelta(seconds=backoff_s(failures + 1, first, most))
+                self.store.defer_job(job, due, metrics, counted="internal")
             else:
                 reason = f"the {job.stage} job kept failing: {message}"
                 self.store.block_task(job, reason, metrics, alert_kind="internal_error")

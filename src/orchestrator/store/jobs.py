@@ -7,7 +7,7 @@ a worker that lost its job, to a cancel or to another worker, cannot change it a
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, and_, func, insert, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +21,16 @@ from orchestrator.store.schema import jobs, repos, tasks
 # How many more candidates than free slots a claim looks at, so that jobs waiting for a
 # serial gate do not hide runnable ones behind them.
 _CLAIM_LOOKAHEAD = 32
+
+
+# What failed, each with a budget of its own: a tool or service the job needs, the agent,
+# or the orchestrator's own code (one never spends another's retries).
+Failure = Literal["infra", "agent", "internal"]
+FAILURE_COUNTERS = {
+    "infra": jobs.c.infra_failures,
+    "agent": jobs.c.agent_failures,
+    "internal": jobs.c.internal_failures,
+}
 
 
 def _runnable(now: datetime):  # type: ignore[no-untyped-def]
@@ -187,9 +197,12 @@ class JobQueries(StoreBase):
             ).all()
         return {row.id for row in rows if held.get(row.id) == row.attempt}
 
-    def defer_job(self, job: Job, not_before: datetime, metrics: JobMetrics, *, infra: bool) -> Job:
-        """Put a job aside until `not_before`, counting the failure against its budget."""
-        counter = jobs.c.infra_failures if infra else jobs.c.agent_failures
+    def defer_job(
+        self, job: Job, not_before: datetime, metrics: JobMetrics, *, counted: Failure
+    ) -> Job:
+        """Put a job aside until `not_before`, counting the failure against its own budget:
+        the infrastructure's, the agent's, or the orchestrator's own code's."""
+        counter = FAILURE_COUNTERS[counted]
         with self._write() as conn:
             row = conn.execute(
                 update(jobs)
@@ -241,6 +254,7 @@ class JobQueries(StoreBase):
                     created_at=now,
                     infra_failures=row.infra_failures,
                     agent_failures=row.agent_failures,
+                    internal_failures=row.internal_failures,
                 )
                 .returning(jobs)
             ).one()

@@ -186,6 +186,7 @@ class Job:
     attempt: int
     infra_failures: int
     agent_failures: int
+    internal_failures: int
     not_before: datetime | None
     worker_id: str | None
     host: str | None

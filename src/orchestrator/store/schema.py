@@ -130,6 +130,8 @@ jobs = Table(
     Column("attempt", Integer, nullable=False, server_default=text("0")),
     Column("infra_failures", Integer, nullable=False, server_default=text("0")),
     Column("agent_failures", Integer, nullable=False, server_default=text("0")),
+    # Faults in the orchestrator's own code while running the job (revision 0009).
+    Column("internal_failures", Integer, nullable=False, server_default=text("0")),
     Column("not_before", UTCDateTime),  # a deferred job waits until then
     Column("worker_id", String(64)),
     Column("host", String(255)),
