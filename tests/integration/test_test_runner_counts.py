@@ -1,4 +1,5 @@
-"""Where the test-runner's counts come from, on real pytest runs in a real task worktree.
+"""Where the test-runner's counts come from, and its smoke check's wiring, on real pytest
+runs in a real task worktree.
 
 SPEC 15 "Test reports": counts are per test item, as pytest's own summary line shows them,
 not per subtest. The summary line is read when there is one; the JUnit report (written by the
@@ -8,6 +9,9 @@ summary line (`-qq`).
 
 from __future__ import annotations
 
+import http.server
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -53,7 +57,7 @@ def run_tests(
     tokens: list[CancelToken] = []
 
     def run(
-        files: dict[str, str], command: str, timeout_s: float = 120.0
+        files: dict[str, str], command: str, timeout_s: float = 120.0, **settings: object
     ) -> tuple[RunnerOutcome, RunnerRequest]:
         spec = RepoSpec(path=str(make_repo("app", files)), default_branch="main")
         store.add_repo("app", spec)
@@ -64,7 +68,7 @@ def run_tests(
             task=task,
             repo=repo,
             job=store.task_jobs(task.id)[0],
-            settings=load_settings(test_runner_timeout_s=timeout_s, kill_grace_s=0.5),
+            settings=load_settings(test_runner_timeout_s=timeout_s, kill_grace_s=0.5, **settings),
             artifact_path=tmp_path / "13-test-report.md",
             log_path=tmp_path / "logs" / "1-1-test-runner.log",
             cancel=tokens[-1],
@@ -136,3 +140,49 @@ def test_a_suite_that_times_out_is_never_rerun_even_when_its_output_names_the_pl
     assert (keys["result"], keys["failure_kind"]) == (("FAIL",), ("timeout",))
     assert keys["tests_failed"] == ("1",)  # aligned: a FAIL never says 0
     assert starts.read_text().splitlines() == ["start"]  # the suite ran once
+
+
+PASSING = {"tests/test_a.py": "def test_a():\n    pass\n"}
+
+
+class _Api(http.server.BaseHTTPRequestHandler):
+    """An API whose /queue lacks its serial_gate block (the contract the smoke check pins)."""
+
+    def do_GET(self) -> None:
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def broken_api() -> Iterator[str]:
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Api) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+
+
+def test_the_smoke_check_is_wired_into_the_verdict(run_tests: RunTests, broken_api: str) -> None:
+    # ORCH_TEST_RUNNER_SMOKE_URL: a passing suite with a broken service is a FAIL (smoke).
+    outcome, _ = run_tests(PASSING, "python -m pytest tests", test_runner_smoke_url=broken_api)
+    report = outcome.artifact
+    assert report is not None, outcome.reason
+    assert not check_tests_passed(report).passed
+    assert parse_verdict_keys(report)["failure_kind"] == ("smoke",)
+    assert "Smoke check FAILED: /queue has no serial_gate block" in report
+
+
+def test_an_unreachable_smoke_target_is_a_tool_error_not_a_verdict(run_tests: RunTests) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    outcome, _ = run_tests(PASSING, "python -m pytest tests", test_runner_smoke_url=nowhere)
+    assert outcome.artifact is None and "smoke check: cannot reach" in outcome.reason

@@ -18,6 +18,7 @@ from orchestrator.jobs.reserved import RESERVED_AGENTS
 from orchestrator.pipeline.stages import STAGE_TRANSITIONS
 from orchestrator.proc.sweep import MARKER_VAR
 from orchestrator.prompts import ROLES, role_text
+from orchestrator.runners.deploy_finalizer import DEPLOY_ATTEMPT_VAR
 from orchestrator.settings import Settings, env_key
 from orchestrator.transport.types import AgentRequest
 from tests.governance_checks import (
@@ -67,7 +68,7 @@ SETTINGS = {env_key(name) for name in Settings.model_fields}
 # ORCH_* names that are not settings: the task variables every agent gets, the process
 # marker, and the URL the test suite reads.
 REQUEST = AgentRequest("r", "s", "t", 1, Path(), Path(), Path(), "", Path(), 1.0)
-OTHER_NAMES = {*REQUEST.variables(), MARKER_VAR, "ORCH_TEST_PG_URL"}
+OTHER_NAMES = {*REQUEST.variables(), MARKER_VAR, DEPLOY_ATTEMPT_VAR, "ORCH_TEST_PG_URL"}
 
 
 # --- the real docs and code agree -------------------------------------------------------------

@@ -34,6 +34,9 @@ from orchestrator.runners.base import (
 from orchestrator.workspace import checkout, git
 from orchestrator.workspace.merging import MergeConflict, commit_of, merge_commit, tree_of
 
+# In the deploy command's environment: how many times the deploy of this round started.
+DEPLOY_ATTEMPT_VAR = "ORCH_DEPLOY_ATTEMPT"
+
 
 @dataclass(frozen=True)
 class Merge:
@@ -229,7 +232,7 @@ class DeployFinalizer:
             shlex.split(repo.deploy_command),
             request,
             request.settings.deploy_finalizer_timeout_s,
-            variables={"ORCH_DEPLOY_ATTEMPT": str(request.stage_attempt)},
+            variables={DEPLOY_ATTEMPT_VAR: str(request.stage_attempt)},
         )
         if run.cancelled:
             return RunnerOutcome(cancelled=True)
