@@ -94,3 +94,11 @@ def unique_marker() -> str:
     """A process marker no other run of the suite uses: the leftover sweep kills by marker,
     so a fixed one would let two concurrent runs kill each other's processes."""
     return f"orch-test-{uuid.uuid4().hex}"
+
+
+def sqlite_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A SQLite URL for tests of code that reads its records and never queries the database
+    (a `db_url` fixture of their own runs them once, not once per backend)."""
+    url = f"sqlite:///{tmp_path / 'db' / 'orch.db'}"
+    monkeypatch.setenv("ORCH_DB_URL", url)
+    return url

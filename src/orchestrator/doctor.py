@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from orchestrator.errors import OrchError
 from orchestrator.proc import run_command
-from orchestrator.settings import Settings, is_loopback, load_settings
+from orchestrator.settings import TOKEN_FILE, Settings, is_loopback, load_settings
 from orchestrator.store import open_store
 from orchestrator.store.migrate import HEAD_REVISION, MIGRATIONS
 from orchestrator.transport import cli_version
@@ -79,11 +79,14 @@ def check_database(settings: Settings) -> Check:
         return Check("database", False, str(exc))
     try:
         revision = store.schema_revision()
+        damage = store.integrity_problem()
     except OrchError as exc:
         return Check("database", False, str(exc))
     finally:
         store.close()
     where = "SQLite" if settings.database_url.startswith("sqlite") else "PostgreSQL"
+    if damage is not None:
+        return Check("database", False, f"{where}, the file is damaged: {damage}")
     if revision == HEAD_REVISION:
         return Check("database", True, f"{where}, schema at revision {revision}")
     if revision is None:
@@ -107,12 +110,17 @@ def check_database(settings: Settings) -> Check:
 
 
 def check_agent(settings: Settings) -> Check:
-    """The configured agent backend's CLI is on PATH."""
-    executable, version = cli_version(settings)
+    """The configured agent backend's CLI is on PATH and answers `--version` (what was run
+    is shown: for a command agent it is the user's own command). A command agent need not
+    know the flag, so there its failure is a warning; Claude Code and Codex must answer."""
+    found = cli_version(settings)
     name = f"agent ({settings.agent_backend})"
-    if version is None:
-        return Check(name, False, f"{executable} is not on PATH (ORCH_AGENT_BACKEND)")
-    return Check(name, True, f"{executable}: {version}")
+    if found.line is None:
+        return Check(name, False, f"{found.executable} is not on PATH (ORCH_AGENT_BACKEND)")
+    if not found.ran:
+        return Check(name, True, f"{found.executable}: {found.line}")
+    needed = settings.agent_backend != "command"
+    return Check(name, found.ok, f"ran `{found.ran}`: {found.line}", needed=needed)
 
 
 def check_agent_permissions(settings: Settings) -> Check:
@@ -153,7 +161,11 @@ def check_runners(settings: Settings) -> list[Check]:
 def check_api(settings: Settings) -> Check:
     """`orch serve` binds a non-loopback address only with an API token."""
     if is_loopback(settings.host) or settings.token:
-        token = "a token is set" if settings.token else "no token (loopback only)"
+        token = (
+            "writes need ORCH_API_TOKEN"
+            if settings.token
+            else f"writes need the token orch serve generates into {settings.home / TOKEN_FILE}"
+        )
         return Check("API", True, f"{settings.host}:{settings.port}, {token}")
     return Check(
         "API",

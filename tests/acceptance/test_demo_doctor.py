@@ -136,19 +136,26 @@ AGENT_STAND_IN = """import sys, time
 if sys.argv[1:] == ["--version"]:
     if "{mode}" == "waits":
         time.sleep(60)  # like an agent that reads its prompt from stdin whatever it is told
+    if "{mode}" == "fails":
+        sys.exit(3)
     print("my-agent 1.2.3")
 """
 
 
 @pytest.mark.parametrize(
-    ("mode", "shown"),
+    ("mode", "mark", "shown"),
     [
-        ("answers", "my-agent 1.2.3"),
-        ("waits", f"no version: it did not answer --version within {COMMAND_VERSION_TIMEOUT_S:g}s"),
+        ("answers", "✔", "my-agent 1.2.3"),
+        (
+            "waits",
+            "!",  # a command agent need not know --version: a warning, not a failure
+            f"no version: it did not answer --version within {COMMAND_VERSION_TIMEOUT_S:g}s",
+        ),
+        ("fails", "!", "no version: --version exited 3"),
     ],
 )
-def test_doctor_shows_the_command_agents_path_and_version(
-    tmp_path: Path, mode: str, shown: str
+def test_doctor_says_what_it_runs_for_the_command_agents_version(
+    tmp_path: Path, mode: str, mark: str, shown: str
 ) -> None:
     folder = tmp_path / "bin"
     folder.mkdir()
@@ -159,4 +166,36 @@ def test_doctor_shows_the_command_agents_path_and_version(
     env["PATH"] = f"{folder}{os.pathsep}{env['PATH']}"
     result = orch(env, "doctor", cwd=tmp_path)
     line = next(line for line in result.stdout.splitlines() if "agent (command)" in line)
-    assert line.startswith("✔") and line.endswith(f"{agent}: {shown}"), line
+    assert line.startswith(mark) and line.endswith(f"ran `{agent} --version`: {shown}"), line
+
+
+def test_doctor_shows_red_when_the_agent_cli_fails_its_version(tmp_path: Path) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    broken = folder / "claude"
+    broken.write_text("#!/bin/sh\necho 'claude: cannot load its config' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    env = bare_env(tmp_path, ORCH_AGENT_BACKEND="claude")
+    env["PATH"] = f"{folder}{os.pathsep}{env['PATH']}"
+    result = orch(env, "doctor", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    line = next(line for line in result.stdout.splitlines() if "agent (claude)" in line)
+    assert line.startswith("✘") and f"ran `{broken} --version`" in line, line
+
+
+def test_doctor_fails_on_a_database_file_with_a_damaged_page(tmp_path: Path) -> None:
+    home = tmp_path / "orch-home"
+    env = bare_env(tmp_path, ORCH_AGENT_BACKEND="scripted", ORCH_HOME=str(home))
+    assert orch(env, "db", "upgrade", cwd=tmp_path).returncode == 0
+    database = home / "orch.db"
+    with sqlite3.connect(database) as db:  # pages enough that one can break alone
+        db.execute("CREATE TABLE filler (x TEXT)")
+        db.executemany("INSERT INTO filler VALUES (?)", [("x" * 500,)] * 200)
+    data = bytearray(database.read_bytes())
+    page = 4096
+    data[page * 6 : page * 6 + 64] = b"\xff" * 64  # garble one page in the middle
+    database.write_bytes(bytes(data))
+    result = orch(env, "doctor", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    line = next(line for line in result.stdout.splitlines() if " database " in line)
+    assert line.startswith("✘"), line

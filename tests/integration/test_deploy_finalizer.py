@@ -21,7 +21,7 @@ from orchestrator.runners.deploy_finalizer import (
 )
 from orchestrator.settings import load_settings
 from orchestrator.store import RepoSpec, Store
-from tests.helpers import git, unique_marker
+from tests.helpers import git, sqlite_only, unique_marker
 
 BRANCH = "orch/k3m9qz2a"
 MESSAGE = "Merge orch/k3m9qz2a: Add a flag (task k3m9qz2a)"
@@ -242,9 +242,7 @@ def test_checked_out_at_finds_the_working_copy_and_a_linked_worktree(
 @pytest.fixture
 def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """SQLite only: the finalizer reads its records, it never queries the database."""
-    url = f"sqlite:///{tmp_path / 'db' / 'orch.db'}"
-    monkeypatch.setenv("ORCH_DB_URL", url)
-    return url
+    return sqlite_only(tmp_path, monkeypatch)
 
 
 @pytest.fixture

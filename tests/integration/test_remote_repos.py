@@ -7,7 +7,7 @@ import re
 import threading
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,8 @@ from orchestrator.errors import GitError, InputError, StaleState, StoreError
 from orchestrator.intake import submit_task
 from orchestrator.registry import RepoOptions, register_repo
 from orchestrator.runners.deploy_finalizer import merge_remote
-from orchestrator.store import Store
+from orchestrator.settings import load_settings
+from orchestrator.store import Store, open_store
 from orchestrator.workspace import checkout
 from tests.helpers import entries, git
 
@@ -81,13 +82,30 @@ def test_prepare_gives_a_second_machine_the_branch_tip(
     assert (Path(prepared.worktree) / "work.txt").read_text() == "first machine\n"
 
 
-def test_listening_workers_hear_of_new_jobs(
-    store: Store, origin: Path, orch_home: Path, db_url: str
+def test_on_sqlite_listening_returns_at_once_for_one_process_wakes_itself(
+    tmp_path: Path,
 ) -> None:
-    if store.dialect != "postgresql":
-        stop = threading.Event()
-        store.listen_for_jobs(lambda: None, stop)  # returns at once: one process on SQLite
-        return
+    sqlite = open_store(load_settings(db_url=f"sqlite:///{tmp_path / 'orch.db'}"))
+    called: list[int] = []
+    listener = threading.Thread(
+        target=sqlite.listen_for_jobs, args=(lambda: called.append(1), threading.Event())
+    )
+    listener.start()
+    listener.join(10)
+    assert not listener.is_alive() and called == []
+    sqlite.close()
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[Store]:
+    opened = open_store(load_settings(db_url=pg_url))
+    yield opened
+    opened.close()
+
+
+@pytest.mark.pg
+def test_listening_workers_hear_of_new_jobs(pg_store: Store, origin: Path, orch_home: Path) -> None:
+    store = pg_store
     register_repo(store, "app", str(origin), RepoOptions())
     heard = threading.Event()
     stop = threading.Event()

@@ -26,7 +26,7 @@ from orchestrator.settings import load_settings
 from orchestrator.store import RepoSpec, Store, Task
 from orchestrator.workspace import checkout
 from orchestrator.workspace.merging import Ahead
-from tests.helpers import git, unique_marker
+from tests.helpers import git, sqlite_only, unique_marker
 
 FILES = {
     "app.py": "VALUE = 1\n",
@@ -59,9 +59,7 @@ Request = Callable[..., RunnerRequest]
 @pytest.fixture
 def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """SQLite only: the runners read their records, they never query the database."""
-    url = f"sqlite:///{tmp_path / 'db' / 'orch.db'}"
-    monkeypatch.setenv("ORCH_DB_URL", url)
-    return url
+    return sqlite_only(tmp_path, monkeypatch)
 
 
 @pytest.fixture

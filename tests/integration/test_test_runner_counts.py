@@ -25,7 +25,7 @@ from orchestrator.runners.base import RunnerOutcome, RunnerRequest
 from orchestrator.runners.test_runner import TestRunner
 from orchestrator.settings import load_settings
 from orchestrator.store import RepoSpec, Store
-from tests.helpers import unique_marker
+from tests.helpers import sqlite_only, unique_marker
 
 SUITE = """
 def test_plain():
@@ -44,9 +44,7 @@ RunTests = Callable[..., tuple[RunnerOutcome, RunnerRequest]]
 @pytest.fixture
 def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """SQLite only: the runner reads its records, it never queries the database."""
-    url = f"sqlite:///{tmp_path / 'db' / 'orch.db'}"
-    monkeypatch.setenv("ORCH_DB_URL", url)
-    return url
+    return sqlite_only(tmp_path, monkeypatch)
 
 
 @pytest.fixture

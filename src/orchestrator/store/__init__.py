@@ -60,6 +60,18 @@ class Store(
         except SQLAlchemyError as exc:
             raise translate(exc) from exc
 
+    def integrity_problem(self) -> str | None:
+        """What is damaged in a SQLite file (its pages, read whole by `PRAGMA quick_check`),
+        or None; a PostgreSQL server checks its own pages."""
+        if self.dialect != "sqlite":
+            return None
+        try:
+            with self.engine.connect() as conn:
+                found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check(3)")]
+        except SQLAlchemyError as exc:
+            raise translate(exc) from exc
+        return None if found == ["ok"] else "; ".join(str(line) for line in found)
+
     def upgrade_schema(self) -> tuple[str | None, str]:
         """Apply pending migrations; the revisions before and after."""
         try:

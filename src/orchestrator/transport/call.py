@@ -13,7 +13,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator.errors import SpawnFailed
@@ -68,40 +68,41 @@ def missing_message(program: str) -> str:
     return f"{program} is not on PATH"
 
 
-def cli_version(settings: Settings) -> tuple[str, str | None]:
-    """The configured agent's executable and its `--version` (None when it is not on PATH)."""
+@dataclass(frozen=True)
+class CliVersion:
+    """What `--version` of the configured agent said: `orch doctor` runs it, and says so."""
+
+    executable: str  # its path when found, else the name looked for
+    ran: str  # the command run, as it was run ("" when nothing was run)
+    line: str | None  # what it answered (None: not on PATH)
+    ok: bool  # found, and it answered its version
+
+
+def cli_version(settings: Settings) -> CliVersion:
+    """Run the configured agent's `--version`: for a command agent this runs the user's own
+    command, which need not know the flag (it may even wait for a prompt on stdin)."""
     backend = settings.agent_backend
     if backend == "scripted":
-        return "scripted agent", "built in"
+        return CliVersion("scripted agent", "", "built in", True)
     executable = {"claude": claude.EXECUTABLE, "codex": codex.EXECUTABLE}.get(backend)
     if executable is None:
         executable = shlex.split(settings.agent_command or "")[0]
     found = resolve_executable(executable)
     if found is None:
-        return executable, None
-    if backend == "command":
-        return found, _command_version(found)
-    try:
-        result = run_command([executable, "--version"], timeout=20)
-    except SpawnFailed:
-        return executable, None
-    lines = (result.stdout or result.stderr).strip().splitlines()
-    return executable, lines[0] if lines else f"exit {result.returncode}"
-
-
-def _command_version(path: str) -> str:
-    """A command agent's `--version` line, or why there is none: it need not know the flag."""
+        return CliVersion(executable, "", None, False)
+    ran = shlex.join([found, "--version"])
     started = time.monotonic()
     try:
-        result = run_command([path, "--version"], timeout=COMMAND_VERSION_TIMEOUT_S)
+        result = run_command([found, "--version"], timeout=COMMAND_VERSION_TIMEOUT_S)
     except SpawnFailed as exc:
-        return f"no version: {exc}"
+        return CliVersion(found, ran, f"no version: {exc}", False)
     if time.monotonic() - started >= COMMAND_VERSION_TIMEOUT_S:
-        return f"no version: it did not answer --version within {COMMAND_VERSION_TIMEOUT_S:g}s"
+        line = f"no version: it did not answer --version within {COMMAND_VERSION_TIMEOUT_S:g}s"
+        return CliVersion(found, ran, line, False)
     lines = (result.stdout or result.stderr).strip().splitlines()
     if result.returncode != 0 or not lines:
-        return f"no version: --version exited {result.returncode}"
-    return lines[0]
+        return CliVersion(found, ran, f"no version: --version exited {result.returncode}", False)
+    return CliVersion(found, ran, lines[0], True)
 
 
 def _lines(log_path: Path) -> Iterator[str]:
