@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import anyio.to_thread
@@ -95,9 +96,10 @@ class ApiState:
     # database), or None; `/health` is degraded while it says something.
     worker_problem: Callable[[], str | None] | None = None
 
-    @property
+    @cached_property
     def secrets(self) -> tuple[str, ...]:
-        """What must never be served."""
+        """What must never be served: read once (the environment and the token file), not
+        on every request that masks."""
         return secret_values(self.settings)
 
 

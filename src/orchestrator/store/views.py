@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
 from orchestrator.pipeline.stages import SERIAL_STAGES, Stage, TaskState, artifact_for
 from orchestrator.pipeline.verdicts import Judged
@@ -62,6 +62,21 @@ class Counts:
     by_stage: dict[str, int]
 
 
+def _current_test_reports(*where: ColumnElement[bool]) -> Select[str, str]:
+    """(task id, text) of the test reports of the tasks' current rounds, ascending: for a
+    task with several (re-tests), the last one read is the latest."""
+    return (
+        select(artifacts.c.task_id, artifacts.c.text)
+        .join(tasks, tasks.c.id == artifacts.c.task_id)
+        .where(
+            artifacts.c.name == artifact_for(Stage.TESTING),
+            artifacts.c.round == tasks.c.round,
+            *where,
+        )
+        .order_by(artifacts.c.id)
+    )
+
+
 class ViewQueries(StoreBase):
     """What the queue and the status pages show."""
 
@@ -80,18 +95,8 @@ class ViewQueries(StoreBase):
             .where(tasks.c.state == TaskState.ACTIVE, tasks.c.stage.in_(SERIAL_STAGES))
             .order_by(tasks.c.created_at, tasks.c.id)  # the order the gate goes in
         )
-        # The latest test report of each gated task's current round (ascending ids: the last
-        # one read is the latest).
-        reports = (
-            select(artifacts.c.task_id, artifacts.c.text)
-            .join(tasks, tasks.c.id == artifacts.c.task_id)
-            .where(
-                tasks.c.state == TaskState.ACTIVE,
-                tasks.c.stage.in_(SERIAL_STAGES),
-                artifacts.c.name == artifact_for(Stage.TESTING),
-                artifacts.c.round == tasks.c.round,
-            )
-            .order_by(artifacts.c.id)
+        reports = _current_test_reports(
+            tasks.c.state == TaskState.ACTIVE, tasks.c.stage.in_(SERIAL_STAGES)
         )
         with self._read() as conn:
             rows = conn.execute(live).all()
@@ -134,7 +139,7 @@ class ViewQueries(StoreBase):
             and_(tasks.c.created_at == task.created_at, tasks.c.id < task.id),
         )
         rows = (
-            select(tasks.c.id, tasks.c.branch, tasks.c.stage, tasks.c.round)
+            select(tasks.c.id, tasks.c.branch, tasks.c.stage)
             .join(repos, repos.c.id == tasks.c.repo_id)
             .where(
                 repos.c.name == task.repo,
@@ -148,16 +153,8 @@ class ViewQueries(StoreBase):
         with self._read() as conn:
             found = conn.execute(rows).all()
             passed = [row.id for row in found if row.stage in SERIAL_STAGES]
-            reports = conn.execute(
-                select(artifacts.c.task_id, artifacts.c.round, artifacts.c.text)
-                .where(
-                    artifacts.c.task_id.in_(passed),
-                    artifacts.c.name == artifact_for(Stage.TESTING),
-                )
-                .order_by(artifacts.c.id)
-            ).all()
-        rounds = {row.id: row.round for row in found}
-        judged = {t: Judged.read(text) for t, round_, text in reports if round_ == rounds[t]}
+            reports = conn.execute(_current_test_reports(tasks.c.id.in_(passed))).all()
+        judged = {task_id: Judged.read(text) for task_id, text in reports}
         return [QueueEntry(row.id, row.branch, judged.get(row.id)) for row in found]
 
     def counts(self) -> Counts:
