@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.scheduler import Worker
 from orchestrator.scheduler.recovery import take_over
 from orchestrator.store import JobMetrics, RepoSpec, Store
-from orchestrator.store.base import utcnow
 from tests.conftest import Run
 from tests.helpers import fake_agent_settings
 from tests.integration.test_leases import ELSEWHERE, LEASE_S, add_task, claim
@@ -32,7 +30,7 @@ def test_abandoned_and_reclaimed_jobs_keep_their_counters_and_add_nothing(store:
     for counted in ("agent", "infra", "internal"):  # one failure of each kind, counted
         job = claim(store, "w-1")
         metrics = JobMetrics(producer="analyst", outcome="deferred")
-        store.defer_job(job, utcnow() - timedelta(seconds=1), metrics, counted=counted)
+        store.defer_job(job, -1.0, metrics, counted=counted)
     assert counters(store, task_id) == [(1, 1, 1)]
 
     store.abandon_job(claim(store, "w-1"), "the worker stopped; re-queued")  # a clean stop

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 from orchestrator.errors import GitError
@@ -24,7 +23,6 @@ from orchestrator.pipeline.stages import STAGE_TRANSITIONS, TASK_ARTIFACT, Produ
 from orchestrator.prompts import PromptContext, render_prompt
 from orchestrator.redact import redact
 from orchestrator.store import Artifact, Job, JobMetrics, Repo, Store, Task
-from orchestrator.store.base import utcnow
 from orchestrator.transport import AgentRequest, AgentResult, ErrorKind, call_agent
 from orchestrator.workspace import checkout, git, layout
 from orchestrator.workspace.merging import fix_round_note, merge_base_in
@@ -163,7 +161,7 @@ def _agent_failed(
         wait = backoff_s(
             job.agent_failures + 1, settings.defer_backoff_s, settings.defer_backoff_max_s
         )
-        ctx.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, counted="agent")
+        ctx.store.defer_job(job, wait, metrics, counted="agent")
         log.info("job %s (%s): %s, retrying in %.1fs", job.id, role, result.kind, wait)
         return JobEnd.DEFERRED
     tries = job.agent_failures + 1

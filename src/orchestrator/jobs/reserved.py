@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 
@@ -31,7 +30,6 @@ from orchestrator.runners.test_runner import TestRunner
 from orchestrator.selfhost.deploy_job import checkout_refusal, run_self_deploy
 from orchestrator.settings import Settings
 from orchestrator.store import Job, JobMetrics, Repo, Task
-from orchestrator.store.base import utcnow
 from orchestrator.workspace import layout
 from orchestrator.workspace.merging import Ahead, branch_ref
 
@@ -147,7 +145,7 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
         wait = backoff_s(
             job.infra_failures + 1, settings.defer_backoff_s, settings.defer_backoff_max_s
         )
-        ctx.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, counted="infra")
+        ctx.store.defer_job(job, wait, metrics, counted="infra")
         log.warning(
             "task %s: %s could not run (%s); deferred %.1fs",
             task.id,

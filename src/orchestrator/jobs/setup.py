@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shlex
-from datetime import timedelta
 from pathlib import Path
 
 from orchestrator.errors import SpawnFailed
@@ -20,7 +19,6 @@ from orchestrator.proc import run_group
 from orchestrator.redact import redact
 from orchestrator.runners.base import suite_env
 from orchestrator.store import Job, JobMetrics, Repo, Task
-from orchestrator.store.base import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +74,7 @@ def _failed(
         wait = backoff_s(
             job.infra_failures + 1, settings.defer_backoff_s, settings.defer_backoff_max_s
         )
-        ctx.store.defer_job(job, utcnow() + timedelta(seconds=wait), metrics, counted="infra")
+        ctx.store.defer_job(job, wait, metrics, counted="infra")
         log.warning("task %s: %s; retrying in %.1fs", job.task_id, reason, wait)
         return JobEnd.DEFERRED
     message = f"{reason} (log: {log_path}); fix the repo or its setup, then: orch task resume"

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 
 import psutil
 
@@ -34,7 +33,6 @@ from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.recovery import Identity, take_over
 from orchestrator.settings import Settings
 from orchestrator.store import Job, JobMetrics, JobStatus, Store
-from orchestrator.store.base import utcnow
 from orchestrator.workspace import checkout
 
 log = logging.getLogger(__name__)
@@ -222,10 +220,8 @@ class Worker:
 
     def _next_wait(self) -> float:
         poll = LISTENING_POLL_S if self._listening.is_set() else FALLBACK_POLL_S
-        due = self.store.next_due()
-        if due is None:
-            return poll
-        return max(0.0, min(poll, (due - utcnow()).total_seconds()))
+        due_in = self.store.next_due_in()
+        return poll if due_in is None else max(0.0, min(poll, due_in))
 
     def _listen(self) -> None:
         # A notification only sets the wake-up flag; the loop clears the flag before it
@@ -296,8 +292,8 @@ class Worker:
         try:
             failures = job.internal_failures  # its own budget, not the agent's (migration 0009)
             if after_tool_error(failures, INTERNAL_ERROR_RETRIES) is Next.RETRY:
-                due = utcnow() + timedelta(seconds=backoff_s(failures + 1, first, most))
-                self.store.defer_job(job, due, metrics, counted="internal")
+                wait = backoff_s(failures + 1, first, most)
+                self.store.defer_job(job, wait, metrics, counted="internal")
             else:
                 reason = f"the {job.stage} job kept failing: {message}"
                 self.store.block_task(job, reason, metrics, alert_kind="internal_error")

@@ -197,20 +197,23 @@ class JobQueries(StoreBase):
             ).all()
         return {row.id for row in rows if held.get(row.id) == row.attempt}
 
-    def defer_job(
-        self, job: Job, not_before: datetime, metrics: JobMetrics, *, counted: Failure
-    ) -> Job:
-        """Put a job aside until `not_before`, counting the failure against its own budget:
-        the infrastructure's, the agent's, or the orchestrator's own code's."""
+    def defer_job(self, job: Job, wait_s: float, metrics: JobMetrics, *, counted: Failure) -> Job:
+        """Put a job aside for `wait_s` seconds, counting the failure against its own budget:
+        the infrastructure's, the agent's, or the orchestrator's own code's.
+
+        The wait is measured by the database's clock, the one every claim compares with: a
+        worker whose clock runs an hour ahead would otherwise put the retry an hour away.
+        """
         counter = FAILURE_COUNTERS[counted]
         with self._write() as conn:
+            now = db_now(conn)
             row = conn.execute(
                 update(jobs)
                 .where(held(job.id, job.attempt))
                 .values(
                     status=JobStatus.DEFERRED,
-                    not_before=not_before,
-                    finished_at=utcnow(),
+                    not_before=now + timedelta(seconds=wait_s),
+                    finished_at=now,
                     lease_expires_at=None,
                     **{counter.key: counter + 1},
                     **metrics_values(metrics),
@@ -297,13 +300,13 @@ class JobQueries(StoreBase):
 
     def waiting_self_deploys(self) -> list[str]:
         """Tasks whose self deploy is runnable: only the supervised service may take it."""
-        query = (
-            select(jobs.c.task_id)
-            .join(tasks, tasks.c.id == jobs.c.task_id)
-            .join(repos, repos.c.id == tasks.c.repo_id)
-            .where(_runnable(utcnow()), tasks.c.state == TaskState.ACTIVE, _self_deploy())
-        )
         with self._read() as conn:
+            query = (
+                select(jobs.c.task_id)
+                .join(tasks, tasks.c.id == jobs.c.task_id)
+                .join(repos, repos.c.id == tasks.c.repo_id)
+                .where(_runnable(db_now(conn)), tasks.c.state == TaskState.ACTIVE, _self_deploy())
+            )
             return list(conn.execute(query).scalars())
 
     def get_job(self, job_id: int) -> Job:
@@ -326,12 +329,14 @@ class JobQueries(StoreBase):
         with self._read() as conn:
             return [Job.from_row(row) for row in conn.execute(query)]
 
-    def next_due(self) -> datetime | None:
-        """When the earliest deferred job becomes runnable."""
+    def next_due_in(self) -> float | None:
+        """Seconds until the earliest deferred job becomes runnable, by the database's clock
+        (negative when it already is); None when no job is deferred."""
         with self._read() as conn:
-            return conn.execute(
+            due = conn.execute(
                 select(func.min(jobs.c.not_before)).where(jobs.c.status == JobStatus.DEFERRED)
             ).scalar()
+            return None if due is None else (due - db_now(conn)).total_seconds()
 
     def pending_work(self) -> tuple[int, int]:
         """(active tasks, live jobs): the pipeline is drained when both are zero."""
