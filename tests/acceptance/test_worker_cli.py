@@ -6,6 +6,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,9 +16,11 @@ import psutil
 import pytest
 
 from orchestrator.proc import process_alive
+from orchestrator.scheduler.recovery import Identity, sweep_strays, take_over
 from orchestrator.settings import load_settings
 from orchestrator.store import Job, Store, open_store
 from tests.conftest import ORCH_EXE
+from tests.helpers import command_agent
 
 OrchExe = Callable[..., subprocess.CompletedProcess[str]]
 EXPECTED_MOVES = [
@@ -218,3 +221,49 @@ def test_queue_and_status_show_the_pipeline(
     people = orch_exe("status").stdout
     assert "blocked" in people and "cli_missing" in people
     assert os.environ["ORCH_AGENT_BACKEND"] == "command"
+
+
+def test_a_dead_workers_failure_summarizer_is_killed_by_the_leftover_sweep(
+    pipeline: Path, orch_exe: OrchExe, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The summarizer (A7) runs inside the developer's job; it is an agent like any other,
+    # and must be found after its worker died and another machine reclaimed the job.
+    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "1")
+    monkeypatch.setenv("ORCH_FAILURE_SUMMARY_ENABLED", "true")
+    monkeypatch.setenv("ORCH_LEASE_S", "1")
+    pid_file = tmp_path / "summarizer.pid"
+    command_agent(
+        tmp_path,
+        monkeypatch,
+        "import os, sys, time\n"
+        "if os.environ['ORCH_ROLE'] == 'summarizer':\n"
+        f"    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(120)\n"
+        "os.execvp('fake-agent', ['fake-agent'])\n",
+    )
+    [task_id] = add_tasks(orch_exe, 1)
+    worker = subprocess.Popen([ORCH_EXE, "worker"], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.is_file() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the summarizer never started"
+            assert worker.poll() is None, "the worker exited"
+            time.sleep(0.05)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    summarizer = psutil.Process(int(pid_file.read_text()))
+    try:
+        store = store_now()
+        [developer] = [j for j in store.running_jobs() if j.task_id == task_id]
+        assert developer.pid == summarizer.pid  # recorded like the job's own agent
+        time.sleep(1.2)  # its lease runs out: a worker on another machine reclaims the job
+        take_over(store, Identity("elsewhere-1", "another-machine"), 0.1)
+        assert summarizer.is_running()  # that machine cannot reach it
+
+        sweep_strays(store, Identity("starting-1", socket.gethostname()), 0.5)
+        summarizer.wait(timeout=10)  # raises when it still runs
+        store.close()
+    finally:
+        if summarizer.is_running():
+            summarizer.kill()

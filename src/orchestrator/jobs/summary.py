@@ -72,7 +72,10 @@ def _note_of_the_round(ctx: JobContext, job: Job, task: Task, report: Artifact) 
         log_path=ctx.log_path(job, SUMMARIZER),
         timeout_s=min(ctx.settings.agent_timeout_s, SUMMARY_TIMEOUT_S),
     )
-    result = call_agent(ctx.settings, request, cancel=ctx.cancel, marker=ctx.marker(job))
+    # Recorded like the job's own agent, so that the leftover sweep finds it if we die.
+    result = call_agent(
+        ctx.settings, request, cancel=ctx.cancel, on_start=ctx.on_start(job), marker=ctx.marker(job)
+    )
     account(ctx, job, SUMMARIZER, result)
     if not result.ok:
         log.info("task %s: no failure summary (%s: %s)", task.id, result.kind, result.message)
