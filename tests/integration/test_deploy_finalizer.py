@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
+from orchestrator.errors import StaleState
 from orchestrator.intake import submit_task
 from orchestrator.pipeline.gates import GateStatus, run_gate
 from orchestrator.pipeline.stages import Stage
@@ -21,6 +23,8 @@ from orchestrator.runners.deploy_finalizer import (
 )
 from orchestrator.settings import load_settings
 from orchestrator.store import RepoSpec, Store
+from orchestrator.store.schema import jobs
+from orchestrator.workspace import checkout
 from tests.helpers import git, sqlite_only, unique_marker
 
 BRANCH = "orch/k3m9qz2a"
@@ -318,3 +322,38 @@ def test_finalizer_runs_the_deploy_command_on_the_merged_code(
     assert keys["failure_kind"] == ("none" if deployed else "deploy",)
     assert "VERSION = 2" in outcome.artifact  # the deploy saw the merged code
     assert keys["merged_commit"] == (rev(repo, "main"),)
+
+
+def test_an_attempt_whose_lease_lapsed_neither_merges_nor_deploys(
+    repo: Path, store: Store, task_request: Callable[..., RunnerRequest], tmp_path: Path
+) -> None:
+    [job] = store.claim_jobs("w-a", "machine-a", 1, 30)
+    with store.engine.begin() as conn:  # its worker was paused past its lease
+        conn.execute(update(jobs).where(jobs.c.id == job.id).values(lease_expires_at=store.now()))
+    deployed = tmp_path / "deployed"
+    request = task_request(f"touch {deployed}")
+    base = rev(repo, "main")
+    with checkout.fenced(lambda: store.hold(request.job, 30)), pytest.raises(StaleState):
+        DeployFinalizer().run(request)
+    assert rev(repo, "main") == base and not deployed.exists()
+
+
+def test_the_deploy_command_runs_only_while_the_attempt_holds_its_lease(
+    repo: Path, store: Store, task_request: Callable[..., RunnerRequest], tmp_path: Path
+) -> None:
+    [job] = store.claim_jobs("w-a", "machine-a", 1, 30)
+    deployed = tmp_path / "deployed"
+    request = task_request(f"touch {deployed}")
+    checks: list[str] = []
+
+    def hold() -> None:  # the lease lapses after the merge, before the deploy command
+        checks.append(rev(repo, "main"))
+        store.hold(request.job, 30)
+        with store.engine.begin() as conn:
+            conn.execute(
+                update(jobs).where(jobs.c.id == job.id).values(lease_expires_at=store.now())
+            )
+
+    with checkout.fenced(hold), pytest.raises(StaleState):
+        DeployFinalizer().run(request)
+    assert len(checks) == 2 and not deployed.exists()  # merged, then stopped at the deploy

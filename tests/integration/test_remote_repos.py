@@ -8,16 +8,20 @@ import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from orchestrator.errors import GitError, InputError, StaleState, StoreError
 from orchestrator.intake import submit_task
+from orchestrator.proc import CancelToken
 from orchestrator.registry import RepoOptions, register_repo
 from orchestrator.runners.deploy_finalizer import merge_remote
 from orchestrator.settings import load_settings
 from orchestrator.store import Store, open_store
+from orchestrator.store.schema import jobs
 from orchestrator.workspace import checkout
 from tests.helpers import entries, git
 
@@ -214,3 +218,56 @@ def test_a_worker_that_cannot_listen_warns_once_and_keeps_polling_fast(
     warnings = [r for r in caplog.records if "listening for jobs failed" in r.getMessage()]
     assert len(warnings) == 1
     nowhere.close()
+
+
+def test_an_attempt_whose_lease_lapsed_pushes_nothing_even_before_another_takes_it(
+    store: Store, origin: Path, orch_home: Path, tmp_path: Path
+) -> None:
+    repo = register_repo(store, "app", str(origin), RepoOptions())
+    task = submit_task(store, orch_home, "app", "Remote work", "")
+    [job] = store.claim_jobs("w-a", "machine-a", 1, 0.5)
+    prepared = checkout.prepare(tmp_path / "machine-a", repo, task)
+    commit_work(Path(prepared.worktree), "work\n")
+    with checkout.fenced(lambda: store.hold(job, 30)):
+        checkout.publish(repo, prepared)  # its lease is good: it pushes, and renews it
+    assert store.get_job(job.id).lease_expires_at > store.now() + timedelta(seconds=20)
+
+    with store.engine.begin() as conn:  # the worker was paused: its lease ran out
+        conn.execute(update(jobs).where(jobs.c.id == job.id).values(lease_expires_at=store.now()))
+    commit_work(Path(prepared.worktree), "more work\n")
+    before = {ref: git(origin, "rev-parse", ref) for ref in (task.branch, "trunk")}
+    with checkout.fenced(lambda: store.hold(job, 30)):
+        with pytest.raises(StaleState):
+            checkout.publish(repo, prepared)
+        clone = checkout.sync_clone(tmp_path / "machine-a", repo)
+        with pytest.raises(StaleState):
+            merge_remote(clone, task.branch, "trunk", "Merge it")
+    assert {ref: git(origin, "rev-parse", ref) for ref in before} == before
+    assert store.get_job(job.id).status == "running"  # nobody took it: the fence alone held
+
+
+def test_a_push_is_killed_the_moment_its_job_is_stopped(
+    store: Store, origin: Path, orch_home: Path, tmp_path: Path
+) -> None:
+    # The worker stops a job whose lease lapses without a renewal (scheduler/worker.py):
+    # a push that hangs must stop with it, not land later over the attempt that replaced it.
+    repo = register_repo(store, "app", str(origin), RepoOptions())
+    task = submit_task(store, orch_home, "app", "Remote work", "")
+    [job] = store.claim_jobs("w-a", "machine-a", 1, 30)
+    prepared = checkout.prepare(tmp_path / "machine-a", repo, task)
+    commit_work(Path(prepared.worktree), "work\n")
+    hook = checkout.clone_dir(tmp_path / "machine-a", repo) / "hooks" / "pre-push"
+    hook.write_text("#!/bin/sh\nsleep 60\n")
+    hook.chmod(0o755)
+    before = git(origin, "rev-parse", task.branch)
+    stop = CancelToken()
+    threading.Timer(0.5, stop.cancel).start()
+    try:
+        with (
+            checkout.fenced(lambda: store.hold(job, 30), stop),
+            pytest.raises(GitError, match="stopped"),
+        ):
+            checkout.publish(repo, prepared)
+    finally:
+        stop.close()
+    assert git(origin, "rev-parse", task.branch) == before

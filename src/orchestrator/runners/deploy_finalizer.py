@@ -142,6 +142,7 @@ def merge_branch(
     if git.is_ancestor(repo, tip, base):
         return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
     merged = _to_ship(repo, base, tip, message, tested, into)
+    checkout.check_fence()  # an attempt whose lease lapsed moves nothing
     if before_move is not None:
         before_move(base, merged)
     working_copy = checked_out_at(repo, into)
@@ -225,6 +226,9 @@ class DeployFinalizer:
         worktree = request.worktree
         if worktree.is_dir():  # deploy exactly the merged code
             git.git(worktree, "merge", "--ff-only", "--quiet", merge.merged)
+        # Only the attempt that holds the job deploys: one whose lease lapsed (paused, cut
+        # off) stops here, and the attempt that took its place finds the branch merged.
+        checkout.check_fence()
         # A worker killed while the command runs leaves its job to the next attempt, which
         # finds the branch merged and runs the command again: the attempt number lets a
         # deploy script tell (docs/runners.md, "deploy-finalizer").

@@ -257,8 +257,8 @@ class Worker:
             can_restart=self.supervised,
         )
         try:
-            # Every git push of this job first checks that its attempt is still current.
-            with checkout.fenced(lambda: self.store.assert_current(job)):
+            # Every git push of this job first checks that its attempt still holds its lease.
+            with checkout.fenced(lambda: self.store.hold(job, self.settings.lease_s), cancel):
                 return launch_job(context, job)
         except StaleState as exc:
             log.info("job %s: result not committed: %s", job.id, exc)

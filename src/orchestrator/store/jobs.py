@@ -264,11 +264,28 @@ class JobQueries(StoreBase):
         return Job.from_row(fresh)
 
     def assert_current(self, job: Job) -> None:
-        """Raise StaleState unless this attempt still holds the job (the fence for pushes)."""
+        """Raise StaleState unless this attempt still holds the job."""
         with self._read() as conn:
             row = conn.execute(select(jobs.c.id).where(held(job.id, job.attempt))).first()
         if row is None:
             raise StaleState(f"job {job.id} attempt {job.attempt} is no longer current")
+
+    def hold(self, job: Job, lease_s: float) -> None:
+        """The fence before an irreversible step (a push, the deploy command): StaleState
+        unless this attempt holds the job and its lease has not lapsed, by the database's
+        clock. The lease is renewed in the same statement, so the step starts with a whole
+        lease before any other worker may take the job. A lapsed lease is refused even when
+        nobody has taken the job yet: anyone may, at any moment."""
+        with self._write() as conn:
+            now = db_now(conn)
+            row = conn.execute(
+                update(jobs)
+                .where(held(job.id, job.attempt), jobs.c.lease_expires_at > now)
+                .values(lease_expires_at=now + timedelta(seconds=lease_s))
+                .returning(jobs.c.id)
+            ).first()
+        if row is None:
+            raise StaleState(f"job {job.id} attempt {job.attempt} no longer holds its lease")
 
     def now(self) -> datetime:
         """The time by the database's clock (PostgreSQL), the one leases are measured with."""

@@ -9,9 +9,11 @@ pushed, so any worker on any machine can take the next job.
 
 Pushes are fenced like database writes: a worker that lost its job (paused, cut off, its
 lease reclaimed) must not overwrite the work of the attempt that replaced it. Before each
-push the job's attempt is checked against the database (`fenced`), and a task branch is
-pushed only over the tip this worker checked out (`--force-with-lease`), which also covers
-a worker that loses its job between the check and the push.
+push the job's attempt is checked against the database and its lease renewed (`fenced`):
+an attempt whose lease lapsed pushes nothing, even before another worker took the job. The
+push itself is stopped the moment the job is (its lease lapsing without a renewal stops
+it), and a task branch is pushed only over the tip this worker checked out
+(`--force-with-lease`), which also covers a worker paused between the check and the push.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator.errors import GitError
+from orchestrator.proc import CancelToken
 from orchestrator.store import Repo, Task
 from orchestrator.workspace import git, layout
 
@@ -34,18 +37,34 @@ _FETCH = "+refs/heads/*:refs/remotes/origin/*"
 _SEEN = "refs/worktree/orch-seen"
 _clone_locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
-# The fence of the job this thread runs: raises when its attempt is no longer current.
-_fence: ContextVar[Callable[[], None] | None] = ContextVar("orch_push_fence", default=None)
+
+
+@dataclass(frozen=True)
+class _Fence:
+    check: Callable[[], None]  # raises StaleState when the attempt may no longer act
+    stop: CancelToken | None  # set when the job is stopped (or its lease lapses)
+
+
+# The fence of the job this thread runs.
+_fence: ContextVar[_Fence | None] = ContextVar("orch_push_fence", default=None)
 
 
 @contextmanager
-def fenced(check: Callable[[], None]) -> Iterator[None]:
-    """Run `check` before every push made in this thread inside the block (one job)."""
-    token = _fence.set(check)
+def fenced(check: Callable[[], None], stop: CancelToken | None = None) -> Iterator[None]:
+    """Inside the block (one job, this thread), every push first runs `check`, and is
+    killed once `stop` is set; `check_fence` runs it before other irreversible steps."""
+    token = _fence.set(_Fence(check, stop))
     try:
         yield
     finally:
         _fence.reset(token)
+
+
+def check_fence() -> None:
+    """StaleState unless the running job may still act (a no-op outside `fenced`)."""
+    fence = _fence.get()
+    if fence is not None:
+        fence.check()
 
 
 def push(cwd: Path, refspec: str, *, lease: tuple[str, str] | None = None) -> None:
@@ -54,11 +73,11 @@ def push(cwd: Path, refspec: str, *, lease: tuple[str, str] | None = None) -> No
     `lease` is (remote ref, the commit we expect it at): git refuses the push when the
     remote's ref has moved since (a GitError).
     """
-    check = _fence.get()
-    if check is not None:
-        check()  # StaleState: another attempt owns the job now; push nothing
+    fence = _fence.get()
+    check_fence()  # StaleState: the attempt may not act any more; push nothing
     options = [f"--force-with-lease={lease[0]}:{lease[1]}"] if lease else []
-    git.git(cwd, "push", "--quiet", *options, "origin", refspec)
+    stop = fence.stop if fence is not None else None
+    git.git(cwd, "push", "--quiet", *options, "origin", refspec, cancel=stop)
 
 
 def clone_dir(home: Path, repo: Repo) -> Path:

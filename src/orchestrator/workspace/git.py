@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from orchestrator.errors import GitError
-from orchestrator.proc import CommandResult, run_command
+from orchestrator.proc import CancelToken, CommandResult, run_command
 from orchestrator.proc.env import child_env
 
 # Variables that would point git at another repository than the one we name (set, for
@@ -37,11 +37,13 @@ def git(
     timeout: float = 120.0,
     extra_env: dict[str, str] | None = None,
     stdin_text: str | None = None,
+    cancel: CancelToken | None = None,
 ) -> CommandResult:
-    """Run `git -C repo args...`; GitError with git's own message when it fails and `check`."""
+    """Run `git -C repo args...`; GitError with git's own message when it fails and `check`.
+    `cancel` stops it (killed) the moment it is set."""
     env = {**git_env(), **(extra_env or {})}
     argv = ["git", "-C", str(repo), *args]
-    result = run_command(argv, env=env, timeout=timeout, stdin_text=stdin_text)
+    result = run_command(argv, env=env, timeout=timeout, stdin_text=stdin_text, cancel=cancel)
     if check and not result.ok:
         message = (result.stderr or result.stdout).strip().splitlines()
         raise GitError(f"git {args[0]} failed: {message[-1] if message else result.returncode}")
