@@ -207,11 +207,13 @@ def test_main_checked_out_nowhere_moves_only_the_ref(repo: Path, feature: str) -
 
 def test_merging_again_is_a_no_op(repo: Path, feature: str) -> None:
     first = merge_branch(repo, BRANCH, "main", MESSAGE)
+    commit(repo, {"later.txt": "another task's\n"}, "later")  # main moves on
     log_before = git(repo, "log", "--oneline", "main")
-
     again = merge_branch(repo, BRANCH, "main", MESSAGE)
 
-    assert again.merged == again.base == first.merged
+    # Nothing moves, and the merge that landed the branch is named, with what it merged onto.
+    assert (again.base, again.merged) == (first.base, first.merged)
+    assert again.to_deploy == rev(repo, "main")  # a deploy ships main as it is, not older
     assert again.working_copy is None
     assert git(repo, "log", "--oneline", "main") == log_before
 

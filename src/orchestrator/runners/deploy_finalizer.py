@@ -42,10 +42,16 @@ DEPLOY_ATTEMPT_VAR = "ORCH_DEPLOY_ATTEMPT"
 class Merge:
     """What the merge did."""
 
-    base: str  # the default branch before
-    merged: str  # the default branch after (the merge commit, or `base` if already merged)
+    base: str  # what the task's merge was made onto
+    merged: str  # the task's merge commit (`base` when it is unknown: a person's merge)
     working_copy: str | None  # the working copy that was fast-forwarded, if any
     note: str
+    head: str = ""  # the default branch now, the code to deploy (`merged` when empty)
+
+    @property
+    def to_deploy(self) -> str:
+        """The commit the deploy command runs on: the default branch as it is now."""
+        return self.head or self.merged
 
 
 class MergeRefused(Exception):
@@ -123,6 +129,33 @@ def _to_ship(
 BeforeMove = Callable[[str, str], None]  # (base, merged): called before the branch moves
 
 
+def landed_merge(repo: Path, tip: str, into_ref: str) -> tuple[str, str] | None:
+    """(base, merge) of the commit that brought `tip` into `into_ref`: the first commit of
+    its first-parent history that contains `tip`, when it is a merge of it. None when the
+    tip came in otherwise (a person's fast-forward): there is no merge of ours to name."""
+    history = git.git(
+        repo, "rev-list", "--first-parent", "--ancestry-path", "--reverse", f"{tip}..{into_ref}"
+    ).stdout.split()
+    if not history:
+        return None
+    parents = git.git(repo, "rev-list", "--parents", "-n", "1", history[0]).stdout.split()[1:]
+    if len(parents) < 2 or not git.is_ancestor(repo, tip, parents[1]):
+        return None
+    return parents[0], history[0]
+
+
+def _already(repo: Path, branch: str, into: str, tip: str, into_ref: str) -> Merge:
+    """The branch is merged already (an earlier attempt merged it, then its job was run
+    again): the merge that landed it, so that a rollback reverts that merge, not nothing."""
+    landed = landed_merge(repo, tip, into_ref)
+    head = commit_of(repo, into_ref)
+    if landed is None:
+        return Merge(head, head, None, f"{branch} is already part of {into}: nothing to merge")
+    base, merged = landed
+    note = f"{branch} was merged into {into} already, by {merged[:12]}: nothing more to merge"
+    return Merge(base, merged, None, note, head)
+
+
 def has_landed(repo: Path, commit: str, into: str) -> bool:
     """True when `commit` is part of the branch `into` (the merge moved it)."""
     return git.is_ancestor(repo, commit, f"refs/heads/{into}")
@@ -140,7 +173,7 @@ def merge_branch(
     when the merge is not what was `tested`."""
     base, tip = commit_of(repo, f"refs/heads/{into}"), commit_of(repo, f"refs/heads/{branch}")
     if git.is_ancestor(repo, tip, base):
-        return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
+        return _already(repo, branch, into, tip, f"refs/heads/{into}")
     merged = _to_ship(repo, base, tip, message, tested, into)
     checkout.check_fence()  # an attempt whose lease lapsed moves nothing
     if before_move is not None:
@@ -174,7 +207,7 @@ def merge_remote(
     base = commit_of(clone, f"refs/remotes/origin/{into}")
     tip = commit_of(clone, f"refs/remotes/origin/{branch}")
     if git.is_ancestor(clone, tip, base):
-        return Merge(base, base, None, f"{branch} is already part of {into}: nothing to merge")
+        return _already(clone, branch, into, tip, f"refs/remotes/origin/{into}")
     merged = _to_ship(clone, base, tip, message, tested, into)
     checkout.push(clone, f"{merged}:refs/heads/{into}")  # fenced: a stale job never merges
     return Merge(base, merged, None, f"{into} of the remote moved to the merge commit (pushed)")
@@ -225,7 +258,7 @@ class DeployFinalizer:
             return self._verdict(request, True, FailureKind.NONE, "No deploy command.", merge)
         worktree = request.worktree
         if worktree.is_dir():  # deploy exactly the merged code
-            git.git(worktree, "merge", "--ff-only", "--quiet", merge.merged)
+            git.git(worktree, "merge", "--ff-only", "--quiet", merge.to_deploy)
         # Only the attempt that holds the job deploys: one whose lease lapsed (paused, cut
         # off) stops here, and the attempt that took its place finds the branch merged.
         checkout.check_fence()

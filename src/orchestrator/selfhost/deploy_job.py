@@ -7,8 +7,9 @@ run again), or a pending record that names the base and merge commits, which the
 service completes, abandons (the branch never moved) or rolls back, exactly once.
 
 Once the merge has landed, the job either restarts the service or ends with a verdict in the
-same transaction that settles the record: it is never retried, because a retry would find
-the change already merged and could no longer tell what to revert to.
+same transaction that settles the record. If it is run again all the same (a database blip
+made the worker re-queue it), the retry finds the change merged, and records the merge that
+landed it, found in git, so that a rollback still knows what to revert.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def run_self_deploy(
     deploy = recorded[0] if recorded else None
     if outcome.restart:
         done = outcome.extra.get("note", "")
-        if deploy is None:  # already merged (by a person): nothing moved, nothing to lose
+        if deploy is None:  # merged already (by an earlier attempt, or a person): name it
             ctx.store.record_self_deploy(
                 job, outcome.extra.get("base"), outcome.extra["merged"], done
             )
