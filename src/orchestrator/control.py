@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 
 from orchestrator.errors import GitError
 from orchestrator.pipeline.names import check_task_id
-from orchestrator.proc import terminate_group
+from orchestrator.proc import host_identity, terminate_group
 from orchestrator.settings import Settings
 from orchestrator.store import Store, Task
 from orchestrator.workspace import checkout
@@ -27,7 +26,7 @@ def retire_worktree(store: Store, home: Path, task: Task) -> None:
 def cancel_task(store: Store, settings: Settings, task_id: str) -> Task:
     """Cancel a task: its running job's processes are killed and its worktree removed."""
     task, job = store.cancel_task(check_task_id(task_id))
-    if job is not None and job.pgid is not None and job.host == socket.gethostname():
+    if job is not None and job.pgid is not None and job.host == host_identity():
         # The worker would notice at its next heartbeat; kill now so the agent stops at once.
         # (terminate_group checks the recorded start time: a finished attempt's pid that was
         # reused since is never killed.)

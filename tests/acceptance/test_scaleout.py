@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import select, update
 
@@ -223,3 +224,60 @@ def test_workers_on_separate_homes_work_through_a_shared_remote(
         assert "developer: Task" in log  # the agent's commit reached the remote
         assert f"Merge orch/{task_id}" in git(origin, "log", "--format=%s", "main")
     assert any((home / "repos" / "app.git").is_dir() for home in homes[1:])
+
+
+def agent_of(task_id: str) -> psutil.Process:
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("ORCH_TASK_ID") == task_id:
+                return process
+        except psutil.Error:
+            continue
+    raise AssertionError(f"no agent of task {task_id} runs")
+
+
+@pytest.fixture
+def twin_prefix() -> list[str]:
+    """The argv prefix that runs a command as on a twin machine with this one's hostname: a
+    PID namespace of its own (it sees other processes, none sees its ones by their pids)."""
+    probe = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"needs unshare --pid (root or user namespaces): {probe.stderr!r}")
+    return ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM"]
+
+
+def test_two_machines_with_one_hostname_are_two_hosts(
+    pg_env: Path,
+    store: Store,
+    make_repo: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    twin_prefix: list[str],
+) -> None:
+    # Containers and cloned VMs often share a hostname. A worker here that took the twin for
+    # this host would judge its live worker dead by a pid it cannot see, and kill its agent.
+    monkeypatch.setenv("FAKE_AGENT_SLEEP", "20")
+    monkeypatch.setenv("ORCH_LEASE_S", "3")
+    register(make_repo, skip="deploy-staging,deploy,post-deploy")
+    [task_id] = add_tasks(1)
+    twin = subprocess.Popen([*twin_prefix, ORCH_EXE, "worker"], stderr=subprocess.DEVNULL)
+    here = None
+    try:
+        wait_for(lambda: any(j.pid for j in store.running_jobs()), timeout=30)
+        [job] = store.running_jobs()
+        agent = agent_of(task_id)
+        here = subprocess.Popen([ORCH_EXE, "worker"], stderr=subprocess.DEVNULL)
+        time.sleep(4.0)  # a start-up take-over and heartbeats of the worker here
+        now = store.get_job(job.id)
+        assert (now.status, now.attempt, now.worker_id) == ("running", job.attempt, job.worker_id)
+        assert agent.is_running(), "the worker here killed the twin's agent"
+        assert store.task_jobs(task_id) == [now]
+    finally:
+        if here is not None:
+            here.send_signal(signal.SIGTERM)
+            here.wait(timeout=30)
+        # unshare waits for its child and ignores SIGTERM: the twin worker is signalled.
+        for child in psutil.Process(twin.pid).children():
+            child.send_signal(signal.SIGTERM)
+        twin.wait(timeout=30)

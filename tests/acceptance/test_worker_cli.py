@@ -6,7 +6,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from orchestrator.proc import process_alive
+from orchestrator.proc import host_identity, process_alive
 from orchestrator.scheduler.recovery import Identity, sweep_strays, take_over
 from orchestrator.settings import load_settings
 from orchestrator.store import Job, Store, open_store
@@ -261,7 +260,7 @@ def test_a_dead_workers_failure_summarizer_is_killed_by_the_leftover_sweep(
         take_over(store, Identity("elsewhere-1", "another-machine"), 0.1)
         assert summarizer.is_running()  # that machine cannot reach it
 
-        sweep_strays(store, Identity("starting-1", socket.gethostname()), 0.5)
+        sweep_strays(store, Identity("starting-1", host_identity()), 0.5)
         summarizer.wait(timeout=10)  # raises when it still runs
         store.close()
     finally:

@@ -4,7 +4,6 @@ its job can no longer do, what a dead worker leaves behind, and how the others f
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -20,6 +19,7 @@ from orchestrator.errors import StaleState
 from orchestrator.overview import status_report
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
 from orchestrator.pipeline.transitions import Transition
+from orchestrator.proc import host_identity
 from orchestrator.scheduler.recovery import Identity, take_over
 from orchestrator.settings import load_settings
 from orchestrator.store import Job, JobMetrics, JobStatus, NewTask, RepoSpec, Store, Verdict
@@ -28,7 +28,7 @@ from orchestrator.store.records import WorkerState
 from orchestrator.store.schema import artifacts, events, jobs, tasks, workers
 from tests.conftest import Run
 
-HERE = socket.gethostname()
+HERE = host_identity()
 ELSEWHERE = Identity("other-machine-1", "other-machine")  # a worker on a second machine
 LEASE_S = 0.3
 

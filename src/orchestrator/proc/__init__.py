@@ -8,6 +8,7 @@ from orchestrator.proc.group import (
     run_group,
     terminate_group,
 )
+from orchestrator.proc.host import host_identity
 from orchestrator.proc.run import CommandResult, run_command
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "CommandResult",
     "ProcResult",
     "Started",
+    "host_identity",
     "process_alive",
     "run_command",
     "run_group",

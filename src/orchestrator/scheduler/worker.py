@@ -27,7 +27,7 @@ from orchestrator.errors import StaleState, StoreError
 from orchestrator.jobs.context import JobContext, JobEnd
 from orchestrator.jobs.launcher import launch_job
 from orchestrator.jobs.policy import Next, after_tool_error, backoff_s
-from orchestrator.proc import CancelToken
+from orchestrator.proc import CancelToken, host_identity
 from orchestrator.redact import secret_values
 from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.recovery import Identity, take_over
@@ -76,7 +76,7 @@ class Worker:
         self.on_restart = on_restart
         self.identity = Identity(
             worker_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
-            host=socket.gethostname(),
+            host=host_identity(),  # not the hostname alone: proc/host.py says why
         )
         self._secrets = secret_values(settings)
         self._wake = threading.Event()
