@@ -13,11 +13,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+from sqlalchemy import update
 
+from orchestrator.pipeline.stages import Stage
 from orchestrator.proc import host_identity, process_alive
 from orchestrator.scheduler.recovery import Identity, sweep_strays, take_over
 from orchestrator.settings import load_settings
-from orchestrator.store import Job, Store, open_store
+from orchestrator.store import Job, NewTask, RepoSpec, Store, open_store
+from orchestrator.store.schema import jobs, tasks
 from tests.conftest import ORCH_EXE
 from tests.helpers import command_agent
 
@@ -266,3 +269,24 @@ def test_a_dead_workers_failure_summarizer_is_killed_by_the_leftover_sweep(
     finally:
         if summarizer.is_running():
             summarizer.kill()
+
+
+def test_drain_with_only_a_self_deploy_left_exits_1_naming_it(
+    pipeline: Path, orch_exe: OrchExe, make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    [task_id] = add_tasks(orch_exe, 1)
+    store = store_now()
+    store.add_repo("me", RepoSpec(path=str(make_repo("me")), default_branch="main", is_self=True))
+    mine = NewTask("self2222", store.get_repo("me").id, "t", "", "orch/self2222", str(tmp_path))
+    store.create_task(mine, "x")
+    with store.engine.begin() as conn:  # its deploy is next: only `orch serve` may run it
+        conn.execute(update(tasks).where(tasks.c.id == mine.id).values(stage=Stage.DEPLOY))
+        conn.execute(update(jobs).where(jobs.c.task_id == mine.id).values(stage=Stage.DEPLOY))
+    store.close()
+
+    drained = orch_exe("worker", "--drain")
+
+    assert drained.returncode == 1, drained.stderr
+    assert show(orch_exe, task_id)["state"] == "done"  # the rest was drained first
+    [line] = [x for x in drained.stderr.splitlines() if x.startswith("error:")]
+    assert "self2222" in line and "orch serve" in line

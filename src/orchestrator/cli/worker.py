@@ -11,6 +11,7 @@ import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import notice
+from orchestrator.errors import OrchError
 from orchestrator.scheduler import Worker
 
 
@@ -25,7 +26,11 @@ def configure_logging(verbose: bool) -> None:
 
 
 @click.command()
-@click.option("--drain", is_flag=True, help="Exit 0 once no task can make progress.")
+@click.option(
+    "--drain",
+    is_flag=True,
+    help="Exit 0 once no task can make progress (1 when only self deploys are left).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @pass_app
 def worker(app: AppContext, drain: bool, verbose: bool) -> None:
@@ -47,3 +52,8 @@ def worker(app: AppContext, drain: bool, verbose: bool) -> None:
     counts = app.store.counts().by_state
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no tasks"
     notice(f"worker stopped: {summary}")
+    if runner.stranded:
+        raise OrchError(
+            f"drained, but the self deploy of task {', '.join(runner.stranded)} waits: only "
+            "`orch serve` runs it (it restarts on the merged code)"
+        )

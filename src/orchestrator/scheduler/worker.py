@@ -17,8 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 
@@ -29,10 +28,13 @@ from orchestrator.jobs.launcher import launch_job
 from orchestrator.jobs.policy import Next, after_tool_error, backoff_s
 from orchestrator.proc import CancelToken, host_identity
 from orchestrator.redact import secret_values
+from orchestrator.scheduler import leases
+from orchestrator.scheduler.drain import drain_end
+from orchestrator.scheduler.leases import Running
 from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.recovery import Identity, take_over
 from orchestrator.settings import Settings
-from orchestrator.store import Job, JobMetrics, JobStatus, Store
+from orchestrator.store import Job, JobMetrics, Store
 from orchestrator.workspace import checkout
 
 log = logging.getLogger(__name__)
@@ -44,16 +46,6 @@ LISTENING_POLL_S = 5.0
 # An unexpected exception in the orchestrator's own code while running a job is retried this
 # many times (it may be a passing fault), then the task is blocked for a person.
 INTERNAL_ERROR_RETRIES = 2
-
-
-@dataclass
-class _Running:
-    job: Job
-    cancel: CancelToken
-    future: Future[JobEnd | None]
-    # When its lease was last taken or renewed, by this machine's monotonic clock (read
-    # before asking the database, so it never runs later than the database's deadline).
-    renewed: float
 
 
 class Worker:
@@ -82,11 +74,12 @@ class Worker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._listening = threading.Event()
-        self._running: dict[int, _Running] = {}
+        self._running: dict[int, Running] = {}
         self._lock = threading.Lock()
         self._told_waiting: set[str] = set()  # self deploys already logged as waiting
         self.outage = Outage()  # database faults, ridden out (scheduler/outage.py)
         self._ended = False
+        self.stranded: tuple[str, ...] = ()  # see scheduler/drain.py
         url = settings.alert_webhook_url
         self._notifier = AlertNotifier(store, url) if url else None
 
@@ -115,14 +108,15 @@ class Worker:
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Run until stopped (or, with drain, until no task can make progress); exit status.
+        """Run until stopped (or, with drain, until no task can make progress); exit status:
+        1 when the drain ended with self deploys only `orch serve` can run (`stranded`).
         A database fault never ends it: the loop waits and tries again (`Outage`)."""
         try:
             if self._register():
                 self._loop()
         finally:
             self._ended = True
-        return 0
+        return 1 if self.stranded else 0
 
     def _register(self) -> bool:
         """Register this worker and take over what dead ones left; False if stopped first."""
@@ -196,7 +190,7 @@ class Worker:
             cancel = CancelToken()
             future = pool.submit(self._run_job, job, cancel)
             with self._lock:
-                self._running[job.id] = _Running(job, cancel, future, asked)
+                self._running[job.id] = Running(job, cancel, future, asked)
             future.add_done_callback(lambda _: self._wake.set())
 
     def _reap(self) -> None:
@@ -216,7 +210,14 @@ class Worker:
             self.on_change()
 
     def _drained(self) -> bool:
-        return not self._running and self.store.pending_work() == (0, 0)
+        if self._running:
+            return False
+        active, live = self.store.pending_work()
+        plain = not self.supervised and (active, live) != (0, 0)
+        end = drain_end(active, live, self.store.waiting_self_deploys() if plain else [])
+        if end is not None:
+            self.stranded = end.stranded
+        return end is not None
 
     def _next_wait(self) -> float:
         poll = LISTENING_POLL_S if self._listening.is_set() else FALLBACK_POLL_S
@@ -334,20 +335,12 @@ class Worker:
         """Renew the leases of the running jobs; stop those that are not ours any more."""
         with self._lock:
             running = dict(self._running)
-        held = {job_id: r.job.attempt for job_id, r in running.items()}
         asked = time.monotonic()
-        still = self.store.renew_leases(self.identity.worker_id, held, self.settings.lease_s)
-        for job_id in still:
-            running[job_id].renewed = asked
-        for job_id in set(held) - still:
-            job = self.store.get_job(job_id)
-            if job.attempt == held[job_id] and job.status not in (
-                JobStatus.ABANDONED,
-                JobStatus.CANCELLED,
-            ):
-                continue  # it just ended here, between the snapshot and the renewal
-            log.warning("job %s is no longer ours (cancelled or taken over): stopping it", job_id)
-            running[job_id].cancel.cancel()
+        for r in leases.renew(
+            self.store, self.identity.worker_id, running, self.settings.lease_s, asked
+        ):
+            log.warning("job %s is no longer ours (cancelled or taken over): stopping it", r.job.id)
+            r.cancel.cancel()
 
     def _watch_leases(self) -> None:
         """Stop the agents of jobs whose lease ran out without a renewal.
@@ -358,17 +351,15 @@ class Worker:
         """
         lease_s = self.settings.lease_s
         while not self._stopping.wait(lease_s / 10):
-            now = time.monotonic()
             with self._lock:
                 running = list(self._running.values())
-            for r in running:
-                if now > r.renewed + lease_s and not (r.cancel.cancelled or r.future.done()):
-                    log.warning(
-                        "job %s: its lease ran out without a renewal (database unreachable?); "
-                        "stopping it, as its result could not be committed",
-                        r.job.id,
-                    )
-                    r.cancel.cancel()
+            for r in leases.lapsed(running, time.monotonic(), lease_s):
+                log.warning(
+                    "job %s: its lease ran out without a renewal (database unreachable?); "
+                    "stopping it, as its result could not be committed",
+                    r.job.id,
+                )
+                r.cancel.cancel()
 
     def _tell_waiting_self_deploys(self) -> None:
         for task_id in set(self.store.waiting_self_deploys()) - self._told_waiting:
