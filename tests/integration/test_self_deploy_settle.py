@@ -26,12 +26,12 @@ from orchestrator.runners.deploy_finalizer import has_landed, merge_branch
 from orchestrator.selfhost.boot import complete_pending_deploys
 from orchestrator.selfhost.code import code_checkout, code_commit
 from orchestrator.selfhost.deploy_job import checkout_refusal
+from orchestrator.selfhost.deploy_log import COMMAND_UNFINISHED
 from orchestrator.selfhost.rollback import roll_back
 from orchestrator.selfhost.supervisor import Supervisor
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Job, NewTask, RepoSpec, SelfDeploy, Store
 from orchestrator.store.schema import jobs, tasks
-from orchestrator.store.self_deploys import COMMAND_UNFINISHED
 from tests.helpers import SILENT_SERVICE, git
 
 TASK = "k3m9qz2a"
@@ -71,15 +71,15 @@ def rev(path: Path, ref: str = "main") -> str:
 
 
 def merge(
-    store: Store, repo: Path, job: Job, kill_before_move: bool = False, note: str = ""
+    store: Store, repo: Path, job: Job, kill_before_move: bool = False, command: bool = False
 ) -> tuple[str, str]:
-    """The deploy-finalizer's merge with its pending record; (base, merged). The note is
-    what the record says at the kill: "" once the job asked for the restart."""
+    """The deploy-finalizer's merge with its pending record; (base, merged). `command`: the
+    record says a deploy command still runs (False once the job asked for the restart)."""
     seen: list[tuple[str, str]] = []
 
     def record(base: str, merged: str) -> None:
         assert rev(repo) == base  # recorded while the branch has not moved yet
-        store.record_self_deploy(job, base, merged, note)
+        store.record_self_deploy(job, base, merged, command=command)
         seen.append((base, merged))
         if kill_before_move:
             raise Killed
@@ -206,7 +206,7 @@ def test_a_kill_while_the_deploy_command_ran_is_rolled_back_at_boot_never_deploy
 ) -> None:
     # The service restarts on the merged code, but its deploy command (an install, say) was
     # cut short: what it left behind is unknown.
-    _, merged = merge(store, self_repo, job, note=COMMAND_UNFINISHED)
+    _, merged = merge(store, self_repo, job, command=True)
     monkeypatch.setattr("orchestrator.selfhost.boot.code_commit", lambda: merged)
 
     complete_pending_deploys(store, settings(orch_home, db_url))

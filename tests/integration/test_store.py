@@ -230,3 +230,53 @@ def test_unwritable_sqlite_location_is_a_store_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises((StoreError, OSError)):
         open_store(load_settings(db_url=f"sqlite:///{blocker / 'orch.db'}"))
+
+
+def test_upgrade_to_0010_moves_the_unfinished_command_out_of_the_note(db_url: str) -> None:
+    engine = make_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    rows = [
+        (1, "The service stopped before the deploy command finished."),  # the old sentinel
+        (2, "Deploy command: `make install`, exit 0."),  # the command finished
+    ]
+    with engine.connect() as conn, conn.begin():
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0009")
+        conn.execute(
+            text(
+                "INSERT INTO repos (id, name, path, default_branch, test_target, created_at) "
+                "VALUES (1, 'self', '/srv/self', 'main', 'tests', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO tasks (id, repo_id, title, description, stage, state, round, "
+                "branch, worktree, created_at, updated_at) VALUES ('aaaa2222', 1, 't', '', "
+                "'deploy', 'active', 1, 'orch/aaaa2222', '/wt', CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, task_id, stage, round, status, attempt, created_at) "
+                "VALUES (1, 'aaaa2222', 'deploy', 1, 'running', 1, CURRENT_TIMESTAMP)"
+            )
+        )
+        for deploy_id, note in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO self_deploys (id, task_id, job_id, attempt, merged_commit, "
+                    "note, state, created_at) VALUES (:id, 'aaaa2222', 1, 1, 'abc', :note, "
+                    "'pending', CURRENT_TIMESTAMP)"
+                ),
+                {"id": deploy_id, "note": note},
+            )
+    engine.dispose()
+    upgraded = open_store(load_settings(db_url=db_url))
+    try:
+        unfinished, finished = upgraded.self_deploys()
+        assert (unfinished.command_running, unfinished.note) == (True, "")
+        assert (finished.command_running, finished.note) == (False, rows[1][1])
+    finally:
+        upgraded.close()

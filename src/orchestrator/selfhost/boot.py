@@ -29,7 +29,6 @@ from orchestrator.selfhost.deploy_log import deploy_log
 from orchestrator.selfhost.rollback import roll_back
 from orchestrator.settings import Settings
 from orchestrator.store import JobMetrics, JobStatus, SelfDeploy, Store, Verdict
-from orchestrator.store.self_deploys import COMMAND_UNFINISHED
 from orchestrator.workspace import git
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ def complete_pending_deploys(store: Store, settings: Settings) -> None:
             )
             log.warning("self deploy %s never landed: its deploy job runs again", deploy.id)
             continue
-        if deploy.note == COMMAND_UNFINISHED:
+        if deploy.command_running:
             # Killed while the deploy command ran (an install cut short): its outcome is
             # unknown, and an unknown is never a green.
             problem = "stopped before its deploy command finished"

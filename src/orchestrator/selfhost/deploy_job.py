@@ -26,7 +26,6 @@ from orchestrator.runners.base import FailureKind, RunnerOutcome, RunnerRequest
 from orchestrator.runners.deploy_finalizer import DeployFinalizer, has_landed, render_log
 from orchestrator.selfhost.code import code_checkout
 from orchestrator.store import Job, JobMetrics, Repo, SelfDeploy, Task, Verdict
-from orchestrator.store.self_deploys import COMMAND_UNFINISHED
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +55,10 @@ def run_self_deploy(
     recorded: list[SelfDeploy] = []
     # With a deploy command, the record says it has not finished until the restart is asked
     # for: a boot after a kill in between must not take the merge as deployed.
-    note = COMMAND_UNFINISHED if repo.deploy_command else ""
+    command = bool(repo.deploy_command)
 
     def record(base: str, merged: str) -> None:
-        recorded.append(ctx.store.record_self_deploy(job, base, merged, note))
+        recorded.append(ctx.store.record_self_deploy(job, base, merged, command=command))
 
     try:
         outcome = DeployFinalizer().run(request, before_move=record)

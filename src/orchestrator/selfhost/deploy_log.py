@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from orchestrator.store import SelfDeploy
 
+# What the log says of a deploy whose service stopped while its command ran.
+COMMAND_UNFINISHED = "The service stopped before the deploy command finished."
+
 
 def deploy_log(deploy: SelfDeploy, new_commit: str | None, status: str, note: str = "") -> str:
     """`16-deploy-log.md` of a self deploy."""
@@ -23,6 +26,8 @@ def deploy_log(deploy: SelfDeploy, new_commit: str | None, status: str, note: st
     ]
     if note:
         lines += ["", note]
+    if deploy.command_running:
+        lines += ["", COMMAND_UNFINISHED]
     if deploy.note:
         lines += ["", deploy.note]
     return "\n".join(lines) + "\n"

@@ -252,6 +252,9 @@ self_deploys = Table(
     Column("new_commit", String(64)),
     Column("revert_commit", String(64)),
     Column("note", Text, nullable=False, server_default=""),
+    # Recorded before the branch moves, until the job asks for the restart: a boot that
+    # still finds it set knows the service stopped while the deploy command ran.
+    Column("command_running", Boolean, nullable=False, server_default=text("false")),
     Column("state", String(16), nullable=False),
     Column("reason", Text),
     Column("created_at", UTCDateTime, nullable=False),

@@ -23,11 +23,6 @@ from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobStatus, Task
 from orchestrator.store.schema import artifacts, events, jobs, self_deploys, tasks
 from orchestrator.store.tasks import fetch_task
 
-# The note of a deploy recorded before its branch moves, until the job asks for the restart
-# (which replaces it with what the deploy command did): a boot that still finds it knows the
-# service stopped while the deploy command ran, and must not call the deploy DEPLOYED.
-COMMAND_UNFINISHED = "The service stopped before the deploy command finished."
-
 
 @dataclass(frozen=True)
 class SelfDeploy:
@@ -42,6 +37,9 @@ class SelfDeploy:
     new_commit: str | None
     revert_commit: str | None
     note: str
+    # Set from the record until the job asks for the restart: a boot that still finds it
+    # knows the service stopped while the deploy command ran (never a DEPLOYED).
+    command_running: bool
     state: str  # pending, completed, healthy, rolled_back
     reason: str | None
     created_at: datetime
@@ -61,7 +59,7 @@ class SelfDeployQueries(LifecycleQueries):
     """Record, complete and roll back self deploys."""
 
     def record_self_deploy(
-        self, job: Job, old: str | None, merged: str, note: str = ""
+        self, job: Job, old: str | None, merged: str, note: str = "", *, command: bool = False
     ) -> SelfDeploy:
         """Remember, before the default branch moves, what the restart must complete.
 
@@ -79,6 +77,7 @@ class SelfDeployQueries(LifecycleQueries):
                     old_commit=old,
                     merged_commit=merged,
                     note=note,
+                    command_running=command,
                     state="pending",
                     created_at=utcnow(),
                 )
@@ -87,13 +86,14 @@ class SelfDeployQueries(LifecycleQueries):
         return SelfDeploy.from_row(row)
 
     def note_self_deploy(self, deploy: SelfDeploy, job: Job, note: str) -> None:
-        """Add what the deploy command did to a pending deploy (fenced by the attempt)."""
+        """Add what the deploy command did to a pending deploy, which says so: the command
+        is over (fenced by the attempt)."""
         with self._write() as conn:
             self._check_held(conn, job)
             conn.execute(
                 update(self_deploys)
                 .where(self_deploys.c.id == deploy.id, self_deploys.c.state == "pending")
-                .values(note=note)
+                .values(note=note, command_running=False)
             )
 
     def settle_self_deploy(
