@@ -21,8 +21,8 @@ from orchestrator.errors import ConfigError
 from orchestrator.settings import TOKEN_FILE, Settings, host_problem, is_loopback
 
 
-def _child_argv(host: str, port: int, no_worker: bool, verbose: bool) -> list[str]:
-    argv = [sys.executable, "-m", "orchestrator", "serve", "--supervised"]
+def _child_argv(host: str, port: int, no_worker: bool, verbose: bool, holder: str) -> list[str]:
+    argv = [sys.executable, "-m", "orchestrator", "serve", "--supervised", "--holder", holder]
     argv += ["--host", host, "--port", str(port)]
     return argv + (["--no-worker"] if no_worker else []) + (["-v"] if verbose else [])
 
@@ -38,6 +38,7 @@ def _child_argv(host: str, port: int, no_worker: bool, verbose: bool) -> list[st
     "[default: on when a repo is registered with --self].",
 )
 @click.option("--supervised", is_flag=True, hidden=True)
+@click.option("--holder", hidden=True, help="The supervisor's hold on the self repo.")
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @pass_app
 def serve(
@@ -47,6 +48,7 @@ def serve(
     no_worker: bool,
     supervise: bool | None,
     supervised: bool,
+    holder: str | None,
     verbose: bool,
 ) -> None:
     """Serve the API and the dashboard (and run the worker unless --no-worker)."""
@@ -64,13 +66,24 @@ def serve(
     if supervise is None:
         supervise = any(repo.is_self for repo in store.list_repos())
     if supervise and not supervised:
-        from orchestrator.selfhost.supervisor import Supervisor
+        from orchestrator.selfhost.hold import take_self_repo
 
-        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        notice(f"supervising the service on http://{host}:{port}/ (self deploys roll back)")
-        argv = _child_argv(host, port, no_worker, verbose)
-        raise SystemExit(Supervisor(store, settings, argv, f"http://{local}:{port}/health").run())
-    raise SystemExit(_serve(app, settings, host, port, no_worker, supervised, verbose))
+        holder, held = take_self_repo(store, settings.lease_s)
+        if held.holder == holder:
+            from orchestrator.selfhost.supervisor import Supervisor
+
+            local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            notice(f"supervising the service on http://{host}:{port}/ (self deploys roll back)")
+            argv = _child_argv(host, port, no_worker, verbose, holder)
+            health = f"http://{local}:{port}/health"
+            raise SystemExit(Supervisor(store, settings, argv, health, holder).run())
+        # Its boot would settle, and its worker run, the self deploys of the holder.
+        notice(
+            f"another orch serve holds the self repo (pid {held.pid} on {held.host}): this one "
+            "serves and runs ordinary jobs, never a self deploy"
+        )
+    holds = supervised and holder is not None and store.holds_self(holder)
+    raise SystemExit(_serve(app, settings, host, port, no_worker, holds, verbose))
 
 
 def _token_notice(settings: Settings) -> str:
@@ -89,7 +102,7 @@ def _serve(
     host: str,
     port: int,
     no_worker: bool,
-    supervised: bool,
+    holds_self: bool,
     verbose: bool,
 ) -> int:
     # Imported here: the web stack costs a quarter second that other commands need not pay.
@@ -100,7 +113,8 @@ def _serve(
     from orchestrator.selfhost.boot import RESTART_EXIT, complete_pending_deploys
 
     store = app.store
-    complete_pending_deploys(store, settings)  # before the worker: see selfhost/boot.py
+    if holds_self:  # only the holder of the self repo (store/self_hold.py)
+        complete_pending_deploys(store, settings)  # before the worker: see selfhost/boot.py
     restart = threading.Event()
     server: uvicorn.Server | None = None
 
@@ -111,7 +125,7 @@ def _serve(
 
     worker = None
     if not no_worker:
-        worker = Worker(store, settings, on_restart=request_restart if supervised else None)
+        worker = Worker(store, settings, on_restart=request_restart if holds_self else None)
     thread = None
     if worker is not None:
         thread = threading.Thread(target=worker.run, name="worker", daemon=True)

@@ -12,8 +12,11 @@ breaks `import orchestrator` itself is still reverted by code loaded from before
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
@@ -22,6 +25,7 @@ import httpx
 
 from orchestrator.errors import OrchError
 from orchestrator.pipeline.stages import Stage, TaskState
+from orchestrator.proc import host_identity
 from orchestrator.proc.service import ServiceProcess, start_service, stop_service
 from orchestrator.selfhost.boot import RESTART_EXIT
 from orchestrator.selfhost.rollback import revert_merge, roll_back
@@ -42,18 +46,57 @@ VERDICT_GRACE_S = 30.0
 class Supervisor:
     """Runs the service as a child, restarts it, and rolls back a self deploy that fails."""
 
-    def __init__(self, store: Store, settings: Settings, argv: Sequence[str], health_url: str):
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        argv: Sequence[str],
+        health_url: str,
+        holder: str | None = None,
+    ):
         self.store = store
         self.settings = settings
         self.argv = list(argv)
         self.health_url = health_url
+        self.holder = holder  # its hold on the self repo (store/self_hold.py), renewed here
         self.stopping = False
         self.child: ServiceProcess | None = None
+        self._done = threading.Event()
 
     def run(self) -> int:
         """Supervise until SIGINT or SIGTERM; the exit status."""
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        if self.holder is not None:
+            threading.Thread(target=self._keep_hold, name="self-hold", daemon=True).start()
+        try:
+            return self._supervise()
+        finally:
+            self._done.set()
+            if self.holder is not None:
+                with contextlib.suppress(OrchError):
+                    self.store.release_self_hold(self.holder)
+
+    def _keep_hold(self) -> None:
+        """Renew the hold on the self repo every third of a lease, as job leases are."""
+        assert self.holder is not None
+        lost = False
+        while not self._done.wait(self.settings.lease_s / 3):
+            try:
+                held = self.store.take_self_hold(
+                    self.holder, host_identity(), os.getpid(), self.settings.lease_s
+                )
+            except OrchError:
+                continue  # a database fault: the lease outlives a short one
+            if held.holder != self.holder and not lost:
+                log.error(
+                    "supervisor: the hold on the self repo went to pid %s on %s (ours lapsed)",
+                    held.pid,
+                    held.host,
+                )
+            lost = held.holder != self.holder
+
+    def _supervise(self) -> int:
         crashes = 0
         pending = self._pending()  # a restart we did not see (we crashed)
         self._after_restart(pending[-1] if pending else None)

@@ -26,6 +26,7 @@ from orchestrator.store.records import (
 )
 from orchestrator.store.repos import RepoQueries
 from orchestrator.store.self_deploys import SelfDeploy, SelfDeployQueries
+from orchestrator.store.self_hold import SelfHold, SelfHoldQueries
 from orchestrator.store.tasks import NewTask, TaskQueries
 from orchestrator.store.usage import AgentCall, StageUsage, UsageQueries
 from orchestrator.store.views import Counts, Queue, QueuedJob, SerialGate, ViewQueries
@@ -37,6 +38,7 @@ class Store(
     TaskQueries,
     JobQueries,
     SelfDeployQueries,  # with LifecycleQueries, whose transactions it extends
+    SelfHoldQueries,
     WorkerQueries,
     AlertQueries,
     ViewQueries,
@@ -110,6 +112,7 @@ __all__ = [
     "RepoSpec",
     "RunnerActivity",
     "SelfDeploy",
+    "SelfHold",
     "SerialGate",
     "StageUsage",
     "Store",

@@ -117,6 +117,17 @@ workers = Table(
     Column("stopped_at", UTCDateTime),
 )
 
+# One row at most: the `orch serve` that holds the self repo (store/self_hold.py).
+self_hold = Table(
+    "self_hold",
+    metadata,
+    Column("name", String(16), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("lease_expires_at", UTCDateTime, nullable=False),
+)
+
 jobs = Table(
     "jobs",
     metadata,
