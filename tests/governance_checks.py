@@ -80,6 +80,95 @@ def roadmap_problems(doc: str, registry: Iterable[Mapping[str, Any]]) -> list[st
     ]
 
 
+def markdown_table(text: str, first_header: str) -> list[dict[str, str]]:
+    """The rows of the doc's table whose first header cell is `first_header`, by header."""
+    lines = text.splitlines()
+    for at, line in enumerate(lines):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_header:
+            rows = []
+            for row in lines[at + 2 :]:
+                if not row.startswith("|"):
+                    break
+                values = [c.strip() for c in row.strip().strip("|").split("|")]
+                rows.append(dict(zip(cells, values, strict=True)))
+            return rows
+    raise AssertionError(f"no table whose first column is {first_header!r}")
+
+
+def _shown(value: object, fallback_roles: Iterable[str] = ()) -> str:
+    """A registry value as the readable table shows it (a fallback role: "the LLM tester")."""
+    if value is None:
+        return "-"
+    text = str(value)
+    if text.startswith("ORCH_"):
+        return f"`{text}`"
+    return f"the LLM {text}" if text in fallback_roles else text
+
+
+def call_site_table_problems(
+    doc: str, registry: Iterable[Mapping[str, Any]], roles: Iterable[str]
+) -> list[str]:
+    """The doc's readable table says what the registry says, row for row."""
+    columns = {
+        "what": "name",
+        "stage": "stage",
+        "role": "role",
+        "producer": "producer",
+        "state": "state",
+        "kill-switch": "kill_switch",
+        "fallback": "fallback",
+    }
+    table = {row["id"]: row for row in markdown_table(doc, "id")}
+    problems = []
+    for site in registry:
+        row = table.pop(site["id"], None)
+        if row is None:
+            problems.append(f"{site['id']}: not in the readable table")
+            continue
+        for column, key in columns.items():
+            shown = _shown(site[key], set(roles) if column == "fallback" else ())
+            if row[column] != shown:
+                problems.append(f"{site['id']}: the table's {column} is {row[column]!r}")
+    return problems + [f"{i}: in the readable table, not in the registry" for i in table]
+
+
+# A call site's roadmap status, from what the code has: a runner that took its stage over
+# (done), an aid off the control path (hybrid), a candidate (next), or judgement (stays).
+def roadmap_status(site: Mapping[str, Any], runner_stages: set[str]) -> str:
+    """The status the roadmap must give `site`."""
+    if site["producer"] == "hybrid":
+        return "done" if site["stage"] in runner_stages else "hybrid"
+    return "stays" if site["replaceability"] >= 5 else "next"
+
+
+def roadmap_table_problems(
+    doc: str, registry: Iterable[Mapping[str, Any]], runner_stages: set[str]
+) -> list[str]:
+    """The roadmap's status agrees with the code, and its readable table with its block."""
+    ranked = {row["id"]: row for row in machine_block(doc, "roadmap")}
+    table = {row["id"]: row for row in markdown_table(doc, "rank")}
+    problems = []
+    for site in registry:
+        row, shown = ranked.get(site["id"]), table.get(site["id"])
+        if row is None or shown is None:
+            problems.append(f"{site['id']}: missing from the roadmap's block or table")
+            continue
+        status = roadmap_status(site, runner_stages)
+        if row["status"] != status:
+            problems.append(f"{site['id']}: status {row['status']!r}, the code says {status!r}")
+        wanted = (str(row["rank"]), site["name"], str(site["replaceability"]), row["status"])
+        seen = (
+            shown["rank"],
+            shown["call site"],
+            shown["replaceability"].split()[0],
+            shown["state"].split()[0],
+        )
+        if seen != wanted:
+            problems.append(f"{site['id']}: the readable table shows {seen}, not {wanted}")
+    return problems
+
+
 def setting_key_problems(
     docs: Mapping[str, str], settings: set[str], others: set[str]
 ) -> list[str]:

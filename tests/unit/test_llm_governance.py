@@ -23,10 +23,12 @@ from orchestrator.settings import Settings, env_key
 from orchestrator.transport.types import AgentRequest
 from tests.governance_checks import (
     call_site_problems,
+    call_site_table_problems,
     fallback_prompt_problems,
     policy_rule_problems,
     reserved_agent_problems,
     roadmap_problems,
+    roadmap_table_problems,
     setting_key_problems,
     single_transport_problems,
 )
@@ -84,6 +86,17 @@ def test_reserved_agents_drift_the_doc_block_equals_the_launchers_table() -> Non
 
 def test_roadmap_drift_ranks_every_call_site_as_registered() -> None:
     assert roadmap_problems(ROADMAP_DOC, registry()) == []
+
+
+RUNNER_STAGES = {agent.stage.value for agent in RESERVED_AGENTS.values()}
+
+
+def test_call_sites_drift_the_readable_table_says_what_the_registry_says() -> None:
+    assert call_site_table_problems(CALL_SITES_DOC, registry(), ROLES) == []
+
+
+def test_roadmap_drift_the_status_follows_the_code_and_the_table_the_block() -> None:
+    assert roadmap_table_problems(ROADMAP_DOC, registry(), RUNNER_STAGES) == []
 
 
 def test_settings_drift_every_documented_key_is_a_setting_and_back() -> None:
@@ -152,6 +165,38 @@ def test_roadmap_drift_caught_on_either_side() -> None:
     assert roadmap_problems(mutated, registry())
     extra = [*registry(), {**registry()[0], "id": "A8"}]
     assert roadmap_problems(ROADMAP_DOC, extra)
+
+
+def test_call_sites_drift_caught_when_the_readable_table_changes_alone() -> None:
+    mutated = CALL_SITES_DOC.replace(
+        "| A7 | failure summary | development | summarizer | hybrid",
+        "| A7 | failure summary | development | summarizer | llm",
+    )
+    assert mutated != CALL_SITES_DOC
+    assert call_site_table_problems(mutated, registry(), ROLES) == [
+        "A7: the table's producer is 'llm'"
+    ]
+    changed = [{**row, "kill_switch": "ORCH_X"} if row["id"] == "A6" else row for row in registry()]
+    assert call_site_table_problems(CALL_SITES_DOC, changed, ROLES)
+
+
+def test_roadmap_drift_caught_when_the_status_or_the_table_changes_alone() -> None:
+    done = ROADMAP_DOC.replace(
+        '"id": "A4", "replaceability": 3, "state": "implemented", "status": "next"',
+        '"id": "A4", "replaceability": 3, "state": "implemented", "status": "done"',
+    )
+    assert done != ROADMAP_DOC
+    assert "A4: status 'done', the code says 'next'" in roadmap_table_problems(
+        done, registry(), RUNNER_STAGES
+    )
+    table = ROADMAP_DOC.replace(
+        "| 3 | A4 | code review | 3 (partly decidable) | next |",
+        "| 3 | A4 | code review | 3 (partly decidable) | done |",
+    )
+    assert table != ROADMAP_DOC
+    assert roadmap_table_problems(table, registry(), RUNNER_STAGES)
+    # The code changes alone: the staging-runner is gone, so A6 is no longer done.
+    assert roadmap_table_problems(ROADMAP_DOC, registry(), RUNNER_STAGES - {"deploy-staging"})
 
 
 def test_settings_drift_caught_on_either_side() -> None:
