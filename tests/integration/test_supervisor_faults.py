@@ -25,6 +25,7 @@ DEPLOY = SelfDeploy(
     new_commit=None,
     revert_commit=None,
     note="",
+    command_running=False,
     state="pending",
     reason=None,
     created_at=utcnow(),

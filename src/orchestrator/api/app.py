@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from orchestrator import __version__
 from orchestrator.api import dashboard, errors
 from orchestrator.api.guard import Guard, policy_for
+from orchestrator.api.models import ERROR_RESPONSES
 from orchestrator.api.routes import alerts, repos, system, tasks
 from orchestrator.api.state import ApiState, DocumentCache
 from orchestrator.settings import Settings
@@ -63,7 +64,7 @@ def create_app(
     )
     errors.install(app)
     for module in (system, tasks, repos, alerts):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(dashboard.router)
     app.mount("/static", dashboard.static_files(), name="static")
     app.add_middleware(Guard, policy=policy_for(settings))

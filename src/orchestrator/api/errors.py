@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.errors import (
@@ -38,6 +39,15 @@ def _error(status: int, message: str, **extra: object) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+def _methods_of(app: FastAPI, path: str) -> list[str]:
+    """Every method some route serves at `path`."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, APIRoute) and route.path_regex.fullmatch(path):
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Translate every error into `{"error": ...}` with the right status."""
 
@@ -58,10 +68,14 @@ def install(app: FastAPI) -> None:
         return _error(422, "; ".join(problems) or "invalid request", detail=problems)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         response = _error(exc.status_code, str(exc.detail))
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path only;
+            # each method of a path is a route of its own here.
+            response.headers["Allow"] = ", ".join(_methods_of(request.app, request.url.path))
         return response
 
     @app.exception_handler(Exception)

@@ -17,7 +17,7 @@ from orchestrator.control import cancel_task, resume_task
 from orchestrator.documents import artifact_document, job_document, task_document
 from orchestrator.errors import NotFound
 from orchestrator.intake import submit_task
-from orchestrator.pipeline.names import ARTIFACT_NAME, REPO_NAME, TASK_ID
+from orchestrator.pipeline.names import ARTIFACT_NAME, REPO_NAME, REPO_NAME_MAX, TASK_ID
 from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.redact import redact
 from orchestrator.workspace import layout
@@ -60,7 +60,9 @@ def list_tasks(
     state: State,
     task_state: Annotated[TaskState | None, Query(alias="state")] = None,
     stage: Stage | None = None,
-    repo: Annotated[str | None, Query(pattern=f"^{REPO_NAME.pattern}$")] = None,
+    repo: Annotated[
+        str | None, Query(pattern=f"^{REPO_NAME.pattern}$", max_length=REPO_NAME_MAX)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
