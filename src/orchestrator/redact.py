@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
 from orchestrator.settings import TOKEN_FILE, Settings
@@ -51,3 +51,34 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+class StreamRedactor:
+    """Masks secrets in output read a chunk at a time (a child's pipe, into its log file).
+
+    A secret may be cut in two by the reads: the end of each chunk, shorter than the longest
+    secret, is held back until the next one (or the end) shows whether a secret goes on.
+    """
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        self._secrets = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
+        self._hold = max((len(s) for s in self._secrets), default=1) - 1
+        self._carry = b""
+        self._mask = MASK.encode()
+
+    def feed(self, chunk: bytes) -> bytes:
+        """What of the output so far can be written, masked."""
+        if not self._secrets:
+            return chunk
+        data = self._carry + chunk
+        for secret in self._secrets:
+            if secret in data:
+                data = data.replace(secret, self._mask)
+        cut = max(0, len(data) - self._hold)
+        written, self._carry = data[:cut], data[cut:]
+        return written
+
+    def flush(self) -> bytes:
+        """The rest, at the end of the output (no secret can continue it any more)."""
+        rest, self._carry = self._carry, b""
+        return rest

@@ -9,9 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from orchestrator.intake import submit_task
 from orchestrator.store import Store
 from tests.api_support import TOKEN, Serve, add_app_repo, assert_error, drain, server_factory
 from tests.conftest import Run
+from tests.helpers import command_agent
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LEAKY = f"The token is {TOKEN}."
@@ -95,3 +97,35 @@ def test_the_command_line_stores_and_prints_descriptions_masked(
     assert store.get_task(task_id).description == LEAKY
     assert TOKEN not in store.get_artifact(task_id, "01-task.md").text
     assert TOKEN not in (orch_home / "tasks" / task_id / "01-task.md").read_text()
+
+
+def test_a_secret_the_agent_prints_never_reaches_the_log_on_disk(
+    repo_path: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A secret of the agents' environment, printed whole and printed in two writes (so that
+    # it reaches the log in two reads of the pipe): neither may be stored as it is.
+    secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    agent = command_agent(
+        tmp_path,
+        monkeypatch,
+        "import os, sys, time\n"
+        "sys.stdin.read()\n"
+        "key = os.environ['AWS_SECRET_ACCESS_KEY']\n"
+        "print('whole:', key, flush=True)\n"
+        "sys.stdout.write('split: ' + key[:17]); sys.stdout.flush(); time.sleep(0.3)\n"
+        "print(key[17:], flush=True)\n"
+        "open(os.environ['ORCH_ARTIFACT_PATH'], 'w').write('analysis_status: BLOCKED\\n')\n",
+    )
+    submit_task(store, orch_home, "app", "Print the key", "")
+    drain(store, db_url, orch_home, agent_command=str(agent))
+    logs = sorted((orch_home / "logs").rglob("*.log"))
+    assert logs, "no job log was written"
+    text = "".join(log.read_text() for log in logs)
+    assert "whole: [redacted]" in text and "split: [redacted]" in text
+    assert secret not in text and secret[:17] not in text

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
-from orchestrator.redact import MASK, redact, secret_values
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orchestrator.redact import MASK, StreamRedactor, redact, secret_values
 from orchestrator.settings import load_settings
 
 
@@ -47,3 +51,32 @@ def test_the_generated_api_token_is_masked(tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path)
     (tmp_path / "api-token").write_text("generated-token-0123456789abcdef\n")
     assert "generated-token-0123456789abcdef" in secret_values(settings, environ={})
+
+
+# --- a stream, masked a chunk at a time (the log of a child process) ---------------------------
+
+SECRET_TEXT = st.text(alphabet="xyz", min_size=4, max_size=12)
+
+
+@given(
+    secrets=st.lists(SECRET_TEXT, min_size=1, max_size=3),
+    words=st.lists(st.one_of(SECRET_TEXT, st.text(alphabet="xyz -", max_size=8)), max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=8),
+)
+def test_a_stream_cut_anywhere_is_masked_as_the_whole_text_is(
+    secrets: list[str], words: list[str], cuts: list[int]
+) -> None:
+    text = " ".join(words).encode()
+    ordered = tuple(sorted(set(secrets), key=len, reverse=True))
+    redactor = StreamRedactor(ordered)
+    bounds = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
+    out = b"".join(redactor.feed(text[a:b]) for a, b in itertools.pairwise(bounds))
+    out += redactor.flush()
+    assert out.decode() == redact(text.decode(), ordered)
+
+
+def test_no_secret_passes_through_the_stream_as_it_is() -> None:
+    redactor = StreamRedactor(("hunter2-hunter2",))
+    out = redactor.feed(b"pass: hunter2") + redactor.feed(b"-hunter2 ok\n") + redactor.flush()
+    assert out == b"pass: [redacted] ok\n"
+    assert StreamRedactor(()).feed(b"as it is") == b"as it is"

@@ -42,6 +42,7 @@ def ensure_setup(ctx: JobContext, job: Job, task: Task, repo: Repo) -> JobEnd | 
             cancel=ctx.cancel,
             on_start=ctx.on_start(job),
             marker=ctx.marker(job),
+            secrets=ctx.secrets,
         )
     except SpawnFailed as exc:
         return _failed(ctx, job, str(exc), None, log_path)

@@ -25,6 +25,7 @@ import psutil
 
 from orchestrator.errors import SpawnFailed
 from orchestrator.proc.sweep import MARKER_VAR, kill_tree
+from orchestrator.redact import StreamRedactor
 
 HEAD_BYTES = 16 * 1024
 TAIL_BYTES = 64 * 1024
@@ -117,9 +118,11 @@ class ProcResult:
 class _Capture:
     """Drains the child's output into the log file, keeping a bounded head and tail in memory."""
 
-    def __init__(self, stream: object, log_path: Path) -> None:
+    def __init__(self, stream: object, log_path: Path, secrets: Sequence[str] = ()) -> None:
         self._stream = stream
         self._log = log_path.open("wb")
+        # Masked before anything is kept or written: no secret is ever stored on disk.
+        self._redactor = StreamRedactor(secrets)
         self.head = bytearray()
         self._tail: deque[bytes] = deque()
         self._tail_size = 0
@@ -132,16 +135,20 @@ class _Capture:
         read = self._stream.read1  # type: ignore[attr-defined]
         try:
             while chunk := read(_CHUNK):
-                self._keep(chunk)
-                with self._lock:
-                    if self.total <= LOG_MAX_BYTES and not self._log.closed:
-                        self._log.write(chunk)
-                self.total += len(chunk)
+                self._store(self._redactor.feed(chunk))
+            self._store(self._redactor.flush())
         finally:
             # Closed by its reader: a close from another thread while a read is blocked (a
             # descendant we could not find still holds the pipe) would wait for that read.
             with contextlib.suppress(OSError):
                 self._stream.close()  # type: ignore[attr-defined]
+
+    def _store(self, chunk: bytes) -> None:
+        self._keep(chunk)
+        with self._lock:
+            if self.total <= LOG_MAX_BYTES and not self._log.closed:
+                self._log.write(chunk)
+        self.total += len(chunk)
 
     def _keep(self, chunk: bytes) -> None:
         room = HEAD_BYTES - len(self.head)
@@ -190,8 +197,10 @@ def run_group(
     cancel: CancelToken | None = None,
     on_start: Callable[[Started], None] | None = None,
     marker: str | None = None,
+    secrets: Sequence[str] = (),
 ) -> ProcResult:
     """Run `argv` as its own process group until it exits, times out or is cancelled.
+    Its output is kept with every one of `secrets` masked, in its log and in the result.
 
     Raises SpawnFailed when the program cannot be started at all (not found, not executable,
     no such cwd). Anything it leaves running when it ends is killed too. `marker` tags every
@@ -214,7 +223,7 @@ def run_group(
     except OSError as exc:
         raise SpawnFailed(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
 
-    capture = _Capture(process.stdout, log_path)
+    capture = _Capture(process.stdout, log_path, secrets)
     feeder = None
     if stdin_data is not None:
         feeder = threading.Thread(target=_feed, args=(process.stdin, stdin_data), daemon=True)

@@ -225,6 +225,7 @@ def run_suite(
             cancel=request.cancel,
             on_start=request.on_start,
             marker=request.marker,
+            secrets=request.secrets,
         )
     except InterpreterMissing as exc:
         return SuiteRun(None, SuiteStatus.ERROR, str(exc))

@@ -20,6 +20,7 @@ from orchestrator.errors import SpawnFailed
 from orchestrator.proc import run_command
 from orchestrator.proc.env import child_env
 from orchestrator.proc.group import CancelToken, ProcResult, Started, run_group
+from orchestrator.redact import secret_values
 from orchestrator.settings import Settings
 from orchestrator.transport import claude, codex
 from orchestrator.transport.outcome import settle
@@ -165,6 +166,7 @@ def call_agent(
             cancel=cancel,
             on_start=on_start,
             marker=marker,
+            secrets=secret_values(settings),  # what the agent prints of them is masked
         )
     except SpawnFailed as exc:
         return failed(ErrorKind.SPAWN_FAILED, str(exc))
