@@ -56,13 +56,13 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
 class StreamRedactor:
     """Masks secrets in output read a chunk at a time (a child's pipe, into its log file).
 
-    A secret may be cut in two by the reads: the end of each chunk, shorter than the longest
-    secret, is held back until the next one (or the end) shows whether a secret goes on.
+    A secret may be cut in two by the reads: an end of the output that begins some secret is
+    held back until the next chunk (or the end) shows whether the secret goes on. Only such an
+    end is held, so a line that holds no secret's beginning is written at once (live logs).
     """
 
     def __init__(self, secrets: Sequence[str]) -> None:
         self._secrets = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
-        self._hold = max((len(s) for s in self._secrets), default=1) - 1
         self._carry = b""
         self._mask = MASK.encode()
 
@@ -74,7 +74,7 @@ class StreamRedactor:
         for secret in self._secrets:
             if secret in data:
                 data = data.replace(secret, self._mask)
-        cut = max(0, len(data) - self._hold)
+        cut = len(data) - self._unfinished(data)
         written, self._carry = data[:cut], data[cut:]
         return written
 
@@ -82,3 +82,13 @@ class StreamRedactor:
         """The rest, at the end of the output (no secret can continue it any more)."""
         rest, self._carry = self._carry, b""
         return rest
+
+    def _unfinished(self, data: bytes) -> int:
+        """The length of the longest end of `data` that is the beginning of a secret."""
+        longest = 0
+        for secret in self._secrets:
+            for size in range(min(len(secret) - 1, len(data)), longest, -1):
+                if data.endswith(secret[:size]):
+                    longest = size
+                    break
+        return longest

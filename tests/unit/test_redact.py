@@ -80,3 +80,10 @@ def test_no_secret_passes_through_the_stream_as_it_is() -> None:
     out = redactor.feed(b"pass: hunter2") + redactor.feed(b"-hunter2 ok\n") + redactor.flush()
     assert out == b"pass: [redacted] ok\n"
     assert StreamRedactor(()).feed(b"as it is") == b"as it is"
+
+
+def test_only_an_end_that_begins_a_secret_is_held_back() -> None:
+    redactor = StreamRedactor(("hunter2-hunter2",))
+    assert redactor.feed(b"line one\n") == b"line one\n"  # written at once: a live log
+    assert redactor.feed(b"pass: hunt") == b"pass: "  # "hunt" may begin the secret
+    assert redactor.feed(b"ing season\n") == b"hunting season\n"  # it did not
