@@ -14,6 +14,7 @@ from orchestrator.api.state import ApiState
 from orchestrator.documents import judged_commits
 from orchestrator.errors import NotFound
 from orchestrator.overview import RUNNER_KEYS, queue_report
+from orchestrator.pipeline.progress import STAGE_INDEX, stage_progress
 from orchestrator.pipeline.stages import STAGE_ORDER, Producer, Stage, TaskState
 from orchestrator.redact import redact
 from orchestrator.store import Alert, Artifact, Determinization, Event, Job, Store, Task
@@ -22,7 +23,6 @@ from orchestrator.store.base import utcnow
 ACTIVE_LIMIT = 500  # active and blocked tasks shown on the board at most
 FINAL_LIMIT = 30  # the newest tasks shown in each of the done, failed and cancelled columns
 STATE_COLUMNS = (TaskState.BLOCKED, TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED)
-STAGE_INDEX = {stage.value: index for index, stage in enumerate(STAGE_ORDER)}
 
 
 @dataclass(frozen=True)
@@ -205,23 +205,9 @@ def timeline(events: list[Event], jobs: list[Job]) -> list[Step]:
 
 
 def progress(task: Task, skipped: Iterable[Stage]) -> list[StagePill]:
-    """Every stage of the pipeline and where the task stands in it."""
-    skip = set(skipped)
-    here = STAGE_INDEX[task.stage.value]
-    pills = []
-    for index, stage in enumerate(STAGE_ORDER):
-        if stage in skip:
-            status = "skipped"
-        elif task.state is TaskState.DONE or index < here:
-            status = "passed"
-        elif index > here:
-            status = "pending"
-        elif task.state is TaskState.ACTIVE:
-            status = "current"
-        else:
-            status = task.state.value  # blocked, failed, cancelled
-        pills.append(StagePill(stage.value, status))
-    return pills
+    """Every stage of the pipeline and where the task stands in it (pipeline/progress.py)."""
+    marks = stage_progress(task.stage, task.state, skipped)
+    return [StagePill(mark.stage.value, mark.status.value) for mark in marks]
 
 
 def artifacts(state: ApiState, versions: list[Artifact]) -> list[ArtifactView]:

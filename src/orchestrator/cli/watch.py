@@ -13,33 +13,36 @@ from rich.text import Text
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import STATE_STYLE, console
 from orchestrator.pipeline.names import check_task_id
-from orchestrator.pipeline.stages import STAGE_ORDER, TaskState
+from orchestrator.pipeline.progress import StageStatus, stage_progress
+from orchestrator.pipeline.stages import TaskState
 from orchestrator.store import Event, Job, Repo, Task
 from orchestrator.store.records import LIVE_JOB_STATUSES
 
 REFRESH_S = 0.5
 
 
-def stage_strip(task: Task, repo: Repo, events: list[Event], live: Job | None) -> Text:
-    """One line: each stage with a mark for where the task is and where it has been."""
-    passed = {
-        e.from_stage for e in events if e.from_stage and e.to_stage not in ("blocked", "failed")
-    }
+# How each stage status is drawn (the dashboard draws the same statuses: pipeline/progress.py).
+MARK_STYLE = {
+    StageStatus.PASSED: "green",
+    StageStatus.CURRENT: "bold cyan",
+    StageStatus.PENDING: "dim",
+    StageStatus.SKIPPED: "dim strike",
+}
+
+
+def stage_strip(task: Task, repo: Repo, live: Job | None) -> Text:
+    """One line: each stage, marked with how it stands for the task."""
     strip = Text()
-    for stage in STAGE_ORDER:
+    for mark in stage_progress(task.stage, task.state, repo.skip_stages):
         if strip:
             strip.append(" → ", style="dim")
-        if stage in repo.skip_stages:
-            strip.append(stage, style="dim strike")
-        elif stage == task.stage and task.state is TaskState.ACTIVE:
+        if mark.status is StageStatus.CURRENT:
             status = live.status if live is not None else "queued"
-            strip.append(f"{stage} ({status})", style="bold cyan")
-        elif stage == task.stage and task.state is not TaskState.DONE:
-            strip.append(f"{stage} ({task.state})", style=STATE_STYLE[task.state])
-        elif stage in passed:
-            strip.append(stage, style="green")
-        else:
-            strip.append(stage, style="dim")
+            strip.append(f"{mark.stage} ({status})", style=MARK_STYLE[mark.status])
+        elif mark.status in MARK_STYLE:
+            strip.append(mark.stage, style=MARK_STYLE[mark.status])
+        else:  # where the task stopped: blocked, failed or cancelled
+            strip.append(f"{mark.stage} ({task.state})", style=STATE_STYLE[task.state])
     return strip
 
 
@@ -61,7 +64,7 @@ def render(task: Task, repo: Repo, events: list[Event], jobs: list[Job]) -> Rend
             e.producer,
             str(e.round),
         )
-    parts: list[RenderableType] = [header, stage_strip(task, repo, events, live), table]
+    parts: list[RenderableType] = [header, stage_strip(task, repo, live), table]
     if task.reason:
         parts.append(Text(f"reason: {task.reason}", style="yellow"))
     return Group(*parts)
