@@ -10,6 +10,7 @@ from orchestrator.cli.db import db
 from orchestrator.cli.demo import demo
 from orchestrator.cli.doctor import doctor
 from orchestrator.cli.gc import gc
+from orchestrator.cli.logs import logs
 from orchestrator.cli.repo import repo
 from orchestrator.cli.serve import serve
 from orchestrator.cli.status import queue, status, workers
@@ -43,3 +44,4 @@ orch.add_command(queue)
 orch.add_command(status)
 orch.add_command(workers)
 task.add_command(watch)
+task.add_command(logs)

@@ -148,6 +148,7 @@ class _Capture:
         with self._lock:
             if self.total <= LOG_MAX_BYTES and not self._log.closed:
                 self._log.write(chunk)
+                self._log.flush()  # as it comes: a person follows a running job's log
         self.total += len(chunk)
 
     def _keep(self, chunk: bytes) -> None:

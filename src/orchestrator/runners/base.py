@@ -156,7 +156,8 @@ def suite_env(
 
     `python_path` goes first on PYTHONPATH (the test-runner's report plugin lives there).
     """
-    extra: dict[str, str] = dict(variables or {})
+    # Python suites write each line as it comes: their log is followed while they run.
+    extra: dict[str, str] = {"PYTHONUNBUFFERED": "1", **(variables or {})}
     venv = worktree / ".venv"
     if venv.is_dir():
         extra["VIRTUAL_ENV"] = str(venv)

@@ -3,12 +3,14 @@ resume."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
+from orchestrator import joblogs
 from orchestrator.api.models import TaskCreate
 from orchestrator.api.render import markdown_html
 from orchestrator.api.security import Writer
@@ -19,8 +21,7 @@ from orchestrator.errors import NotFound
 from orchestrator.intake import submit_task
 from orchestrator.pipeline.names import ARTIFACT_NAME, REPO_NAME, REPO_NAME_MAX, TASK_ID
 from orchestrator.pipeline.stages import Stage, TaskState
-from orchestrator.redact import redact
-from orchestrator.workspace import layout
+from orchestrator.redact import StreamRedactor, redact
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 State = Annotated[ApiState, Depends(get_state)]
@@ -135,25 +136,40 @@ def list_jobs(task_id: TaskIdPath, state: State) -> list[dict[str, Any]]:
     return [job_document(j) for j in state.store.task_jobs(task_id)]
 
 
-@router.get("/{task_id}/jobs/{job_id}/log", response_class=PlainTextResponse, summary="A job's log")
+@router.get(
+    "/{task_id}/jobs/{job_id}/log",
+    response_class=PlainTextResponse,
+    summary="A job's log, also while it runs",
+)
 def job_log(
     task_id: TaskIdPath,
     job_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     state: State,
-) -> PlainTextResponse:
-    """The output of the job's last attempt (its tail when it is long), secrets masked."""
+    follow: Annotated[bool, Query(description="Stream it as it grows, until the job ends")] = False,
+) -> Response:
+    """The output of the job's current attempt (its tail when it is long), secrets masked;
+    with `follow`, streamed as it is written until the job ends."""
     job = next((j for j in state.store.task_jobs(task_id) if j.id == job_id), None)
     if job is None:
         raise NotFound(f"task {task_id} has no job {job_id}")
-    folder = layout.log_dir(state.settings.home, task_id).resolve()
-    path = FilePath(job.log_path).resolve() if job.log_path else None
-    if path is None or folder not in path.parents or not path.is_file():
-        raise NotFound(f"job {job_id} has no log")
-    with path.open("rb") as log:
-        size = path.stat().st_size
-        log.seek(max(0, size - LOG_LIMIT))
-        text = log.read().decode("utf-8", "replace")
-    return PlainTextResponse(redact(text, state.secrets))
+    home = state.settings.home
+    if follow:
+        return StreamingResponse(
+            _followed(home, job.id, state), media_type="text/plain; charset=utf-8"
+        )
+    logs = joblogs.attempt_logs(home, job)
+    if not logs:
+        waiting = "has not started" if job.status in ("queued", "deferred") else "has no log"
+        raise NotFound(f"job {job_id} {waiting}")
+    data = b"".join(path.read_bytes()[-LOG_LIMIT:] for path in logs)[-LOG_LIMIT:]
+    return PlainTextResponse(redact(data.decode("utf-8", "replace"), state.secrets))
+
+
+def _followed(home: FilePath, job_id: int, state: ApiState) -> Iterator[bytes]:
+    redactor = StreamRedactor(state.secrets)
+    for chunk in joblogs.follow(home, job_id, state.store.get_job):
+        yield redactor.feed(chunk)
+    yield redactor.flush()
 
 
 @router.post("/{task_id}/cancel", dependencies=[Writer], summary="Cancel a task")

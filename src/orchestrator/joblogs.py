@@ -1,0 +1,64 @@
+"""Job logs as a person reads them: the attempt's files, and following them as they grow.
+
+A job attempt writes its log under `$ORCH_HOME/logs/<task>/` as `<job>-<attempt>-<producer>.log`
+while it runs (the process layer writes each chunk as it comes, masked); its path is recorded
+on the job when it ends. So a running job's log is found by its name, and followed by reading
+what was added since, until the job has ended and every byte is read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from orchestrator.store import Job
+from orchestrator.store.records import LIVE_JOB_STATUSES
+from orchestrator.workspace import layout
+
+FOLLOW_POLL_S = 0.2
+READ_BYTES = 64 * 1024
+
+
+def attempt_logs(home: Path, job: Job) -> list[Path]:
+    """The log files of the job's current attempt, oldest first (the summarizer's before the
+    developer's, say); only files inside the task's own log folder."""
+    folder = layout.log_dir(home, job.task_id)
+    found = sorted(
+        folder.glob(f"{job.id}-{job.attempt}-*.log"), key=lambda p: (p.stat().st_mtime, p.name)
+    )
+    if job.log_path:
+        recorded = Path(job.log_path)
+        if recorded.parent.resolve() == folder.resolve() and recorded.is_file():
+            found = [p for p in found if p != recorded] + [recorded]
+    return found
+
+
+def pick_job(jobs: list[Job], stage: str | None = None, round_: int | None = None) -> Job | None:
+    """The newest of a task's jobs that started (or are about to), at that stage and round."""
+    chosen = [
+        j
+        for j in jobs
+        if (stage is None or j.stage == stage) and (round_ is None or j.round == round_)
+    ]
+    return chosen[-1] if chosen else None
+
+
+def follow(
+    home: Path, job_id: int, reload: Callable[[int], Job], poll_s: float = FOLLOW_POLL_S
+) -> Iterator[bytes]:
+    """Every byte of the job's attempt logs, as they are written, until the job has ended and
+    all is read. `reload` gives the job as it stands now."""
+    offsets: dict[Path, int] = {}
+    while True:
+        job = reload(job_id)
+        ended = job.status not in LIVE_JOB_STATUSES
+        for path in attempt_logs(home, job):
+            with path.open("rb") as log:
+                log.seek(offsets.get(path, 0))
+                while chunk := log.read(READ_BYTES):
+                    offsets[path] = offsets.get(path, 0) + len(chunk)
+                    yield chunk
+        if ended:
+            return
+        time.sleep(poll_s)
