@@ -99,3 +99,37 @@ def test_the_api_serves_a_running_jobs_log_and_follows_it(slow_task: str, serve:
         assert followed.status_code == 200
         text = "".join(followed.iter_text())  # ends when the job ends
     assert "analyst line 0" in text and "analyst line 2" in text
+
+
+def test_watch_piped_prints_one_line_per_stage_move_as_it_happens(
+    orch_exe: OrchExe, make_repo: Callable[..., Path], fake_bin: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("ORCH_AGENT_BACKEND", "command")
+    monkeypatch.setenv("ORCH_AGENT_COMMAND", "fake-agent {role}")
+    monkeypatch.setenv("ORCH_TEST_RUNNER_ENABLED", "false")
+    monkeypatch.setenv("FAKE_AGENT_SLEEP", "1.0")
+    added = orch_exe("repo", "add", "app", str(make_repo("app")), "--skip-stages", "deploy")
+    assert added.returncode == 0, added.stderr
+    task_id = add_task(orch_exe, "app", "Watch me")
+    watched = tmp_path / "watch.log"
+    with watched.open("w") as out:
+        watch = subprocess.Popen([ORCH_EXE, "task", "watch", task_id], stdout=out)
+        worker = subprocess.Popen([ORCH_EXE, "worker", "--drain"], stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while "analysis -> design" not in watched.read_text():
+                assert time.monotonic() < deadline, watched.read_text()
+                assert watch.poll() is None, "watch ended before the task did"
+                time.sleep(0.1)
+            assert "done" not in watched.read_text()  # written while the task still runs
+            assert watch.wait(timeout=120) == 0 and worker.wait(timeout=120) == 0
+        finally:
+            for process in (watch, worker):
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+    lines = watched.read_text().splitlines()
+    assert lines[0].endswith("(new) -> analysis by intake (round 1)"), lines
+    assert any("review -> testing APPROVED by reviewer" in line for line in lines), lines
+    assert lines[-1] == f"task {task_id} done"

@@ -15,7 +15,7 @@ from orchestrator.cli.output import STATE_STYLE, console
 from orchestrator.pipeline.names import check_task_id
 from orchestrator.pipeline.progress import StageStatus, stage_progress
 from orchestrator.pipeline.stages import TaskState
-from orchestrator.store import Event, Job, Repo, Task
+from orchestrator.store import Event, Job, Repo, Store, Task
 from orchestrator.store.records import LIVE_JOB_STATUSES
 
 REFRESH_S = 0.5
@@ -74,9 +74,16 @@ def render(task: Task, repo: Repo, events: list[Event], jobs: list[Job]) -> Rend
 @click.argument("task_id")
 @pass_app
 def watch(app: AppContext, task_id: str) -> None:
-    """Follow a task's stages live until it is done, failed, cancelled or blocked."""
+    """Follow a task's stages live until it is done, failed, cancelled or blocked.
+
+    On a terminal, a live view; otherwise (piped, in a log) one line per stage move, printed
+    as it happens.
+    """
     store = app.store
     task = store.get_task(check_task_id(task_id))
+    if not console.is_terminal:
+        _lines(store, task)
+        return
     repo = store.get_repo(task.repo)
 
     def snapshot() -> tuple[Task, RenderableType]:
@@ -89,3 +96,27 @@ def watch(app: AppContext, task_id: str) -> None:
             time.sleep(REFRESH_S)
             current, view = snapshot()
             live.update(view)
+
+
+def move_line(event: Event) -> str:
+    """One stage move, as a line of a log."""
+    verdict = f" {event.verdict}" if event.verdict else ""
+    return (
+        f"{event.at.strftime('%H:%M:%S')} {event.from_stage or '(new)'} -> {event.to_stage}"
+        f"{verdict} by {event.producer} (round {event.round})"
+    )
+
+
+def _lines(store: Store, task: Task) -> None:
+    printed = 0
+    while True:
+        current = store.get_task(task.id)  # read first: no move is missed after the last one
+        events = store.events(task.id)
+        for event in events[printed:]:
+            click.echo(move_line(event))
+        printed = len(events)
+        if current.state is not TaskState.ACTIVE:
+            reason = f": {current.reason}" if current.reason else ""
+            click.echo(f"task {current.id} {current.state}{reason}")
+            return
+        time.sleep(REFRESH_S)
