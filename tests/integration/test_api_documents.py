@@ -68,10 +68,11 @@ def test_status_counts_tasks_and_reports_determinization_after_a_run(
     assert status["jobs"] == {"running": 0, "queued": 0, "deferred": 0}
     assert status["alerts"]["open"] == 0 and status["blocked"] == []
     figures = status["determinization"]
-    # Per task: analyst, architect, developer, reviewer and the LLM deployer (no staging
-    # command) gave verdicts; the test-runner gave the testing verdict instead of the tester.
-    assert figures["verdicts_llm"] == 10 and figures["verdicts_deterministic"] == 2
-    assert figures["llm_calls_avoided"] == 2
+    # Per task: analyst, architect, developer and reviewer gave verdicts; the test-runner gave
+    # the testing verdict instead of the tester, and the staging-runner SKIPPED staging (no
+    # staging command) instead of the deployer.
+    assert figures["verdicts_llm"] == 8 and figures["verdicts_deterministic"] == 4
+    assert figures["llm_calls_avoided"] == 4
     # JSON keys use underscores (SPEC 15); the names as values keep their hyphens.
     assert figures["verdicts_by_producer"] == {
         "analyst": 2,
@@ -79,12 +80,12 @@ def test_status_counts_tasks_and_reports_determinization_after_a_run(
         "developer": 2,
         "reviewer": 2,
         "test_runner": 2,
-        "deployer": 2,
+        "staging_runner": 2,
     }
-    assert figures["by_stage"]["deploy_staging"]["verdicts_by_llm"] == 2
+    assert figures["by_stage"]["deploy_staging"]["verdicts_by_code"] == 2
     assert figures["by_stage"]["testing"]["verdicts_by_code"] == 2
     assert hyphenated_keys(status) == []
-    assert figures["agent_calls"] == 10
+    assert figures["agent_calls"] == 8
     assert isinstance(figures["tokens_in"], int) and isinstance(figures["tokens_out"], int)
     assert isinstance(figures["cost_usd"], int | float)
 

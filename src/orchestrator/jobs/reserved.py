@@ -70,12 +70,13 @@ RESERVED_AGENTS: Mapping[Stage, ReservedAgent] = MappingProxyType(
         Stage.TESTING: ReservedAgent(
             Producer.TEST_RUNNER, Stage.TESTING, TestRunner(), "test_runner", _always
         ),
+        # Without a staging command the runner still answers: SKIPPED (nothing to stage).
         Stage.DEPLOY_STAGING: ReservedAgent(
             Producer.STAGING_RUNNER,
             Stage.DEPLOY_STAGING,
             StagingRunner(),
             "staging_runner",
-            lambda repo: bool(repo.staging_command),
+            _always,
         ),
         # The merge needs no command; the deploy command is optional.
         Stage.DEPLOY: ReservedAgent(

@@ -89,12 +89,14 @@ check_monitor_status = _keyed("monitor_status", {"HEALTHY", "SKIPPED"}, {"UNHEAL
 
 
 def _parse_staging_status(text: str | None) -> GateResult:
-    """Read `staging_status:` (PASSED or FAILED) from a staging log."""
-    return _single_key_gate(text, "staging_status", frozenset({"PASSED"}), frozenset({"FAILED"}))
+    """Read `staging_status:` (PASSED, SKIPPED or FAILED) from a staging log."""
+    passing = frozenset({"PASSED", "SKIPPED"})
+    return _single_key_gate(text, "staging_status", passing, frozenset({"FAILED"}))
 
 
 def check_staging_status(text: str | None) -> GateResult:
-    """The deploy-staging gate: passes only on `staging_status: PASSED`."""
+    """The deploy-staging gate: passes on `staging_status: PASSED`, or SKIPPED when the repo
+    has nothing to stage (written by code, never by an LLM)."""
     return _parse_staging_status(text)
 
 

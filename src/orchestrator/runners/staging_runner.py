@@ -3,7 +3,8 @@
 Runs the repo's staging command in the task worktree, maps its exit code with
 `map_exit_code_to_status`, and writes `15-staging-log.md` with `staging_status:` for the
 unchanged `check_staging_status` gate. FAILED sends the task back to development, exactly
-like a FAILED verdict from the LLM deployer.
+like a FAILED verdict from the LLM deployer. A repo with no staging command has nothing to
+stage: SKIPPED, by code (an LLM asked to stage nothing would rubber-stamp it PASSED).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class StagingRunner:
         """Run the staging command; a verdict or a tool error."""
         argv = shlex.split(request.repo.staging_command or "")
         if not argv:
-            return RunnerOutcome.tool_error("the repo has no staging command")
+            return RunnerOutcome(artifact=render_skipped(request.repo.name))
         if not request.worktree.is_dir():
             return RunnerOutcome.tool_error(f"the worktree {request.worktree} is missing")
         judged = _to_stage(request)
@@ -70,6 +71,17 @@ def _to_stage(request: RunnerRequest) -> Judged:
         return tested
     head = git.head(request.worktree)
     return Judged(head, commit_of(request.worktree, base_ref(request.repo)))
+
+
+def render_skipped(repo: str) -> str:
+    """`15-staging-log.md` of a repo with nothing to stage: SKIPPED, by code."""
+    return (
+        "# Staging log\n\nstaging_status: SKIPPED\nfailure_kind: none\n"
+        "producer: staging-runner\n\n"
+        f"The repo {repo} has no staging command, so there is nothing to stage: skipped by "
+        "code, with no agent call. Give it one with `orch repo add ... --staging-command`, "
+        "or, to have the LLM deployer stage it, leave it out of ORCH_STAGING_RUNNER_REPOS.\n"
+    )
 
 
 def render_log(
