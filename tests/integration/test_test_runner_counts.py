@@ -184,3 +184,51 @@ def test_an_unreachable_smoke_target_is_a_tool_error_not_a_verdict(run_tests: Ru
         nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
     outcome, _ = run_tests(PASSING, "python -m pytest tests", test_runner_smoke_url=nowhere)
     assert outcome.artifact is None and "smoke check: cannot reach" in outcome.reason
+
+
+UNITTEST_SUITE = """
+import unittest
+
+
+class Sums(unittest.TestCase):
+    def test_ok(self):
+        self.assertEqual(1 + 1, 2)
+
+    def test_also_ok(self):
+        pass
+
+    @unittest.skip("not today")
+    def test_skipped(self):
+        pass
+
+    def test_bad(self):
+        self.assertEqual(2 + 2, 5, "ARITHMETIC")
+
+    def test_broken(self):
+        raise RuntimeError("BROKEN-FIXTURE")
+"""
+
+
+def test_a_unittest_run_is_counted_and_its_failing_tests_named(run_tests: RunTests) -> None:
+    files = {"tests/__init__.py": "", "tests/test_sums.py": UNITTEST_SUITE}
+    outcome, _ = run_tests(files, "python -m unittest discover -s tests -t . -v")
+
+    report = outcome.artifact
+    assert report is not None, outcome.reason
+    assert not check_tests_passed(report).passed
+    assert parse_verdict_keys(report)["tests_failed"] == ("2",)
+    assert "| 2 | 1 | 1 | 1 |" in report  # passed, failed, errors, skipped
+    assert "Counts from: unittest summary." in report
+    assert "- `tests.test_sums.Sums.test_bad`:" in report and "ARITHMETIC" in report
+    assert "- `tests.test_sums.Sums.test_broken`:" in report and "BROKEN-FIXTURE" in report
+
+
+def test_an_all_pass_unittest_run_is_counted(run_tests: RunTests) -> None:
+    suite = "import unittest\n\nclass T(unittest.TestCase):\n    def test_a(self):\n        pass\n"
+    files = {"tests/__init__.py": "", "tests/test_t.py": suite}
+    outcome, _ = run_tests(files, "python -m unittest discover -s tests -t .")
+
+    report = outcome.artifact
+    assert report is not None, outcome.reason
+    assert check_tests_passed(report).passed
+    assert "| 1 | 0 | 0 | 0 |" in report and "Counts from: unittest summary." in report

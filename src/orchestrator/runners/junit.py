@@ -1,4 +1,5 @@
-"""Reading what a test suite found: pytest's JUnit XML, or its summary line."""
+"""Reading what a test suite found: pytest's JUnit XML or its summary line, or unittest's
+own summary ("Ran N tests", "FAILED (failures=1, errors=2)") and its FAIL:/ERROR: blocks."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class Counts:
     skipped: int = 0
     duration_s: float | None = None
     failing: tuple[Failing, ...] = field(default_factory=tuple)
-    source: str = "none"  # junit, summary line, or none
+    source: str = "none"  # junit, summary line, unittest summary, or none
 
     @property
     def tests_failed(self) -> int:
@@ -62,6 +63,68 @@ def summary_counts(output: str) -> Counts | None:
             source="summary line",
         )
     return None
+
+
+# unittest: "Ran 904 tests in 1.234s", then "OK", "OK (skipped=3)" or "FAILED (failures=1, ...)".
+_RAN = re.compile(r"^Ran (\d+) tests? in ([\d.]+)s$")
+_OUTCOME = re.compile(r"^(OK|FAILED)(?: \((.*)\))?$")
+# "FAIL: test_bad (tests.test_x.Sums.test_bad)" (3.11; older: "(tests.test_x.Sums)").
+_BLOCK_HEAD = re.compile(r"^(FAIL|ERROR|UNEXPECTED SUCCESS): (\S+) \(([\w.]+)\)")
+_RULE = re.compile(r"^(=+|-+)$")
+
+
+def unittest_counts(output: str) -> Counts | None:
+    """Counts from unittest's summary at the end of `output`, with its failing tests and the
+    last line of each one's traceback; None when there is no such summary."""
+    lines = output.splitlines()
+    for at in range(len(lines) - 1, -1, -1):
+        ran = _RAN.match(lines[at].strip())
+        if ran is None:
+            continue
+        outcome = next((m for line in lines[at + 1 :] if (m := _OUTCOME.match(line.strip()))), None)
+        if outcome is None:
+            return None
+        found = {
+            key.strip(): int(value)
+            for key, _, value in (
+                part.partition("=") for part in (outcome.group(2) or "").split(",")
+            )
+            if value.strip().isdigit()
+        }
+        failed = found.get("failures", 0) + found.get("unexpected successes", 0)
+        errors = found.get("errors", 0)
+        skipped = found.get("skipped", 0) + found.get("expected failures", 0)
+        return Counts(
+            passed=max(0, int(ran.group(1)) - failed - errors - skipped),
+            failed=failed,
+            errors=errors,
+            skipped=skipped,
+            duration_s=float(ran.group(2)),
+            failing=_unittest_failing(lines[:at]),
+            source="unittest summary",
+        )
+    return None
+
+
+def _unittest_failing(lines: list[str]) -> tuple[Failing, ...]:
+    failing = []
+    for at, line in enumerate(lines):
+        head = _BLOCK_HEAD.match(line)
+        if head is None:
+            continue
+        name, where = head.group(2), head.group(3)
+        test_id = where if where.endswith(f".{name}") else f"{where}.{name}"
+        body: list[str] = []
+        for text in lines[at + 1 :]:
+            if _BLOCK_HEAD.match(text) or (body and _RULE.match(text.strip()) and body[-1] == ""):
+                break
+            body.append(text)
+        message = next(
+            (t.strip() for t in reversed(body) if t.strip() and not _RULE.match(t.strip())),
+            head.group(1),
+        )
+        failing.append(Failing(test_id, message[:_SHORT_MAX]))
+    return tuple(failing)
 
 
 def _test_id(case: TestCase) -> str:

@@ -27,7 +27,7 @@ from orchestrator.runners.base import (
     output_tail,
     run_suite,
 )
-from orchestrator.runners.junit import Counts, junit_counts, summary_counts
+from orchestrator.runners.junit import Counts, junit_counts, summary_counts, unittest_counts
 from orchestrator.store import Repo
 from orchestrator.workspace.checkout import checked_out
 from orchestrator.workspace.merging import Update, merge_base_in, speculate, tree_of
@@ -90,7 +90,7 @@ def suite_counts(junit: Path, output: str) -> Counts:
     The summary line is what people read (a teardown error there is its own item); the JUnit
     report names every failing test with its message. Either alone when the other is missing.
     """
-    from_summary = summary_counts(output)
+    from_summary = summary_counts(output) or unittest_counts(output)
     if from_summary is not None and from_summary.tests_failed == 0:
         return from_summary  # nothing failed: the report has no failing tests to list
     from_junit = junit_counts(junit)
