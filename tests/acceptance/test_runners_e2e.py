@@ -106,3 +106,13 @@ def test_broken_round_is_caught_by_real_pytest_then_fixed_merged_and_done(
     assert "return a * b" in (calc_repo / "calc.py").read_text()  # the working copy moved too
     assert (calc_repo / "notes.txt").read_text() == "the user's own untracked notes\n"
     assert not Path(task["worktree"]).exists()
+
+    # `orch task show` tells the story, as the demo does.
+    shown = orch_exe("task", "show", task_id).stdout
+    rows = {line.split()[0]: line for line in shown.splitlines() if line.strip()}
+    assert "ended done after 2 round(s)" in rows["task"]
+    assert "tests/test_calc.py::test_mul" in rows["caught"]
+    assert merged[:12] in rows["merged"]
+    assert "2 by agents" not in rows["verdicts"] and "test-runner ×2" in rows["verdicts"]
+    assert "round 1:" in rows["artifacts"] and "13-test-report.md" in rows["artifacts"]
+    assert f"removed (the branch orch/{task_id} stays)" in rows["worktree"]

@@ -127,11 +127,18 @@ def test_retry_limit_fails_the_task_with_an_alert(
 
 
 def test_agent_without_artifact_is_retried_then_blocked_with_an_alert(
-    fake_bin: Path, repo_path: Path, store: Store, db_url: str, orch_home: Path
+    fake_bin: Path,
+    repo_path: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     [task] = submit(store, orch_home, 1)
     settings = settings_for(db_url, orch_home, agent_command="true", agent_retries=2)
-    drain(store, settings)
+    with caplog.at_level("WARNING", logger="orchestrator.scheduler.worker"):
+        drain(store, settings)
+    assert f"task {task.id} blocked in analysis: the analyst agent failed" in caplog.text
     blocked = store.get_task(task.id)
     assert (blocked.state, blocked.stage) == (TaskState.BLOCKED, Stage.ANALYSIS)
     assert "no_artifact" in (blocked.reason or "") and "3 attempts" in (blocked.reason or "")

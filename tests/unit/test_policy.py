@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.jobs.policy import Next, after_agent_failure, after_tool_error, backoff_s
+from orchestrator.jobs.policy import (
+    Next,
+    after_agent_failure,
+    after_tool_error,
+    agent_alert_kind,
+    backoff_s,
+)
 from orchestrator.transport.types import ErrorKind
 
 
@@ -56,3 +62,9 @@ def test_tool_errors_are_deferred_until_the_infra_budget_is_spent() -> None:
         Next.GIVE_UP,
         Next.GIVE_UP,
     ]
+
+
+def test_an_agent_failure_alert_is_named_once_agent() -> None:
+    assert agent_alert_kind(ErrorKind.AGENT_ERROR) == "agent_error"  # not agent_agent_error
+    assert agent_alert_kind(ErrorKind.TIMEOUT) == "agent_timeout"
+    assert agent_alert_kind(ErrorKind.NO_ARTIFACT) == "agent_no_artifact"

@@ -23,6 +23,23 @@ def _ago(when: str | None) -> str:
     return f"{seconds:.0f}s ago" if seconds >= 0 else f"in {-seconds:.0f}s"
 
 
+def job_when(job: dict[str, Any]) -> str:
+    """When a live job started, was queued, or (deferred) runs again: "running for 12s",
+    "queued 3s ago", "retries in 2s"."""
+    if job["status"] == "deferred":
+        return "retries " + _ago(job["not_before"]).replace(" ago", " ago (due)")
+    if job["status"] == "running":
+        return "started " + _ago(job["started_at"] or job["created_at"])
+    return "queued " + _ago(job["created_at"])
+
+
+def job_note(job: dict[str, Any]) -> str:
+    """Why a deferred job waits: the error that deferred it."""
+    if job["status"] != "deferred":
+        return ""
+    return f"{job['error_kind']}: {job['error_message'] or ''}"
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the document of GET /queue).")
 @pass_app
@@ -32,12 +49,9 @@ def queue(app: AppContext, as_json: bool) -> None:
     if as_json:
         emit_json(document)
         return
-    table = Table("job", "task", "repo", "stage", "status", "attempt", "since", "note", box=None)
+    table = Table("job", "task", "repo", "stage", "status", "attempt", "when", "note", box=None)
     for group in ("running", "queued", "deferred"):
         for job in document[group]:
-            deferred = job["status"] == "deferred"
-            when = job["not_before"] if deferred else job["started_at"] or job["created_at"]
-            note = f"{job['error_kind']}: {job['error_message'] or ''}" if deferred else ""
             table.add_row(
                 str(job["id"]),
                 job["task_id"],
@@ -45,8 +59,8 @@ def queue(app: AppContext, as_json: bool) -> None:
                 job["stage"],
                 job["status"],
                 str(job["attempt"]),
-                _ago(when),
-                note[:60],
+                job_when(job),
+                job_note(job)[:60],
             )
     console.print(table if table.row_count else "no live jobs")
     for repo, gate in document["serial_gate"].items():

@@ -18,6 +18,8 @@ from orchestrator.pipeline.names import check_artifact_name, check_repo_name, ch
 from orchestrator.pipeline.stages import STAGE_ORDER, Stage, TaskState
 from orchestrator.redact import secret_values
 from orchestrator.store import Task
+from orchestrator.store.base import utcnow
+from orchestrator.story import task_story
 
 # Rounds are database integers; a larger number names no round (and would overflow).
 MAX_ROUND = 2**31 - 1
@@ -118,8 +120,11 @@ def task_show(app: AppContext, task_id: str, as_json: bool) -> None:
     console.print(f"[bold]{shown.id}[/]  {shown.title}")
     console.print(f"repo {shown.repo}  branch {shown.branch}  round {shown.round}")
     console.print(f"stage {shown.stage}  state {_state(shown)}")
-    if shown.reason:
-        console.print(f"reason: {shown.reason}")
+    story = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
+    jobs = app.store.task_jobs(shown.id)
+    for key, value in task_story(app.store, shown, events, jobs, utcnow(), versions):
+        story.add_row(f"[bold]{key}[/]", value)
+    console.print(story)
     table = Table("at", "from", "to", "verdict", "by", "round", box=None)
     for e in events:
         table.add_row(
@@ -136,7 +141,6 @@ def task_show(app: AppContext, task_id: str, as_json: bool) -> None:
             f"round {judged['round']} {judged['producer']}: tested "
             f"{judged['tested_commit'][:12]} on base {judged['base_commit'][:12]}"
         )
-    console.print("artifacts: " + (", ".join(artifacts) or "-"))
 
 
 @task.command("cancel")

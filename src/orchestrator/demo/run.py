@@ -26,11 +26,13 @@ from orchestrator.demo.sample import create_sample_repo
 from orchestrator.demo.view import Snapshot, print_event_lines, print_summary, render
 from orchestrator.errors import InputError
 from orchestrator.intake import submit_task
-from orchestrator.pipeline.stages import Producer, TaskState
+from orchestrator.pipeline.stages import TaskState
 from orchestrator.registry import RepoOptions, register_repo
 from orchestrator.scheduler import Worker
 from orchestrator.settings import Settings, env_key, load_settings
 from orchestrator.store import Store, open_store
+from orchestrator.store.base import utcnow
+from orchestrator.story import task_story
 
 TITLE = "Add total_value() to the inventory"
 DESCRIPTION = """Add `total_value(items)` to `inventory/core.py`: the sum over all items of
@@ -176,6 +178,22 @@ def _follow(store: Store, settings: Settings, task_id: str, console: Console) ->
         raise
 
 
+def _demo_words(key: str, value: str, repo: Path, seconds: float, settings: Settings) -> str:
+    """The story's row as the demo says it: the wall time, the working copy merged into,
+    real pytest, and the agents' backend."""
+    if key == "task":
+        return value.rsplit(", ", 1)[0] + f", {seconds:.1f}s"
+    if key == "merged":
+        return value.split(" into ")[0] + f" into main of {repo}"
+    if key == "caught":
+        return value.replace(":", " with real pytest:", 1) + (
+            "; the task went back to development with the report"
+        )
+    if key == "verdicts":
+        return f"{value} ({settings.agent_backend})"
+    return value
+
+
 def _summary(
     store: Store,
     settings: Settings,
@@ -185,51 +203,10 @@ def _summary(
     seconds: float,
 ) -> None:
     task = snapshot.task
-    verdicts = [e for e in snapshot.events if e.from_stage is not None]
-    path = (
-        " → ".join([verdicts[0].from_stage or ""] + [e.to_stage for e in verdicts])
-        if verdicts
-        else "-"
-    )
-    by_code = [e.producer for e in verdicts if not e.producer.is_llm]
-    by_agent = [e.producer for e in verdicts if e.producer.is_llm]
     rows = [
-        (
-            "task",
-            f"{task.id} ended {task.state} after {task.round} round(s), {seconds:.1f}s",
-        ),
-        ("path", path),
+        (key, _demo_words(key, value, repo_path, seconds, settings))
+        for key, value in task_story(store, task, snapshot.events, snapshot.jobs, utcnow())
+        if key != "worktree"  # the demo's folder is shown above
     ]
-    caught = next(
-        (e for e in verdicts if e.producer is Producer.TEST_RUNNER and e.verdict == "FAIL"), None
-    )
-    if caught is not None:
-        report = store.get_artifact(task.id, "13-test-report.md", round=caught.round).text
-        failing = [line[2:] for line in report.splitlines() if line.startswith("- `")]
-        rows.append(
-            (
-                "caught",
-                f"the test-runner failed round {caught.round} with real pytest: "
-                + (failing[0] if failing else "see 13-test-report.md")
-                + "; the task went back to development with the report",
-            )
-        )
-    deploy = next((e for e in verdicts if e.producer is Producer.DEPLOY_FINALIZER), None)
-    if deploy is not None:
-        log = store.get_artifact(task.id, "16-deploy-log.md").text
-        merged = next(
-            (line.split()[1] for line in log.splitlines() if line.startswith("merged_commit:")), "-"
-        )
-        rows.append(("merged", f"{merged[:12]} into main of {repo_path}"))
-    counts = ", ".join(f"{p} ×{by_code.count(p)}" for p in dict.fromkeys(by_code))
-    rows.append(
-        (
-            "verdicts",
-            f"{len(by_code)} by code ({counts}); {len(by_agent)} by agents "
-            f"({settings.agent_backend})",
-        )
-    )
-    if task.reason:
-        rows.append(("reason", task.reason))
     console.print()
     print_summary(console, rows)

@@ -15,7 +15,7 @@ from pathlib import Path
 from orchestrator.errors import GitError
 from orchestrator.jobs.accounting import account, over_budget
 from orchestrator.jobs.context import JobContext, JobEnd, commit_verdict
-from orchestrator.jobs.policy import Next, after_agent_failure, backoff_s
+from orchestrator.jobs.policy import Next, after_agent_failure, agent_alert_kind, backoff_s
 from orchestrator.jobs.reserved import claiming_runner, run_reserved
 from orchestrator.jobs.setup import ensure_setup
 from orchestrator.jobs.summary import failure_summary
@@ -170,7 +170,7 @@ def _agent_failed(
         f"{result.message or 'no message'}",
         ctx.secrets,
     )
-    ctx.store.block_task(job, reason, metrics, alert_kind=f"agent_{result.kind}")
+    ctx.store.block_task(job, reason, metrics, alert_kind=agent_alert_kind(result.kind))
     return JobEnd.BLOCKED
 
 

@@ -28,6 +28,12 @@ def after_agent_failure(kind: ErrorKind, failures_before: int, retries: int) -> 
     return Next.RETRY
 
 
+def agent_alert_kind(kind: ErrorKind) -> str:
+    """The alert a blocking agent failure raises: `agent_timeout`, `agent_auth`, ... and
+    `agent_error` (not `agent_agent_error`)."""
+    return kind.value if kind.value.startswith("agent_") else f"agent_{kind.value}"
+
+
 def after_tool_error(failures_before: int, budget: int) -> Next:
     """A runner could not run its suite: defer it within its infra-retry budget."""
     return Next.RETRY if failures_before < budget else Next.GIVE_UP

@@ -199,11 +199,17 @@ class Worker:
             finished = [self._running.pop(job_id) for job_id in done]
         for running in finished:
             end = running.future.result()
+            job = running.job
             if end is JobEnd.RESTART and self.on_restart is not None:
                 self.on_restart()
+            elif end is JobEnd.BLOCKED:  # a person must act: say so where they look
+                task = self.store.get_task(job.task_id)
+                log.warning("task %s blocked in %s: %s", task.id, task.stage, task.reason)
             elif end is JobEnd.CANCELLED and not self._stopping.is_set():
                 # Cancelled under us (task cancelled, or the job was taken over): nothing to do.
-                log.info("job %s stopped before it ended", running.job.id)
+                task = self.store.get_task(job.task_id)
+                why = "the task was cancelled" if task.state == "cancelled" else "taken over"
+                log.info("job %s (%s of task %s) stopped: %s", job.id, job.stage, task.id, why)
         if finished and self._notifier is not None:
             self._notifier.wake.set()
         if finished and self.on_change is not None:
