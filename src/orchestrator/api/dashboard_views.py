@@ -128,6 +128,7 @@ def board_context(state: ApiState) -> dict[str, Any]:
     counts = store.counts()
     return {
         "columns": board(store),
+        "repos": [repo.name for repo in store.list_repos()],
         "by_state": counts.by_state,
         "chart": verdict_chart(store.determinization()),
         "chart_label_w": CHART_LABEL_W,

@@ -9,7 +9,10 @@ from markdown_it import MarkdownIt
 
 @cache
 def _renderer() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    # A line break is kept: an artifact's verdict lines ("result: PASS", "status: PASS") are one
+    # paragraph in Markdown, and run together into a sentence without it.
+    options = {"html": False, "linkify": False, "breaks": True}
+    return MarkdownIt("commonmark", options).enable("table")
 
 
 def markdown_html(text: str) -> str:

@@ -93,7 +93,12 @@ def _token_notice(settings: Settings) -> str:
     from orchestrator.api.guard import service_token
 
     token = service_token(settings)
-    return f"writes need the API token {token} (saved in {settings.home / TOKEN_FILE})"
+    local = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    local = f"[{local}]" if ":" in local else local
+    return (
+        f"writes need the API token {token} (saved in {settings.home / TOKEN_FILE}); "
+        f"the dashboard, signed in to work from it: http://{local}:{settings.port}/?token={token}"
+    )
 
 
 def _serve(

@@ -22,6 +22,7 @@ from orchestrator.intake import submit_task
 from orchestrator.pipeline.names import ARTIFACT_NAME, REPO_NAME, REPO_NAME_MAX, TASK_ID
 from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.redact import StreamRedactor, redact
+from orchestrator.workspace.changes import branch_changes
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 State = Annotated[ApiState, Depends(get_state)]
@@ -134,6 +135,24 @@ def list_jobs(task_id: TaskIdPath, state: State) -> list[dict[str, Any]]:
     """Every job and attempt outcome, oldest first."""
     state.store.get_task(task_id)
     return [job_document(j) for j in state.store.task_jobs(task_id)]
+
+
+@router.get("/{task_id}/changes", summary="What the task's branch changes")
+def changes(task_id: TaskIdPath, state: State) -> dict[str, Any]:
+    """The branch's commits and diff since it left the default branch (secrets masked; the
+    diff's first megabyte)."""
+    task = state.store.get_task(task_id)
+    found = branch_changes(state.settings.home, state.store.get_repo(task.repo), task)
+    return {
+        "base": found.base,
+        "head": found.head,
+        "commits": [
+            {"sha": c.sha, "subject": redact(c.subject, state.secrets), "author": c.author}
+            for c in found.commits
+        ],
+        "diff": redact(found.diff, state.secrets),
+        "truncated": found.truncated,
+    }
 
 
 @router.get(
