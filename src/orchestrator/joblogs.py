@@ -17,7 +17,6 @@ from orchestrator.store.records import LIVE_JOB_STATUSES
 from orchestrator.workspace import layout
 
 FOLLOW_POLL_S = 0.2
-READ_BYTES = 64 * 1024
 
 
 def attempt_logs(home: Path, job: Job) -> list[Path]:
@@ -44,21 +43,41 @@ def pick_job(jobs: list[Job], stage: str | None = None, round_: int | None = Non
     return chosen[-1] if chosen else None
 
 
+class LogTail:
+    """What a job's attempt logs gained since the last read (several files, in order)."""
+
+    def __init__(self, home: Path) -> None:
+        self._home = home
+        self._offsets: dict[Path, int] = {}
+
+    def read(self, job: Job) -> bytes:
+        """The bytes written since the last read, of every log file of the job's attempt."""
+        parts = []
+        for path in attempt_logs(self._home, job):
+            with path.open("rb") as log:
+                log.seek(self._offsets.get(path, 0))
+                data = log.read()
+            self._offsets[path] = self._offsets.get(path, 0) + len(data)
+            parts.append(data)
+        return b"".join(parts)
+
+
+def ended(job: Job) -> bool:
+    """The job is over: no more output will come."""
+    return job.status not in LIVE_JOB_STATUSES
+
+
 def follow(
     home: Path, job_id: int, reload: Callable[[int], Job], poll_s: float = FOLLOW_POLL_S
 ) -> Iterator[bytes]:
     """Every byte of the job's attempt logs, as they are written, until the job has ended and
     all is read. `reload` gives the job as it stands now."""
-    offsets: dict[Path, int] = {}
+    tail = LogTail(home)
     while True:
         job = reload(job_id)
-        ended = job.status not in LIVE_JOB_STATUSES
-        for path in attempt_logs(home, job):
-            with path.open("rb") as log:
-                log.seek(offsets.get(path, 0))
-                while chunk := log.read(READ_BYTES):
-                    offsets[path] = offsets.get(path, 0) + len(chunk)
-                    yield chunk
-        if ended:
+        over = ended(job)  # read before the files: nothing written after it is missed
+        if data := tail.read(job):
+            yield data
+        if over:
             return
         time.sleep(poll_s)

@@ -9,7 +9,6 @@ needs (templates, script, stylesheet) ships in the package: it works offline.
 from __future__ import annotations
 
 import hashlib
-import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path as FilePath
@@ -23,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.staticfiles import StaticFiles
 
 from orchestrator.api import dashboard_views as views
-from orchestrator.api.state import ApiState, get_state
+from orchestrator.api.state import ApiState, get_state, server_exiting
 from orchestrator.errors import StoreError
 from orchestrator.pipeline.names import TASK_ID
 from orchestrator.store import Store
@@ -132,22 +131,11 @@ def alerts_fragment(state: State) -> HTMLResponse:
 # --- live updates ---------------------------------------------------------------------------
 
 
-def _server_exiting() -> bool:
-    """True once `orch serve`'s uvicorn has been told to stop (SIGTERM, Ctrl-C).
-
-    Uvicorn waits for every open response before it stops, and an event stream does not end
-    by itself; uvicorn's signal handler is a method of its server, whose `should_exit` says
-    whether it is stopping. Elsewhere (a server in a thread) STREAM_MAX_S bounds the wait.
-    """
-    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
-    return getattr(server, "should_exit", False) is True
-
-
 async def _changes(store: Store) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MS}\n\n"
     last: str | None = None
     started = sent = time.monotonic()
-    while time.monotonic() - started < STREAM_MAX_S and not _server_exiting():
+    while time.monotonic() - started < STREAM_MAX_S and not server_exiting():
         try:
             token: str | None = await anyio.to_thread.run_sync(change_token, store)
         except StoreError:

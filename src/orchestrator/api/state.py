@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -107,3 +108,14 @@ def get_state(request: Request) -> ApiState:
     """The shared state (a FastAPI dependency)."""
     state: ApiState = request.app.state.orch
     return state
+
+
+def server_exiting() -> bool:
+    """True once `orch serve`'s uvicorn has been told to stop (SIGTERM, Ctrl-C).
+
+    Uvicorn waits for every open response before it stops, and an event stream does not end
+    by itself; uvicorn's signal handler is a method of its server, whose `should_exit` says
+    whether it is stopping. Elsewhere (a server in a thread) STREAM_MAX_S bounds the wait.
+    """
+    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return getattr(server, "should_exit", False) is True

@@ -3,10 +3,12 @@ resume."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
@@ -14,7 +16,7 @@ from orchestrator import joblogs
 from orchestrator.api.models import TaskCreate
 from orchestrator.api.render import markdown_html
 from orchestrator.api.security import Writer
-from orchestrator.api.state import ApiState, get_state
+from orchestrator.api.state import ApiState, get_state, server_exiting
 from orchestrator.control import cancel_task, resume_task
 from orchestrator.documents import artifact_document, job_document, task_document
 from orchestrator.errors import NotFound
@@ -172,22 +174,31 @@ def job_log(
     if job is None:
         raise NotFound(f"task {task_id} has no job {job_id}")
     home = state.settings.home
+    logs = joblogs.attempt_logs(home, job)
+    if not logs:  # nothing to follow yet either: a client asks again once it runs
+        waiting = "has not started" if job.status in ("queued", "deferred") else "has no log"
+        raise NotFound(f"job {job_id} {waiting}")
     if follow:
         return StreamingResponse(
             _followed(home, job.id, state), media_type="text/plain; charset=utf-8"
         )
-    logs = joblogs.attempt_logs(home, job)
-    if not logs:
-        waiting = "has not started" if job.status in ("queued", "deferred") else "has no log"
-        raise NotFound(f"job {job_id} {waiting}")
     data = b"".join(path.read_bytes()[-LOG_LIMIT:] for path in logs)[-LOG_LIMIT:]
     return PlainTextResponse(redact(data.decode("utf-8", "replace"), state.secrets))
 
 
-def _followed(home: FilePath, job_id: int, state: ApiState) -> Iterator[bytes]:
-    redactor = StreamRedactor(state.secrets)
-    for chunk in joblogs.follow(home, job_id, state.store.get_job):
-        yield redactor.feed(chunk)
+async def _followed(home: FilePath, job_id: int, state: ApiState) -> AsyncIterator[bytes]:
+    """The job's log as it grows, until the job ends or the server stops. Async, so that a
+    follower holds no thread of the server's pool while it waits."""
+    tail, redactor = joblogs.LogTail(home), StreamRedactor(state.secrets)
+    while not server_exiting():
+        job = await anyio.to_thread.run_sync(state.store.get_job, job_id)
+        over = joblogs.ended(job)  # read before the files: nothing written after it is missed
+        data = await anyio.to_thread.run_sync(tail.read, job)
+        if data:
+            yield redactor.feed(data)
+        if over:
+            break
+        await anyio.sleep(joblogs.FOLLOW_POLL_S)
     yield redactor.flush()
 
 

@@ -263,7 +263,10 @@
   function stream(task, job) {
     var url = "/tasks/" + encodeURIComponent(task) + "/jobs/" + job + "/log?follow=true";
     fetch(url, { cache: "no-store" }).then(function (response) {
-      if (!response.ok || !response.body) return;
+      if (!response.ok || !response.body) {
+        following = null; // no log yet: the next look tries again
+        return;
+      }
       var reader = response.body.getReader();
       var decoder = new TextDecoder();
       function pump() {
