@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from orchestrator.errors import Conflict, GitError, InputError
 from orchestrator.pipeline.names import check_repo_name
-from orchestrator.pipeline.stages import parse_stage_list
+from orchestrator.pipeline.stages import Stage, parse_stage_list
 from orchestrator.selfhost.code import code_checkout
 from orchestrator.store import Repo, RepoSpec, Store
 from orchestrator.workspace import git
@@ -214,3 +214,16 @@ def _check_single_self(store: Store, name: str, spec: RepoSpec) -> None:
         raise Conflict(
             f"repo {others[0]!r} is already the self repo (orch repo set {others[0]} --no-self)"
         )
+
+
+def what_is_missing(repo: Repo) -> list[str]:
+    """What each command or URL the repo lacks means for its tasks (stages it switched off
+    aside): said once when it is registered or changed."""
+    said = []
+    if Stage.DEPLOY_STAGING not in repo.skip_stages and not repo.staging_command:
+        said.append("no staging command: staging is SKIPPED (--staging-command adds one)")
+    if Stage.DEPLOY not in repo.skip_stages and not repo.deploy_command:
+        said.append("no deploy command: the merge into the default branch is the deploy")
+    if Stage.POST_DEPLOY not in repo.skip_stages and not repo.health_url and not repo.is_self:
+        said.append("no health URL: the post-deploy watch is SKIPPED (--health-url adds one)")
+    return said

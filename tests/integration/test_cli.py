@@ -23,6 +23,20 @@ def app_repo(orch: Orch, make_repo: Callable[..., Path], db_url: str) -> Path:
     return path
 
 
+def test_repo_add_says_what_each_missing_command_means(
+    orch: Orch, make_repo: Callable[..., Path]
+) -> None:
+    bare = orch("repo", "add", "app", str(make_repo("app")))
+    assert bare.code == 0, bare.err
+    assert "no staging command: staging is SKIPPED" in bare.err
+    assert "no deploy command: the merge" in bare.err and "no health URL" in bare.err
+    complete = orch(
+        "repo", "set", "app", "--staging-command", "true", "--deploy-command", "true",
+        "--skip-stages", "post-deploy",
+    )  # fmt: skip
+    assert complete.code == 0 and "no " not in complete.err, complete.err
+
+
 def test_default_branch_is_the_repos_current_branch(
     orch: Orch, make_repo: Callable[..., Path]
 ) -> None:

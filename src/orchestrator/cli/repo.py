@@ -11,7 +11,7 @@ from rich.table import Table
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import console, emit_json, notice
 from orchestrator.documents import repo_document
-from orchestrator.registry import RepoOptions, change_repo, register_repo
+from orchestrator.registry import RepoOptions, change_repo, register_repo, what_is_missing
 from orchestrator.store import Repo
 
 
@@ -57,6 +57,8 @@ def _print_repo(repo: Repo, as_json: bool, verb: str) -> None:
     notice(
         f"{verb} repo [bold]{repo.name}[/] at {repo.path} (default branch {repo.default_branch})"
     )
+    for line in what_is_missing(repo):
+        notice(f"  {line}")
     console.print(repo.name)
 
 
