@@ -106,6 +106,13 @@ def test_a_task_goes_through_every_agent_stage_to_done_with_the_clis_own_writes(
     report = orch_exe("task", "artifact", task_id, "13-test-report.md").stdout
     assert "result: PASS" in report and "tests_failed: 0" in report
     assert_usage_matches(_jobs(task_id), server)
+    # The CLI's own stream, as a person reads it: one line per turn, no raw JSON.
+    logs = orch_exe("task", "logs", task_id, "--stage", "development")
+    assert logs.returncode == 0, logs.stderr
+    assert '{"type"' not in logs.stdout, logs.stdout[:2000]
+    assert any(line.startswith("→ ") for line in logs.stdout.splitlines()), logs.stdout[:2000]
+    raw = orch_exe("task", "logs", task_id, "--stage", "development", "--raw").stdout
+    assert '{"type"' in raw
 
 
 def test_a_model_that_only_talks_blocks_with_no_artifact_and_its_last_words(

@@ -16,6 +16,7 @@ from orchestrator.pipeline.names import check_task_id
 from orchestrator.pipeline.stages import STAGE_ORDER, TaskState
 from orchestrator.redact import StreamRedactor, secret_values
 from orchestrator.store import Job, Store
+from orchestrator.transport.turns import ReadableBytes
 
 MAX_ROUND = 2**31 - 1
 NEXT_JOB_POLL_S = 0.2
@@ -26,11 +27,18 @@ NEXT_JOB_POLL_S = 0.2
 @click.option("-f", "--follow", is_flag=True, help="Print lines as they come, job after job.")
 @click.option("--stage", type=click.Choice([s.value for s in STAGE_ORDER]), help="That stage's.")
 @click.option("--round", "round_", type=click.IntRange(1, MAX_ROUND), help="That round's.")
+@click.option("--raw", is_flag=True, help="Claude Code's and Codex's events as raw JSON.")
 @pass_app
 def logs(
-    app: AppContext, task_id: str, follow: bool, stage: str | None, round_: int | None
+    app: AppContext,
+    task_id: str,
+    follow: bool,
+    stage: str | None,
+    round_: int | None,
+    raw: bool,
 ) -> None:
-    """Print the log of a task's latest job (or of a stage and round), secrets masked.
+    """Print the log of a task's latest job (or of a stage and round), secrets masked; an
+    agent's turns one line each (what it said, which tool it called), unless --raw.
 
     With -f, follow it while it runs, then the task's next jobs, until the task is done,
     failed, cancelled or blocked.
@@ -40,22 +48,27 @@ def logs(
     job = joblogs.pick_job(store.task_jobs(task.id), stage, round_)
     if job is None:
         raise NotFound(f"task {task.id} has no job" + (f" at {stage}" if stage else ""))
-    out = sys.stdout.buffer
     redactor = StreamRedactor(secret_values(app.settings))
     while True:
         notice(f"── job {job.id}: {job.stage}, round {job.round}, attempt {job.attempt}")
         chunks = joblogs.follow(home, job.id, store.get_job) if follow else _written(home, job)
+        turns = None if raw else ReadableBytes()
         for chunk in chunks:
-            out.write(redactor.feed(chunk))
-            out.flush()
-        out.write(redactor.flush())
-        out.flush()
+            masked = redactor.feed(chunk)
+            _out(turns.feed(masked) if turns else masked)
+        rest = redactor.flush()
+        _out(turns.feed(rest) + turns.flush() if turns else rest)
         if not follow or stage is not None or round_ is not None:
             return
         following = _next_job(store, task.id, job)
         if following is None:
             return
         job = following
+
+
+def _out(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()  # as it comes: someone is following
 
 
 def _written(home: Path, job: Job) -> list[bytes]:

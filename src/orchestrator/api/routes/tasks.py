@@ -24,6 +24,7 @@ from orchestrator.intake import submit_task
 from orchestrator.pipeline.names import ARTIFACT_NAME, REPO_NAME, REPO_NAME_MAX, TASK_ID
 from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.redact import StreamRedactor, redact
+from orchestrator.transport.turns import ReadableBytes, TurnReader
 from orchestrator.workspace.changes import branch_changes
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -167,9 +168,13 @@ def job_log(
     job_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     state: State,
     follow: Annotated[bool, Query(description="Stream it as it grows, until the job ends")] = False,
+    readable: Annotated[
+        bool, Query(description="An agent's JSON events as one line per turn")
+    ] = False,
 ) -> Response:
     """The output of the job's current attempt (its tail when it is long), secrets masked;
-    with `follow`, streamed as it is written until the job ends."""
+    with `follow`, streamed as it is written until the job ends; with `readable`, Claude
+    Code's and Codex's events as one line per turn."""
     job = next((j for j in state.store.task_jobs(task_id) if j.id == job_id), None)
     if job is None:
         raise NotFound(f"task {task_id} has no job {job_id}")
@@ -180,26 +185,35 @@ def job_log(
         raise NotFound(f"job {job_id} {waiting}")
     if follow:
         return StreamingResponse(
-            _followed(home, job.id, state), media_type="text/plain; charset=utf-8"
+            _followed(home, job.id, state, readable), media_type="text/plain; charset=utf-8"
         )
     data = b"".join(path.read_bytes()[-LOG_LIMIT:] for path in logs)[-LOG_LIMIT:]
-    return PlainTextResponse(redact(data.decode("utf-8", "replace"), state.secrets))
+    text = redact(data.decode("utf-8", "replace"), state.secrets)
+    if readable:
+        reader = TurnReader()
+        text = reader.feed(text) + reader.flush()
+    return PlainTextResponse(text)
 
 
-async def _followed(home: FilePath, job_id: int, state: ApiState) -> AsyncIterator[bytes]:
+async def _followed(
+    home: FilePath, job_id: int, state: ApiState, readable: bool
+) -> AsyncIterator[bytes]:
     """The job's log as it grows, until the job ends or the server stops. Async, so that a
     follower holds no thread of the server's pool while it waits."""
     tail, redactor = joblogs.LogTail(home), StreamRedactor(state.secrets)
+    turns = ReadableBytes() if readable else None
     while not server_exiting():
         job = await anyio.to_thread.run_sync(state.store.get_job, job_id)
         over = joblogs.ended(job)  # read before the files: nothing written after it is missed
         data = await anyio.to_thread.run_sync(tail.read, job)
         if data:
-            yield redactor.feed(data)
+            masked = redactor.feed(data)
+            yield turns.feed(masked) if turns else masked
         if over:
             break
         await anyio.sleep(joblogs.FOLLOW_POLL_S)
-    yield redactor.flush()
+    rest = redactor.flush()
+    yield turns.feed(rest) + turns.flush() if turns else rest
 
 
 @router.post("/{task_id}/cancel", dependencies=[Writer], summary="Cancel a task")

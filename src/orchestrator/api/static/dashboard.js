@@ -261,7 +261,7 @@
   }
 
   function stream(task, job) {
-    var url = "/tasks/" + encodeURIComponent(task) + "/jobs/" + job + "/log?follow=true";
+    var url = "/tasks/" + encodeURIComponent(task) + "/jobs/" + job + "/log?follow=true&readable=true";
     fetch(url, { cache: "no-store" }).then(function (response) {
       if (!response.ok || !response.body) {
         following = null; // no log yet: the next look tries again
