@@ -192,4 +192,20 @@ def run_checks(online: bool = False) -> list[Check]:
         check_api,
     ]
     checks += [step(settings) for step in steps]
-    return checks + check_runners(settings)
+    return checks + check_runners(settings) + check_repos(settings)
+
+
+def check_repos(settings: Settings) -> list[Check]:
+    """Each registered repo's commands (repo_doctor.py); none when the database is away."""
+    from orchestrator.repo_doctor import check_repo  # it builds on Check, defined here
+
+    try:
+        store = open_store(settings)
+    except OrchError:
+        return []  # the database line says why
+    try:
+        return [check for repo in store.list_repos() for check in check_repo(repo)]
+    except OrchError:
+        return []
+    finally:
+        store.close()

@@ -14,6 +14,9 @@ from orchestrator.store.migrate import HEAD_REVISION
 from orchestrator.transport.call import COMMAND_VERSION_TIMEOUT_S
 from tests.conftest import ORCH_EXE
 
+IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}  # fmt: skip
+
 
 def bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """A fresh machine: an empty HOME, no ORCH_* and no GIT_* variables."""
@@ -199,3 +202,27 @@ def test_doctor_fails_on_a_database_file_with_a_damaged_page(tmp_path: Path) -> 
     assert result.returncode == 1, result.stdout
     line = next(line for line in result.stdout.splitlines() if " database " in line)
     assert line.startswith("✘"), line
+
+
+def test_doctor_checks_each_registered_repo(tmp_path: Path) -> None:
+    env = bare_env(tmp_path, ORCH_AGENT_BACKEND="scripted", ORCH_HOME=str(tmp_path / "home"))
+    repo = tmp_path / "shop"
+    (repo / "tests").mkdir(parents=True)
+    (repo / "tests" / "test_a.py").write_text("def test_one():\n    pass\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "start"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, env={**env, **IDENTITY})
+    added = orch(
+        env, "repo", "add", "shop", str(repo),
+        "--staging-command", "no-such-staging-tool --all",
+        "--health-url", "http://127.0.0.1:9/health",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    result = orch(env, "doctor", cwd=tmp_path)
+    out = result.stdout
+    assert "shop:" in out, out
+    assert "✔ shop: tests" in out and "1 test collected" in out
+    assert "! shop: staging" in out and "no-such-staging-tool is not on PATH" in out
+    assert "✔ shop: deploy" in out and "the merge is the deploy" in out
+    assert "! shop: health URL" in out and "no answer" in out
+    assert result.returncode == 0  # a repo's trouble is a warning, not "not ready"
