@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
+from orchestrator.jobs.policy import agent_alert_kind
 from orchestrator.proc.group import CancelToken, Started
 from orchestrator.settings import load_settings
 from orchestrator.transport import AgentRequest, AgentResult, ErrorKind, call_agent
@@ -75,7 +76,7 @@ def test_api_errors_become_the_jobs_error_kind_and_retries_follow_it(
     plural = "s" if attempts > 1 else ""
     assert f"failed ({kind}) after {attempts} attempt{plural}:" in shown["reason"]
     alerts = json.loads(orch_exe("status", "--json").stdout)
-    assert f"agent_{kind}" in json.dumps(alerts)
+    assert agent_alert_kind(ErrorKind(kind)) in json.dumps(alerts)  # agent_error, not twice
 
 
 def _stalled_request(tmp_path: Path) -> AgentRequest:
