@@ -47,6 +47,7 @@ def repo_document(repo: Repo) -> dict[str, Any]:
         "deploy_command": repo.deploy_command,
         "health_url": repo.health_url,
         "setup_command": repo.setup_command,
+        "junit_path": repo.junit_path,
         "skip_stages": sorted(repo.skip_stages),
         "self": repo.is_self,
         "remote": repo.is_remote,

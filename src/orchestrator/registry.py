@@ -31,6 +31,7 @@ class RepoOptions:
     setup_command: str | None = None
     skip_stages: str | None = None
     is_self: bool | None = None
+    junit_path: str | None = None
 
 
 # A git URL: scheme://..., or scp-like user@host:path.
@@ -147,6 +148,7 @@ def _spec(options: RepoOptions, root: Path, branch: str | None) -> RepoSpec:
         health_url=_url("--health-url", options.health_url),
         skip_stages=skip,
         is_self=options.is_self,
+        junit_path=_inside("--junit-path", options.junit_path, clears=True),
     )
 
 
@@ -170,11 +172,16 @@ def _url(option: str, value: str | None) -> str | None:
 
 
 def _test_target(value: str | None) -> str | None:
-    if value is None:
-        return None
+    return _inside("--test-target", value)
+
+
+def _inside(option: str, value: str | None, clears: bool = False) -> str | None:
+    """A path inside the repo (its worktree), as typed; "" clears it where `clears`."""
+    if value is None or (clears and value == ""):
+        return value
     target = PurePosixPath(value.strip())
     if not value.strip() or target.is_absolute() or ".." in target.parts:
-        raise InputError(f"--test-target: expected a path inside the repo, got {value!r}")
+        raise InputError(f"{option}: expected a path inside the repo, got {value!r}")
     return str(target)
 
 

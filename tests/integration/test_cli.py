@@ -37,6 +37,18 @@ def test_repo_add_says_what_each_missing_command_means(
     assert complete.code == 0 and "no " not in complete.err, complete.err
 
 
+def test_a_junit_path_outside_the_repo_is_refused_in_one_line(
+    orch: Orch, make_repo: Callable[..., Path]
+) -> None:
+    path = make_repo("app")
+    for bad in ("/tmp/junit.xml", "../junit.xml"):
+        refused = orch("repo", "add", "app", str(path), "--junit-path", bad)
+        assert refused.code == 2 and refused.err.count("\n") == 1, refused.err
+        assert "--junit-path: expected a path inside the repo" in refused.err
+    added = orch("repo", "add", "app", str(path), "--junit-path", "reports/junit.xml", "--json")
+    assert added.code == 0 and '"junit_path": "reports/junit.xml"' in added.out
+
+
 def test_default_branch_is_the_repos_current_branch(
     orch: Orch, make_repo: Callable[..., Path]
 ) -> None:

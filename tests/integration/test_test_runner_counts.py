@@ -55,11 +55,15 @@ def run_tests(
     tokens: list[CancelToken] = []
 
     def run(
-        files: dict[str, str], command: str, timeout_s: float = 120.0, **settings: object
+        files: dict[str, str],
+        command: str,
+        timeout_s: float = 120.0,
+        junit_path: str | None = None,
+        **settings: object,
     ) -> tuple[RunnerOutcome, RunnerRequest]:
         spec = RepoSpec(path=str(make_repo("app", files)), default_branch="main")
         store.add_repo("app", spec)
-        repo = store.update_repo("app", RepoSpec(test_command=command))
+        repo = store.update_repo("app", RepoSpec(test_command=command, junit_path=junit_path))
         task = submit_task(store, orch_home, "app", "Count the tests", "")
         tokens.append(CancelToken())
         request = RunnerRequest(
@@ -232,3 +236,42 @@ def test_an_all_pass_unittest_run_is_counted(run_tests: RunTests) -> None:
     assert report is not None, outcome.reason
     assert check_tests_passed(report).passed
     assert "| 1 | 0 | 0 | 0 |" in report and "Counts from: unittest summary." in report
+
+
+# A test command that is not pytest and writes a JUnit XML report (as Jest, Go or Maven do).
+JUNIT_WRITER = """
+import pathlib, sys
+pathlib.Path("reports").mkdir(exist_ok=True)
+pathlib.Path("reports/junit.xml").write_text('''<?xml version="1.0"?>
+<testsuites><testsuite name="cart" tests="3" failures="1" time="0.5">
+<testcase classname="cart.spec" name="adds an item" time="0.1"/>
+<testcase classname="cart.spec" name="sums the total" time="0.1">
+<failure message="expected 12 but got 10">stack</failure></testcase>
+<testcase classname="cart.spec" name="skips later" time="0"><skipped/></testcase>
+</testsuite></testsuites>''')
+print("3 specs, 1 failure")
+sys.exit(1)
+"""
+
+
+def test_a_repos_own_junit_report_gives_the_counts_and_failing_tests(
+    run_tests: RunTests,
+) -> None:
+    files = {"run_specs.py": JUNIT_WRITER}
+    outcome, _ = run_tests(files, "python run_specs.py", junit_path="reports/junit.xml")
+
+    report = outcome.artifact
+    assert report is not None, outcome.reason
+    assert parse_verdict_keys(report)["tests_failed"] == ("1",)
+    assert "| 1 | 1 | 0 | 1 |" in report
+    assert "Counts from: the repo's JUnit report reports/junit.xml." in report
+    assert "- `cart.spec::sums the total`: expected 12 but got 10" in report
+
+
+def test_a_junit_report_the_run_did_not_write_is_not_read(run_tests: RunTests) -> None:
+    outcome, _ = run_tests({"ok.py": "print('fine')"}, "python ok.py", junit_path="out/j.xml")
+
+    report = outcome.artifact
+    assert report is not None, outcome.reason
+    assert "The repo's JUnit report out/j.xml is missing or unreadable." in report
+    assert "Counts from: none." in report

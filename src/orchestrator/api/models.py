@@ -88,6 +88,7 @@ class RepoCreate(Body):
     deploy_command: Annotated[str, text(4096)] | None = None
     health_url: str | None = Field(default=None, max_length=2048, pattern=r"^(https?://[^\x00]*)?$")
     setup_command: Annotated[str, text(4096)] | None = None
+    junit_path: Annotated[str, text(1024)] | None = None
     skip_stages: list[SkippableStage] = Field(default_factory=list, max_length=8)
     # A JSON boolean only: "yes", 1 or "false" read as booleans would say what was not meant.
     self_repo: StrictBool = Field(default=False, alias="self")

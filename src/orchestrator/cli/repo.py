@@ -27,6 +27,11 @@ def _repo_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--deploy-command", help="Run after the merge into the default branch."),
         click.option("--health-url", help="URL the post-deploy monitor polls."),
         click.option(
+            "--junit-path",
+            help="A JUnit XML report the test command writes (a path in the repo): the test "
+            "report's counts and failing tests come from it.",
+        ),
+        click.option(
             "--setup-command",
             help="Run once in each new worktree before its first "
             "job (e.g. 'bash scripts/setup.sh').",

@@ -27,6 +27,7 @@ class RepoSpec:
     skip_stages: frozenset[Stage] | None = None
     is_self: bool | None = None
     is_remote: bool | None = None
+    junit_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Repo:
     is_self: bool
     created_at: datetime
     is_remote: bool = False
+    junit_path: str | None = None  # relative to the worktree
 
     @classmethod
     def from_row(cls, row: Any) -> Repo:

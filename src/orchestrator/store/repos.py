@@ -18,7 +18,14 @@ def _columns(spec: RepoSpec) -> dict[str, object]:
     if spec.skip_stages is not None:
         values["skip_stages"] = format_stage_list(spec.skip_stages)
     # An empty string clears an optional command or URL (stored as NULL).
-    for key in ("test_command", "staging_command", "deploy_command", "health_url", "setup_command"):
+    for key in (
+        "test_command",
+        "staging_command",
+        "deploy_command",
+        "health_url",
+        "setup_command",
+        "junit_path",
+    ):
         if values.get(key) == "":
             values[key] = None
     return values

@@ -73,6 +73,7 @@ repos = Table(
     Column("is_self", Boolean, nullable=False, server_default=text("false")),
     # A URL or bare repository: each worker works in its own clone (workspace/checkout.py).
     Column("is_remote", Boolean, nullable=False, server_default=text("false")),
+    Column("junit_path", String(1024)),  # a JUnit XML report the test command writes
     Column("created_at", UTCDateTime, nullable=False),
 )
 

@@ -34,6 +34,7 @@ def create_repo(body: RepoCreate, state: State) -> dict[str, Any]:
         deploy_command=body.deploy_command,
         health_url=body.health_url,
         setup_command=body.setup_command,
+        junit_path=body.junit_path,
         skip_stages=",".join(stage.value for stage in body.skip_stages),
         is_self=body.self_repo,
     )
