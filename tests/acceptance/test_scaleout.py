@@ -100,6 +100,9 @@ def test_four_workers_share_forty_tasks_without_a_double_claim(
     pg_env: Path, store: Store, make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_AGENT_SLEEP", "0.05")
+    # The LLM deployer stages (the repo is out of the staging-runner's scope), so that every
+    # staging run is an agent run in the log, where the serial gate is checked below.
+    monkeypatch.setenv("ORCH_STAGING_RUNNER_REPOS", "elsewhere")
     register(make_repo)
     ids = add_tasks(40)
     started = workers(4, "--drain")
