@@ -170,7 +170,7 @@ def test_task_detail_lists_every_stage_move_oldest_first(
         ("development", "review", "developer"),
         ("review", "testing", "reviewer"),
         ("testing", "deploy-staging", "test-runner"),
-        ("deploy-staging", "done", "deployer"),
+        ("deploy-staging", "done", "staging-runner"),  # no staging command: SKIPPED
     ]
     assert "13-test-report.md" in detail["artifacts"]
 

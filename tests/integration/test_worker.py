@@ -61,7 +61,8 @@ def test_tasks_go_through_every_llm_stage_to_done(
     fake_bin: Path, repo_path: Path, store: Store, db_url: str, orch_home: Path
 ) -> None:
     tasks = submit(store, orch_home, 3)
-    drain(store, settings_for(db_url, orch_home))
+    # Both runners off: testing and staging go to the LLM tester and deployer.
+    drain(store, settings_for(db_url, orch_home, staging_runner_enabled=False))
     for task in tasks:
         done = store.get_task(task.id)
         assert (done.state, done.round) == (TaskState.DONE, 1)
