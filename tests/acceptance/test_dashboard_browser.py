@@ -86,26 +86,31 @@ def server(tmp_path: Path, orch_home: Path) -> Iterator[Server]:
         "ORCH_AGENT_SCENARIO": str(scenario),
         "ORCH_TEST_RUNNER_ENABLED": "false",
     }
-    log = tmp_path / "serve.log"
+    running = start(env, tmp_path / "serve.log", port)
+    try:
+        yield running
+    finally:
+        stop(running)
+
+
+def start(env: dict[str, str], log: Path, port: int) -> Server:
+    """`orch serve` on `port` with `env`, its output in `log`, once /health answers."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             [ORCH_EXE, "serve", "--port", str(port)], env=env, stdout=out, stderr=out
         )
     running = Server(f"http://127.0.0.1:{port}", log, process)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, f"orch serve exited: {running.output()}"
-            assert time.monotonic() < deadline, f"orch serve did not answer: {running.output()}"
-            try:
-                if httpx.get(f"{running.url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        yield running
-    finally:
-        stop(running)
+    deadline = time.monotonic() + 20
+    while True:
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(running)
+            pytest.fail(f"orch serve did not answer /health: {running.output()}")
+        try:
+            if httpx.get(f"{running.url}/health", timeout=1).status_code == 200:
+                return running
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
 
 
 def stop(server: Server) -> float:

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tests.acceptance.test_dashboard_browser import ARTIFACTS, CHROMIUM_ARGS, Server, stop
+from tests.acceptance.test_dashboard_browser import ARTIFACTS, CHROMIUM_ARGS, Server, start, stop
 from tests.conftest import ORCH_EXE
 from tests.serve_support import CHROMIUM, auth_from, free_port, require_chromium
 
@@ -79,23 +78,8 @@ def server(
         "ORCH_AGENT_COMMAND": f"{sys.executable} {agent}",
         "AGENT_PRINTED": str(printed),
     }
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [ORCH_EXE, "serve", "--port", str(port)], env=env, stdout=out, stderr=out
-        )
-    running = Server(f"http://127.0.0.1:{port}", log, process)
+    running = start(env, tmp_path / "serve.log", port)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, f"orch serve exited: {running.output()}"
-            assert time.monotonic() < deadline, f"orch serve did not answer: {running.output()}"
-            try:
-                if httpx.get(f"{running.url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
         repo = {"name": "app", "path": str(make_repo("app")), "skip_stages": ["deploy"]}
         added = httpx.post(f"{running.url}/repos", json=repo, headers=auth_from(orch_home))
         assert added.status_code == 201, added.text

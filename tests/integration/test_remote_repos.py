@@ -20,7 +20,7 @@ from orchestrator.proc import CancelToken
 from orchestrator.registry import RepoOptions, register_repo
 from orchestrator.runners.deploy_finalizer import merge_remote
 from orchestrator.settings import load_settings
-from orchestrator.store import Store, open_store
+from orchestrator.store import Job, Repo, Store, Task, open_store
 from orchestrator.store.schema import jobs
 from orchestrator.workspace import checkout
 from tests.helpers import entries, git
@@ -167,26 +167,41 @@ def test_publish_pushes_only_over_the_tip_it_prepared_from(
     assert git(origin, "rev-parse", task.branch).strip() == start
 
 
+def claimed_remote_task(
+    store: Store, origin: Path, orch_home: Path, tmp_path: Path, lease_s: float
+) -> tuple[Repo, Task, Job, Task]:
+    """A remote repo's task, its job claimed on machine A, and work committed there."""
+    repo = register_repo(store, "app", str(origin), RepoOptions())
+    task = submit_task(store, orch_home, "app", "Remote work", "")
+    [job] = store.claim_jobs("w-a", "machine-a", 1, lease_s)
+    prepared = checkout.prepare(tmp_path / "machine-a", repo, task)
+    commit_work(Path(prepared.worktree), "work\n")
+    return repo, task, job, prepared
+
+
+def assert_pushes_nothing(
+    origin: Path, repo: Repo, task: Task, prepared: Task, fence: Callable[[], None], tmp: Path
+) -> None:
+    """Behind `fence`, neither the task branch's push nor the merge's lands on the remote."""
+    before = {ref: git(origin, "rev-parse", ref) for ref in (task.branch, "trunk")}
+    with checkout.fenced(fence):
+        with pytest.raises(StaleState):
+            checkout.publish(repo, prepared)
+        clone = checkout.sync_clone(tmp / "machine-a", repo)
+        with pytest.raises(StaleState):
+            merge_remote(clone, task.branch, "trunk", "Merge it")
+    assert {ref: git(origin, "rev-parse", ref) for ref in before} == before
+
+
 def test_no_push_of_a_job_whose_attempt_is_no_longer_current(
     store: Store, origin: Path, orch_home: Path, tmp_path: Path
 ) -> None:
-    repo = register_repo(store, "app", str(origin), RepoOptions())
-    task = submit_task(store, orch_home, "app", "Remote work", "")
-    [job] = store.claim_jobs("w-a", "machine-a", 1, 30)
-    prepared = checkout.prepare(tmp_path / "machine-a", repo, task)
-    commit_work(Path(prepared.worktree), "work\n")
+    repo, task, job, prepared = claimed_remote_task(store, origin, orch_home, tmp_path, 30)
     with checkout.fenced(lambda: store.assert_current(job)):
         checkout.publish(repo, prepared)  # while the attempt is current, it pushes
     commit_work(Path(prepared.worktree), "more work\n")
     store.abandon_job(job, "taken over by another machine")
-    before = {ref: git(origin, "rev-parse", ref) for ref in (task.branch, "trunk")}
-    with checkout.fenced(lambda: store.assert_current(job)):
-        with pytest.raises(StaleState):
-            checkout.publish(repo, prepared)
-        clone = checkout.sync_clone(tmp_path / "machine-a", repo)
-        with pytest.raises(StaleState):
-            merge_remote(clone, task.branch, "trunk", "Merge it")
-    assert {ref: git(origin, "rev-parse", ref) for ref in before} == before
+    assert_pushes_nothing(origin, repo, task, prepared, lambda: store.assert_current(job), tmp_path)
 
 
 def test_psycopg_is_pinned_to_a_version_with_notifies_timeout() -> None:
@@ -223,11 +238,7 @@ def test_a_worker_that_cannot_listen_warns_once_and_keeps_polling_fast(
 def test_an_attempt_whose_lease_lapsed_pushes_nothing_even_before_another_takes_it(
     store: Store, origin: Path, orch_home: Path, tmp_path: Path
 ) -> None:
-    repo = register_repo(store, "app", str(origin), RepoOptions())
-    task = submit_task(store, orch_home, "app", "Remote work", "")
-    [job] = store.claim_jobs("w-a", "machine-a", 1, 0.5)
-    prepared = checkout.prepare(tmp_path / "machine-a", repo, task)
-    commit_work(Path(prepared.worktree), "work\n")
+    repo, task, job, prepared = claimed_remote_task(store, origin, orch_home, tmp_path, 0.5)
     with checkout.fenced(lambda: store.hold(job, 30)):
         checkout.publish(repo, prepared)  # its lease is good: it pushes, and renews it
     assert store.get_job(job.id).lease_expires_at > store.now() + timedelta(seconds=20)
@@ -235,14 +246,7 @@ def test_an_attempt_whose_lease_lapsed_pushes_nothing_even_before_another_takes_
     with store.engine.begin() as conn:  # the worker was paused: its lease ran out
         conn.execute(update(jobs).where(jobs.c.id == job.id).values(lease_expires_at=store.now()))
     commit_work(Path(prepared.worktree), "more work\n")
-    before = {ref: git(origin, "rev-parse", ref) for ref in (task.branch, "trunk")}
-    with checkout.fenced(lambda: store.hold(job, 30)):
-        with pytest.raises(StaleState):
-            checkout.publish(repo, prepared)
-        clone = checkout.sync_clone(tmp_path / "machine-a", repo)
-        with pytest.raises(StaleState):
-            merge_remote(clone, task.branch, "trunk", "Merge it")
-    assert {ref: git(origin, "rev-parse", ref) for ref in before} == before
+    assert_pushes_nothing(origin, repo, task, prepared, lambda: store.hold(job, 30), tmp_path)
     assert store.get_job(job.id).status == "running"  # nobody took it: the fence alone held
 
 
@@ -251,11 +255,7 @@ def test_a_push_is_killed_the_moment_its_job_is_stopped(
 ) -> None:
     # The worker stops a job whose lease lapses without a renewal (scheduler/worker.py):
     # a push that hangs must stop with it, not land later over the attempt that replaced it.
-    repo = register_repo(store, "app", str(origin), RepoOptions())
-    task = submit_task(store, orch_home, "app", "Remote work", "")
-    [job] = store.claim_jobs("w-a", "machine-a", 1, 30)
-    prepared = checkout.prepare(tmp_path / "machine-a", repo, task)
-    commit_work(Path(prepared.worktree), "work\n")
+    repo, task, job, prepared = claimed_remote_task(store, origin, orch_home, tmp_path, 30)
     hook = checkout.clone_dir(tmp_path / "machine-a", repo) / "hooks" / "pre-push"
     hook.write_text("#!/bin/sh\nsleep 60\n")
     hook.chmod(0o755)
