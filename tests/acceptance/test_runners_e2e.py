@@ -13,8 +13,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
+from orchestrator.api import create_app
+from orchestrator.settings import load_settings
+from orchestrator.store import open_store
+from tests.api_server import running_app
 from tests.helpers import git
 
 OrchExe = Callable[..., subprocess.CompletedProcess[str]]
@@ -116,3 +121,13 @@ def test_broken_round_is_caught_by_real_pytest_then_fixed_merged_and_done(
     assert "2 by agents" not in rows["verdicts"] and "test-runner ×2" in rows["verdicts"]
     assert "round 1:" in rows["artifacts"] and "13-test-report.md" in rows["artifacts"]
     assert f"removed (the branch orch/{task_id} stays)" in rows["worktree"]
+
+    # The dashboard's task page names the merged commit too.
+    settings = load_settings(db_url=db_url, home=orch_home)
+    store = open_store(settings)
+    try:
+        with running_app(create_app(settings, store, cache_ttl_s=0)) as base_url:
+            page = httpx.get(f"{base_url}/ui/tasks/{task_id}").text
+        assert f'<code class="merged" title="{merged}">{merged[:12]}</code>' in page
+    finally:
+        store.close()
