@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home)
     # None: SQLite (WAL) at $ORCH_HOME/orch.db, the zero-setup default.
     db_url: str | None = None
+    # SQLite only: how long a writer waits for another's lock before the database counts as
+    # unreachable (a worker then rides the outage out and tries again).
+    sqlite_busy_timeout_s: Seconds = 30.0
     # Loopback by default. Every write needs the API token; on any other bind, reads too.
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)

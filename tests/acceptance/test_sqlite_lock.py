@@ -1,6 +1,7 @@
-"""A worker that outlives a SQLite lock held past its busy timeout (30 s): another process
-holds the database's write lock for longer than any writer waits, and `orch worker --drain`
-must neither exit nor lose a task: it waits the lock out, and ends every task done."""
+"""A worker that outlives a SQLite lock held past its busy timeout (ORCH_SQLITE_BUSY_TIMEOUT_S):
+another process holds the database's write lock for longer than any writer waits, and
+`orch worker --drain` must neither exit nor lose a task: it waits the lock out, and ends
+every task done."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.store.engine import SQLITE_BUSY_TIMEOUT_MS
 from tests.conftest import ORCH_EXE
 from tests.helpers import add_task, show, sqlite_only
 
 OrchExe = Callable[..., subprocess.CompletedProcess[str]]
-HELD_S = SQLITE_BUSY_TIMEOUT_MS / 1000 + 5
+BUSY_TIMEOUT_S = 3  # ORCH_SQLITE_BUSY_TIMEOUT_S: 30 by default; shorter, the test is too
+HELD_S = BUSY_TIMEOUT_S + 5
 
 
 def test_a_write_lock_held_past_the_busy_timeout_is_waited_out(
@@ -32,6 +33,9 @@ def test_a_write_lock_held_past_the_busy_timeout_is_waited_out(
     monkeypatch.setenv("ORCH_AGENT_COMMAND", "fake-agent {role}")
     monkeypatch.setenv("ORCH_TEST_RUNNER_ENABLED", "false")
     monkeypatch.setenv("FAKE_AGENT_SLEEP", "0.3")
+    monkeypatch.setenv("ORCH_SQLITE_BUSY_TIMEOUT_S", str(BUSY_TIMEOUT_S))
+    # A job whose end could not be recorded is re-queued when its lease runs out: short.
+    monkeypatch.setenv("ORCH_LEASE_S", "5")
     added = orch_exe("repo", "add", "app", str(make_repo("app")), "--skip-stages", "deploy")
     assert added.returncode == 0, added.stderr
     tasks = [add_task(orch_exe, "app", f"Task {n}") for n in range(2)]

@@ -84,7 +84,11 @@ class Store(
 
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     """Open the configured database, bringing its schema up to date on first use."""
-    engine = make_engine(settings.database_url, parallel_jobs=settings.max_parallel_jobs)
+    engine = make_engine(
+        settings.database_url,
+        parallel_jobs=settings.max_parallel_jobs,
+        busy_timeout_s=settings.sqlite_busy_timeout_s,
+    )
     store = Store(engine, lease_s=settings.lease_s)
     if migrate:
         try:

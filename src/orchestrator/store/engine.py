@@ -10,8 +10,9 @@ from sqlalchemy.engine import make_url
 
 from orchestrator.errors import StoreError
 
-# Writers wait this long for SQLite's lock before giving up; jobs commit in milliseconds.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Writers wait this long for SQLite's lock before giving up (ORCH_SQLITE_BUSY_TIMEOUT_S);
+# jobs commit in milliseconds.
+SQLITE_BUSY_TIMEOUT_S = 30.0
 # Besides one connection per running job, a worker's own threads each use one: the loop,
 # the heartbeat, the alert sender, and one spare (docs/scale-out.md, "Sizing").
 OWN_CONNECTIONS = 4
@@ -19,7 +20,9 @@ OWN_CONNECTIONS = 4
 BURST_CONNECTIONS = 5
 
 
-def make_engine(url: str, *, parallel_jobs: int = 4) -> Engine:
+def make_engine(
+    url: str, *, parallel_jobs: int = 4, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S
+) -> Engine:
     """Create the engine for `url`, with SQLite tuned for several processes writing at once.
 
     On PostgreSQL the pool holds `parallel_jobs` (ORCH_MAX_PARALLEL_JOBS) connections plus
@@ -40,13 +43,17 @@ def make_engine(url: str, *, parallel_jobs: int = 4) -> Engine:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create {folder} for the database: {exc.strerror}") from exc
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-    event.listen(engine, "connect", _sqlite_on_connect)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        _sqlite_on_connect(dbapi_connection, busy_timeout_s)
+
+    event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_on_connect(dbapi_connection: Any, busy_timeout_s: float) -> None:
     # Take transaction control from the sqlite3 module so that `_sqlite_on_begin` decides how
     # each transaction begins (the recipe in SQLAlchemy's SQLite dialect documentation).
     dbapi_connection.isolation_level = None
@@ -54,7 +61,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; safe with WAL
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
     cursor.close()
 
 
