@@ -88,6 +88,17 @@ def server(
         stop(running)
 
 
+def tab_to(page: Page, selector: str, presses: int = 40) -> None:
+    """Press Tab from the top of the page until `selector` has the focus, as a keyboard user
+    would; fails when it is never reached."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    pytest.fail(f"{selector} cannot be reached with Tab")
+
+
 def shot(page: Page, name: str) -> None:
     assert page.evaluate(NO_OVERFLOW), f"{name} overflows horizontally at 1280 px"
     ARTIFACTS.mkdir(exist_ok=True)
@@ -113,8 +124,10 @@ def test_submit_follow_read_the_diff_and_cancel_from_the_dashboard(
             page.wait_for_selector("#live-status.ok")
             shot(page, "board-empty")
 
-            page.fill("#new-task input[name=title]", "Show the work live")
-            page.click("#new-task button[type=submit]")
+            # From the keyboard: the title field, typed, and Enter submits the form.
+            tab_to(page, "#new-task input[name=title]")
+            page.keyboard.type("Show the work live")
+            page.keyboard.press("Enter")
             page.wait_for_url("**/ui/tasks/*")
             task_id = page.url.rsplit("/", 1)[-1]
             page.evaluate(LOG_RECORDER)
@@ -136,7 +149,8 @@ def test_submit_follow_read_the_diff_and_cancel_from_the_dashboard(
             assert "Add the feature" in page.inner_text("#changes .commits")
             shot(page, "task")
 
-            page.click('button[data-action="cancel"]')
+            tab_to(page, 'button[data-action="cancel"]')
+            page.keyboard.press("Enter")
             page.wait_for_selector('[data-task-page][data-state="cancelled"]', timeout=15_000)
             assert page.locator('button[data-action="cancel"]').is_hidden()
             page.goto(f"{running.url}/")
