@@ -23,14 +23,24 @@ def attempt_logs(home: Path, job: Job) -> list[Path]:
     """The log files of the job's current attempt, oldest first (the summarizer's before the
     developer's, say); only files inside the task's own log folder."""
     folder = layout.log_dir(home, job.task_id)
-    found = sorted(
+    return sorted(
         folder.glob(f"{job.id}-{job.attempt}-*.log"), key=lambda p: (p.stat().st_mtime, p.name)
     )
-    if job.log_path:
-        recorded = Path(job.log_path)
-        if recorded.parent.resolve() == folder.resolve() and recorded.is_file():
-            found = [p for p in found if p != recorded] + [recorded]
-    return found
+
+
+def last_bytes(paths: list[Path], limit: int) -> bytes:
+    """The last `limit` bytes of the files joined in order, reading no more than that."""
+    parts: list[bytes] = []
+    left = limit
+    for path in reversed(paths):
+        if left <= 0:
+            break
+        with path.open("rb") as log:
+            size = log.seek(0, 2)
+            log.seek(max(0, size - left))
+            parts.append(log.read())
+        left -= len(parts[-1])
+    return b"".join(reversed(parts))
 
 
 def pick_job(jobs: list[Job], stage: str | None = None, round_: int | None = None) -> Job | None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from orchestrator.pipeline.stages import Producer, TaskState
+from orchestrator.pipeline.verdicts import parse_verdict_keys
 from orchestrator.store import Artifact, Event, Job, JobStatus, Store, Task
 
 Row = tuple[str, str]
@@ -32,27 +33,32 @@ def path_row(verdicts: list[Event]) -> Row:
     return ("path", " → ".join([verdicts[0].from_stage or ""] + [e.to_stage for e in verdicts]))
 
 
-def caught_row(store: Store, task_id: str, verdicts: list[Event]) -> Row | None:
+def _latest(versions: list[Artifact], name: str, round_: int | None = None) -> str:
+    """The text of the newest version of an artifact (of a round), or empty."""
+    found = [a for a in versions if a.name == name and round_ in (None, a.round)]
+    return found[-1].text if found else ""
+
+
+def caught_row(versions: list[Artifact], verdicts: list[Event]) -> Row | None:
     """The first round the test-runner failed, and the first failing test it named."""
     caught = next(
         (e for e in verdicts if e.producer is Producer.TEST_RUNNER and e.verdict == "FAIL"), None
     )
     if caught is None:
         return None
-    report = store.get_artifact(task_id, "13-test-report.md", round=caught.round).text
+    report = _latest(versions, "13-test-report.md", caught.round)
     failing = [line[2:] for line in report.splitlines() if line.startswith("- `")]
     first = failing[0] if failing else "see 13-test-report.md"
     return ("caught", f"the test-runner failed round {caught.round}: {first}")
 
 
-def merged_commit(store: Store, task_id: str, verdicts: list[Event]) -> str | None:
-    """The commit the deploy-finalizer merged, when it did."""
-    deployed = [e for e in verdicts if e.producer is Producer.DEPLOY_FINALIZER]
-    if not deployed or deployed[-1].verdict != "DEPLOYED":
+def merged_commit(versions: list[Artifact]) -> str | None:
+    """The commit the deploy-finalizer merged, read from the latest deploy log, when it did."""
+    keys = parse_verdict_keys(_latest(versions, "16-deploy-log.md"))
+    if keys.get("deploy_status") != ("DEPLOYED",):
         return None
-    log = store.get_artifact(task_id, "16-deploy-log.md").text
-    found = next((ln.split()[1] for ln in log.splitlines() if ln.startswith("merged_commit:")), "")
-    return found if found and found != "-" else None
+    merged = keys.get("merged_commit", ("-",))[0]
+    return None if merged == "-" else merged
 
 
 def verdicts_row(verdicts: list[Event]) -> Row:
@@ -100,6 +106,7 @@ def task_story(
     caught, what was merged, who gave the verdicts, its artifacts by round (`versions`)
     and its worktree."""
     verdicts = verdicts_of(events)
+    stored = versions if versions is not None else store.artifact_versions(task.id)
     took = _seconds(events[0].at if events else None, events[-1].at if events else None)
     rows: list[Row] = [
         ("task", f"{task.id} {task.state} after {task.round} round(s), {took} so far"
@@ -109,11 +116,11 @@ def task_story(
     ]  # fmt: skip
     for row in (
         now_row(task, jobs, now),
-        caught_row(store, task.id, verdicts),
+        caught_row(stored, verdicts),
     ):
         if row is not None:
             rows.append(row)
-    merged = merged_commit(store, task.id, verdicts)
+    merged = merged_commit(stored)
     if merged is not None:
         rows.append(("merged", f"{merged[:12]} into the default branch of {task.repo}"))
     rows.append(verdicts_row(verdicts))

@@ -91,7 +91,7 @@ def test_a_reclaimed_attempt_cannot_commit_and_leaves_no_trace(store: Store) -> 
     with pytest.raises(StaleState):
         store.finish_job(verdict(stale, Transition(Stage.DESIGN, TaskState.ACTIVE, 1, "design")))
     with pytest.raises(StaleState):
-        store.assert_current(stale)  # the fence every push checks
+        store.hold(stale, LEASE_S)  # the fence every push checks
     with store.engine.connect() as conn:
         written = conn.execute(
             select(func.count()).select_from(artifacts).where(artifacts.c.job_id == stale.id)
@@ -101,7 +101,7 @@ def test_a_reclaimed_attempt_cannot_commit_and_leaves_no_trace(store: Store) -> 
     assert store.get_task(task_id).stage is Stage.ANALYSIS
     retaken = claim(store, ELSEWHERE.worker_id, ELSEWHERE.host)
     assert (retaken.id, retaken.attempt) == (fresh.id, 1)
-    store.assert_current(retaken)  # the current attempt may push
+    store.hold(retaken, LEASE_S)  # the current attempt may push
 
 
 @pytest.fixture

@@ -197,11 +197,11 @@ def test_no_push_of_a_job_whose_attempt_is_no_longer_current(
     store: Store, origin: Path, orch_home: Path, tmp_path: Path
 ) -> None:
     repo, task, job, prepared = claimed_remote_task(store, origin, orch_home, tmp_path, 30)
-    with checkout.fenced(lambda: store.assert_current(job)):
+    with checkout.fenced(lambda: store.hold(job, 30)):
         checkout.publish(repo, prepared)  # while the attempt is current, it pushes
     commit_work(Path(prepared.worktree), "more work\n")
     store.abandon_job(job, "taken over by another machine")
-    assert_pushes_nothing(origin, repo, task, prepared, lambda: store.assert_current(job), tmp_path)
+    assert_pushes_nothing(origin, repo, task, prepared, lambda: store.hold(job, 30), tmp_path)
 
 
 def test_psycopg_is_pinned_to_a_version_with_notifies_timeout() -> None:

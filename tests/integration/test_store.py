@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 
 from orchestrator.errors import Conflict, NotFound, StoreError
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
@@ -47,20 +49,30 @@ def test_migrated_schema_matches_the_code_metadata(store: Store) -> None:
     assert differences == []
 
 
-def test_upgrade_from_the_first_revision_keeps_the_data(db_url: str) -> None:
+@contextmanager
+def at_revision(db_url: str, revision: str) -> Iterator[Connection]:
+    """A connection, in a transaction, to the database migrated up to `revision` only; the
+    engine is disposed of after, so that a store opened next upgrades it the usual way."""
     engine = make_engine(db_url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.connect() as conn, conn.begin():
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+    try:
+        with engine.connect() as conn, conn.begin():
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_from_the_first_revision_keeps_the_data(db_url: str) -> None:
+    with at_revision(db_url, "0001") as conn:
         conn.execute(
             text(
                 "INSERT INTO repos (name, path, default_branch, test_target, created_at) "
                 "VALUES ('old', '/srv/old', 'main', 'tests', CURRENT_TIMESTAMP)"
             )
         )
-    engine.dispose()
     upgraded = open_store(load_settings(db_url=db_url))
     assert upgraded.get_repo("old").path == "/srv/old"
     with upgraded.engine.connect() as conn:
@@ -233,16 +245,11 @@ def test_unwritable_sqlite_location_is_a_store_error(tmp_path: Path) -> None:
 
 
 def test_upgrade_to_0010_moves_the_unfinished_command_out_of_the_note(db_url: str) -> None:
-    engine = make_engine(db_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
     rows = [
         (1, "The service stopped before the deploy command finished."),  # the old sentinel
         (2, "Deploy command: `make install`, exit 0."),  # the command finished
     ]
-    with engine.connect() as conn, conn.begin():
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0009")
+    with at_revision(db_url, "0009") as conn:
         conn.execute(
             text(
                 "INSERT INTO repos (id, name, path, default_branch, test_target, created_at) "
@@ -272,7 +279,6 @@ def test_upgrade_to_0010_moves_the_unfinished_command_out_of_the_note(db_url: st
                 ),
                 {"id": deploy_id, "note": note},
             )
-    engine.dispose()
     upgraded = open_store(load_settings(db_url=db_url))
     try:
         unfinished, finished = upgraded.self_deploys()

@@ -19,7 +19,7 @@ from orchestrator.pipeline.stages import STAGE_ORDER, Producer, Stage, TaskState
 from orchestrator.redact import redact
 from orchestrator.store import Alert, Artifact, Determinization, Event, Job, Store, Task
 from orchestrator.store.base import utcnow
-from orchestrator.story import merged_commit, verdicts_of
+from orchestrator.story import merged_commit
 
 ACTIVE_LIMIT = 500  # active and blocked tasks shown on the board at most
 FINAL_LIMIT = 30  # the newest tasks shown in each of the done, failed and cancelled columns
@@ -239,8 +239,7 @@ def task_context(state: ApiState, task_id: str) -> dict[str, Any]:
         skipped: Iterable[Stage] = store.get_repo(task.repo).skip_stages
     except NotFound:
         skipped = ()
-    events = store.events(task_id)
-    steps = timeline(events, jobs)
+    steps = timeline(store.events(task_id), jobs)
     longest = max((s.duration_s or 0.0 for s in steps), default=0.0) or 1.0
     live = [job for job in jobs if job.finished_at is None]
     versions = store.artifact_versions(task_id)
@@ -254,7 +253,7 @@ def task_context(state: ApiState, task_id: str) -> dict[str, Any]:
         "job_seconds": job_seconds,
         "artifacts": artifacts(state, versions),
         "judged": judged_commits(versions),
-        "merged": merged_commit(store, task_id, verdicts_of(events)),
+        "merged": merged_commit(versions),
         "mask": lambda text: redact(text or "", state.secrets),
     }
 

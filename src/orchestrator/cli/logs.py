@@ -72,7 +72,7 @@ def _out(data: bytes) -> None:
 
 
 def _written(home: Path, job: Job) -> list[bytes]:
-    return [path.read_bytes() for path in joblogs.attempt_logs(home, job)]
+    return [joblogs.LogTail(home).read(job)]
 
 
 def _next_job(store: Store, task_id: str, done: Job) -> Job | None:

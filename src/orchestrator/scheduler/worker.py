@@ -219,8 +219,9 @@ class Worker:
         if self._running:
             return False
         active, live = self.store.pending_work()
-        plain = not self.supervised and (active, live) != (0, 0)
-        end = drain_end(active, live, self.store.waiting_self_deploys() if plain else [])
+        # Only self deploys can be left when every active task has one live job: ask then.
+        ask = not self.supervised and active == live > 0
+        end = drain_end(active, live, self.store.waiting_self_deploys() if ask else [])
         if end is not None:
             self.stranded = end.stranded
         return end is not None

@@ -263,13 +263,6 @@ class JobQueries(StoreBase):
             ).one()
         return Job.from_row(fresh)
 
-    def assert_current(self, job: Job) -> None:
-        """Raise StaleState unless this attempt still holds the job."""
-        with self._read() as conn:
-            row = conn.execute(select(jobs.c.id).where(held(job.id, job.attempt))).first()
-        if row is None:
-            raise StaleState(f"job {job.id} attempt {job.attempt} is no longer current")
-
     def hold(self, job: Job, lease_s: float) -> None:
         """The fence before an irreversible step (a push, the deploy command): StaleState
         unless this attempt holds the job and its lease has not lapsed, by the database's

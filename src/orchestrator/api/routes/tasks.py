@@ -187,7 +187,7 @@ def job_log(
         return StreamingResponse(
             _followed(home, job.id, state, readable), media_type="text/plain; charset=utf-8"
         )
-    data = b"".join(path.read_bytes()[-LOG_LIMIT:] for path in logs)[-LOG_LIMIT:]
+    data = joblogs.last_bytes(logs, LOG_LIMIT)
     text = redact(data.decode("utf-8", "replace"), state.secrets)
     if readable:
         reader = TurnReader()
