@@ -1,4 +1,4 @@
-"""What people do to running tasks: cancel and resume. Shared by the CLI and the API."""
+"""What people do to tasks: cancel, resume and retry. Shared by the CLI and the API."""
 
 from __future__ import annotations
 
@@ -39,3 +39,8 @@ def cancel_task(store: Store, settings: Settings, task_id: str) -> Task:
 def resume_task(store: Store, task_id: str) -> Task:
     """Send a blocked task back into its stage."""
     return store.resume_task(check_task_id(task_id))
+
+
+def retry_task(store: Store, task_id: str) -> Task:
+    """Give a failed task a new development round with a fresh budget of returns."""
+    return store.retry_task(check_task_id(task_id))

@@ -1,8 +1,8 @@
 """Working from the dashboard in a real browser (Debian's Chromium, Playwright) over a real
 `orch serve` with a real agent process: a task is submitted from the board, its running
 agent's lines show up on its page as the agent prints them, its branch's diff is read, and
-it is cancelled from its page. Screenshots at 1280×800 are saved for review, and no page
-overflows horizontally."""
+it is cancelled from its page; a task that failed is retried from its page. Screenshots at
+1280×800 are saved for review, and no page overflows horizontally."""
 
 from __future__ import annotations
 
@@ -26,9 +26,13 @@ VIEWPORT = {"width": 1280, "height": 800}
 # and the reviewer takes its time, so the task waits in review to be looked at and cancelled.
 AGENT = """\
 import os, subprocess, sys, time
-sys.stdin.read()
+prompt = sys.stdin.read()
 role, artifact = os.environ["ORCH_ROLE"], os.environ["ORCH_ARTIFACT_PATH"]
 printed = os.environ["AGENT_PRINTED"]
+if role == "reviewer" and "Reject me" in prompt:  # fails at once (no returns): to be retried
+    verdict = "CHANGES_REQUESTED" if os.environ["ORCH_ROUND"] == "1" else "APPROVED"
+    open(artifact, "w").write(f"# reviewer\\n\\nreview_verdict: {verdict}\\n")
+    sys.exit(0)
 if role == "analyst":
     for n in range(3):
         print(f"analyst line {n}", flush=True)
@@ -58,7 +62,13 @@ LOG_RECORDER = """() => {
   new MutationObserver(look).observe(pane, {childList: true, characterData: true, subtree: true});
   look();
 }"""
-NO_OVERFLOW = "() => document.documentElement.scrollWidth <= window.innerWidth"
+# Nothing wider than the window, and no table cut at its container's edge (a clipped last
+# column does not widen the page).
+NO_OVERFLOW = """() => document.documentElement.scrollWidth <= window.innerWidth &&
+  [...document.querySelectorAll("table")].every((table) => {
+    const box = table.parentElement.getBoundingClientRect();
+    return table.getBoundingClientRect().right <= Math.min(box.right, window.innerWidth) + 1;
+  })"""
 
 
 @pytest.fixture
@@ -77,6 +87,7 @@ def server(
         "ORCH_AGENT_BACKEND": "command",
         "ORCH_AGENT_COMMAND": f"{sys.executable} {agent}",
         "AGENT_PRINTED": str(printed),
+        "ORCH_MAX_DEV_RETRIES": "0",
     }
     running = start(env, tmp_path / "serve.log", port)
     try:
@@ -148,6 +159,11 @@ def test_submit_follow_read_the_diff_and_cancel_from_the_dashboard(
             assert "DIFF-MARKER: the new feature" in page.inner_text("pre.diff")
             assert "Add the feature" in page.inner_text("#changes .commits")
             shot(page, "task")
+            page.goto(f"{running.url}/ui/queue")  # with the reviewer's job running
+            page.wait_for_selector('[data-list="running"] tbody tr')
+            shot(page, "queue")
+            page.goto(f"{running.url}/ui/tasks/{task_id}")
+            page.wait_for_selector('[data-task-page][data-state="active"]')
 
             tab_to(page, 'button[data-action="cancel"]')
             page.keyboard.press("Enter")
@@ -156,8 +172,19 @@ def test_submit_follow_read_the_diff_and_cancel_from_the_dashboard(
             page.goto(f"{running.url}/")
             page.wait_for_selector(f'[data-column="cancelled"] [data-task="{task_id}"]')
             shot(page, "board")
-            page.goto(f"{running.url}/ui/queue")
-            shot(page, "queue")
+
+            # A task that failed its review gets a new round from its page's Retry button.
+            failing = httpx.post(
+                f"{running.url}/tasks",
+                json={"repo": "app", "title": "Reject me"},
+                headers={"Authorization": f"Bearer {token}"},
+            ).json()["id"]
+            page.goto(f"{running.url}/ui/tasks/{failing}")
+            page.wait_for_selector('[data-task-page][data-state="failed"]', timeout=30_000)
+            tab_to(page, 'button[data-action="retry"]')
+            page.keyboard.press("Enter")
+            page.wait_for_selector('[data-task-page][data-state="active"]', timeout=15_000)
+            assert page.locator('button[data-action="retry"]').is_hidden()
             assert errors == []
         finally:
             browser.close()

@@ -214,6 +214,32 @@ def test_cancel_ends_a_task_once_and_resume_needs_a_blocked_task(
     assert_error(api.post("/tasks/zzzzzzzz/cancel"), 404)
 
 
+def test_retry_needs_a_failed_task_and_gives_it_a_fresh_round_with_its_review(
+    fake_bin: Path,
+    repo_path: Path,
+    api: httpx.Client,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "1")
+    task = create(api, "Rejected")
+    assert_error(api.post(f"/tasks/{task['id']}/retry"), 409)
+    drain(store, db_url, orch_home, max_dev_retries=0)
+    assert api.get(f"/tasks/{task['id']}").json()["state"] == "failed"
+    retried = api.post(f"/tasks/{task['id']}/retry")
+    assert retried.status_code == 200, retried.text
+    detail = retried.json()
+    assert (detail["state"], detail["stage"], detail["round"]) == ("active", "development", 2)
+    drain(store, db_url, orch_home, max_dev_retries=0)
+    assert api.get(f"/tasks/{task['id']}").json()["state"] == "done"
+    prompt = (orch_home / "tasks" / task["id"] / "prompt-developer-r2.txt").read_text()
+    assert "11-code-review.md" in prompt and "CHANGES_REQUESTED" in prompt
+    assert_error(api.post(f"/tasks/{task['id']}/retry"), 409)
+    assert_error(api.post("/tasks/zzzzzzzz/retry"), 404)
+
+
 def test_repos_are_listed_and_registered_and_a_non_git_path_is_refused(
     make_repo: Callable[..., Path], api: httpx.Client, tmp_path: Path
 ) -> None:

@@ -286,3 +286,47 @@ def test_upgrade_to_0010_moves_the_unfinished_command_out_of_the_note(db_url: st
         assert (finished.command_running, finished.note) == (False, rows[1][1])
     finally:
         upgraded.close()
+
+
+def test_upgrade_to_0013_gives_existing_tasks_budget_round_one_and_goes_back_down(
+    db_url: str,
+) -> None:
+    # A task with a job that references it: on SQLite, copying and dropping `tasks` (batch
+    # mode) is refused by that foreign key, so the column must be added in place.
+    with at_revision(db_url, "0012") as conn:
+        conn.execute(
+            text(
+                "INSERT INTO repos (id, name, path, default_branch, test_target, created_at) "
+                "VALUES (1, 'app', '/srv/app', 'main', 'tests', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO tasks (id, repo_id, title, description, stage, state, round, "
+                "branch, worktree, created_at, updated_at) VALUES ('aaaa3333', 1, 't', '', "
+                "'testing', 'failed', 4, 'orch/aaaa3333', '/wt', CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, task_id, stage, round, status, attempt, created_at) "
+                "VALUES (1, 'aaaa3333', 'testing', 4, 'done', 1, CURRENT_TIMESTAMP)"
+            )
+        )
+    upgraded = open_store(load_settings(db_url=db_url))
+    try:
+        assert upgraded.get_task("aaaa3333").budget_round == 1
+    finally:
+        upgraded.engine.dispose()
+    engine = make_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.connect() as conn, conn.begin():
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0012")
+            assert current_revision(conn) == "0012"
+            assert conn.execute(text("SELECT round FROM tasks")).scalar_one() == 4
+    finally:
+        engine.dispose()

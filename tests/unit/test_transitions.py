@@ -283,6 +283,19 @@ def test_a_task_gets_at_most_one_plus_max_dev_retries_rounds(retries, last_round
     assert round == last_round
 
 
+@pytest.mark.parametrize(("budget_round", "retries"), [(3, 0), (5, 1), (5, 3)])
+def test_a_retried_task_counts_its_returns_from_the_retry(budget_round, retries):
+    round = budget_round
+    for _ in range(retries):  # the fresh budget: as many returns as a new task gets
+        move = decide_transition(S.TESTING, FAILED, round, retries, budget_round=budget_round)
+        assert (move.state, move.round) == (TaskState.ACTIVE, round + 1)
+        round = move.round
+    move = decide_transition(S.TESTING, FAILED, round, retries, budget_round=budget_round)
+    assert move.state is TaskState.FAILED
+    assert move.alert is not None
+    assert f"since its retry in round {budget_round}" in move.alert
+
+
 def test_pass_in_the_last_round_still_moves_on():
     move = decide(S.TESTING, PASSED, round=4)
     assert (move.stage, move.state) == (S.DEPLOY_STAGING, TaskState.ACTIVE)

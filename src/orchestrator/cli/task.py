@@ -10,7 +10,7 @@ from rich.table import Table
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import STATE_STYLE, console, emit_json, emit_raw, notice
-from orchestrator.control import cancel_task, resume_task
+from orchestrator.control import cancel_task, resume_task, retry_task
 from orchestrator.documents import judged_commits, task_document
 from orchestrator.errors import InputError
 from orchestrator.intake import submit_task
@@ -159,6 +159,16 @@ def task_resume(app: AppContext, task_id: str) -> None:
     """Send a blocked task back into its stage (a worker picks it up)."""
     resumed = resume_task(app.store, task_id)
     notice(f"task {resumed.id} is back in {resumed.stage} (round {resumed.round})")
+
+
+@task.command("retry")
+@click.argument("task_id")
+@pass_app
+def task_retry(app: AppContext, task_id: str) -> None:
+    """Give a failed task a new development round, with what failed it as feedback and a
+    fresh ORCH_MAX_DEV_RETRIES."""
+    retried = retry_task(app.store, task_id)
+    notice(f"task {retried.id} is back in {retried.stage} (round {retried.round})")
 
 
 @task.command("artifact")

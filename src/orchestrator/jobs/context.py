@@ -80,6 +80,10 @@ def commit_verdict(
             for e in ctx.store.events(job.task_id)
             if e.round == job.round and e.from_stage == job.stage and e.verdict == gate.verdict
         )
+    budget_round = 1
+    if gate.status is GateStatus.FAILED:
+        # Read only when it can matter: a retried task's returns count from its retry.
+        budget_round = ctx.store.get_task(job.task_id).budget_round
     move = decide_transition(
         job.stage,
         gate,
@@ -88,6 +92,7 @@ def commit_verdict(
         repo.skip_stages,
         retests,
         ctx.settings.max_retests,
+        budget_round,
     )
     metrics = replace(metrics, outcome="verdict")
     kind = alert_kind(job.stage, gate, move)

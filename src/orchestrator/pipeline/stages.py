@@ -37,7 +37,8 @@ class TaskState(StrEnum):
 
 
 class Producer(StrEnum):
-    """Who wrote an artifact or caused an event; the exact agent names of SPEC section 2."""
+    """Who wrote an artifact or caused an event: the agent names of SPEC section 2, intake,
+    and a person (whose retry of a failed task is an event)."""
 
     INTAKE = "intake"
     ANALYST = "analyst"
@@ -50,6 +51,7 @@ class Producer(StrEnum):
     STAGING_RUNNER = "staging-runner"
     DEPLOY_FINALIZER = "deploy-finalizer"
     POST_DEPLOY_MONITOR = "post-deploy-monitor"
+    PERSON = "person"  # a person's move: a retry (no artifact is ever theirs)
 
     @property
     def is_llm(self) -> bool:

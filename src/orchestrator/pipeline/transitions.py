@@ -37,11 +37,14 @@ def decide_transition(
     skipped: Set[Stage] = frozenset(),
     retests: int = 0,
     max_retests: int = 5,
+    budget_round: int = 1,
 ) -> Transition:
     """Decide the move a gate verdict makes, by the table, the skips and the retry limit.
 
     `retests` is how many times this round already went back to testing (RETEST): a re-test
     is code only and costs no round, but a base that never stops moving must end somewhere.
+    `budget_round` is the round the returns to development count from: 1, or the round a
+    person's retry started (`orch task retry` grants a fresh budget).
     """
     spec = STAGE_TRANSITIONS[stage]
     if gate.status is GateStatus.RETEST:
@@ -73,8 +76,9 @@ def decide_transition(
         return Transition(following, TaskState.ACTIVE, round, following.value)
 
     if spec.on_fail is Outcome.ROLLBACK:
-        returns_so_far = round - 1
+        returns_so_far = round - budget_round
         if returns_so_far >= max_dev_retries:
+            since = f" since its retry in round {budget_round}" if budget_round > 1 else ""
             return Transition(
                 stage,
                 TaskState.FAILED,
@@ -82,7 +86,8 @@ def decide_transition(
                 "failed",
                 alert=(
                     f"{stage} failed in round {round} ({gate.reason}) and the task has used "
-                    f"all {max_dev_retries} returns to development (ORCH_MAX_DEV_RETRIES)"
+                    f"all {max_dev_retries} returns to development{since} "
+                    "(ORCH_MAX_DEV_RETRIES)"
                 ),
             )
         return Transition(

@@ -1,4 +1,4 @@
-"""The transactions that move a task: a verdict, a block, a cancel, a resume.
+"""The transactions that move a task: a verdict, a block, a cancel, a resume, a retry.
 
 Each is one database transaction: the job's end, its artifact, the event, the task's new
 stage and the next job commit together or not at all, so a crash can never leave a verdict
@@ -20,6 +20,8 @@ from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobSt
 from orchestrator.store.schema import alerts, artifacts, events, jobs, tasks
 from orchestrator.store.tasks import fetch_task
 
+RETRY_VERDICT = "RETRY"  # the verdict word of a person's retry event
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -37,7 +39,7 @@ class Verdict:
 
 
 class LifecycleQueries(StoreBase):
-    """Commit verdicts and the moves people make (cancel, resume)."""
+    """Commit verdicts and the moves people make (cancel, resume, retry)."""
 
     def finish_job(self, verdict: Verdict) -> Task:
         """Record a verdict: job done, artifact, event, the task's move and its next job."""
@@ -127,6 +129,44 @@ class LifecycleQueries(StoreBase):
                 .values(state=TaskState.ACTIVE, reason=None, updated_at=utcnow())
             )
             self._queue(conn, task_id, task.stage, task.round)
+            return fetch_task(conn, task_id)
+
+    def retry_task(self, task_id: str) -> Task:
+        """Give a failed task a new development round with a fresh budget of returns.
+
+        The move is an event of its own (producer `person`, verdict RETRY) from the stage the
+        task failed in, so the new round's developer gets what failed it as feedback, exactly
+        as after a failing verdict.
+        """
+        with self._write() as conn:
+            task = fetch_task(conn, task_id)
+            if task.state is not TaskState.FAILED:
+                raise Conflict(f"task {task_id} is {task.state}, not failed: nothing to retry")
+            fresh = task.round + 1
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.state == TaskState.FAILED)
+                .values(
+                    stage=Stage.DEVELOPMENT,
+                    state=TaskState.ACTIVE,
+                    round=fresh,
+                    budget_round=fresh,
+                    reason=None,
+                    updated_at=utcnow(),
+                )
+            )
+            conn.execute(
+                insert(events).values(
+                    task_id=task_id,
+                    from_stage=task.stage,
+                    to_stage=Stage.DEVELOPMENT,
+                    verdict=RETRY_VERDICT,
+                    producer=Producer.PERSON,
+                    round=task.round,
+                    at=utcnow(),
+                )
+            )
+            self._queue(conn, task_id, Stage.DEVELOPMENT, fresh)
             return fetch_task(conn, task_id)
 
     def mark_setup_done(self, task_id: str) -> None:

@@ -76,6 +76,7 @@ class Task:
     setup_done_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    budget_round: int = 1  # the round its returns to development count from (see retry)
 
     @classmethod
     def from_row(cls, row: Any) -> Task:
@@ -96,6 +97,7 @@ class Task:
             setup_done_at=m["setup_done_at"],
             created_at=m["created_at"],
             updated_at=m["updated_at"],
+            budget_round=m["budget_round"],
         )
 
 

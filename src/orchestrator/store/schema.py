@@ -87,6 +87,8 @@ tasks = Table(
     Column("stage", String(32), nullable=False),
     Column("state", String(16), nullable=False),
     Column("round", Integer, nullable=False, server_default=text("1")),
+    # The round its budget of returns to development counts from (a retry starts a new one).
+    Column("budget_round", Integer, nullable=False, server_default=text("1")),
     Column("branch", Text, nullable=False),
     Column("worktree", Text, nullable=False),
     Column("reason", Text),  # why the task is blocked or failed, for people

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Select, func, insert, select
+from sqlalchemy import Connection, Select, and_, func, insert, or_, select
 
 from orchestrator.errors import NotFound
 from orchestrator.pipeline.stages import (
@@ -175,20 +175,32 @@ class TaskQueries(StoreBase):
             return [Artifact.from_row(row) for row in conn.execute(query)]
 
     def rollback_feedback(self, task_id: str, round: int) -> Artifact | None:
-        """The artifact whose verdict started `round` by sending the task back to development."""
-        query = (
-            select(artifacts)
-            .join(events, events.c.job_id == artifacts.c.job_id)
+        """The artifact that started `round` by sending the task back to development: the one
+        its verdict judged, or, after a person's retry, the newest of the stage it failed in."""
+        move = (
+            select(events)
             .where(
                 events.c.task_id == task_id,
                 events.c.to_stage == Stage.DEVELOPMENT,
                 events.c.round == round - 1,
-                events.c.from_stage.in_(ROLLBACK_STAGES),
+                or_(events.c.from_stage.in_(ROLLBACK_STAGES), events.c.producer == Producer.PERSON),
             )
             .order_by(events.c.id.desc())
             .limit(1)
         )
         with self._read() as conn:
+            event = conn.execute(move).first()
+            if event is None:
+                return None
+            if event.job_id is not None:
+                judged = artifacts.c.job_id == event.job_id
+            else:
+                judged = and_(
+                    artifacts.c.task_id == task_id,
+                    artifacts.c.name == STAGE_TRANSITIONS[Stage(event.from_stage)].artifact,
+                    artifacts.c.round == round - 1,
+                )
+            query = select(artifacts).where(judged).order_by(artifacts.c.id.desc()).limit(1)
             row = conn.execute(query).first()
         return Artifact.from_row(row) if row else None
 

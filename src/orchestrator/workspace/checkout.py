@@ -134,17 +134,30 @@ def undo_branch(home: Path, repo: Repo, branch: str, worktree: Path) -> None:
 
 
 def prepare(home: Path, repo: Repo, task: Task) -> Task:
-    """The task with a worktree on this machine, at the tip of its branch (before a job)."""
+    """The task with a worktree on this machine, at the tip of its branch (before a job).
+
+    A worktree that is gone (`orch gc` removed a failed task's, then a person retried it) is
+    made again from the branch; a new worktree has not had the repo's setup command, so the
+    task returned says so (`setup_done_at` None) and the job runs it first.
+    """
     if not repo.is_remote:
-        if (Path(task.worktree) / ".git").exists():
-            back_on_branch(Path(task.worktree), task.branch)
-        return task
+        worktree = Path(task.worktree)
+        if (worktree / ".git").exists():
+            back_on_branch(worktree, task.branch)
+            return task
+        root = Path(repo.path)
+        if not git.has_branch(root, task.branch):
+            return task  # nothing to make it from: the job reports the missing worktree
+        git.git(root, "worktree", "prune")
+        git.git(root, "worktree", "add", "--quiet", str(worktree), task.branch)
+        return replace(task, setup_done_at=None)
     clone = sync_clone(home, repo)
     worktree = layout.worktree_dir(home, task.id)
     tip = f"refs/remotes/origin/{task.branch}"
     if not git.has_ref(clone, tip):
         raise GitError(f"the remote has no branch {task.branch}")
-    if not (worktree / ".git").exists():
+    made = not (worktree / ".git").exists()
+    if made:
         git.git(clone, "worktree", "prune")
         if git.has_branch(clone, task.branch):
             git.git(clone, "worktree", "add", "--quiet", "--force", str(worktree), task.branch)
@@ -154,7 +167,7 @@ def prepare(home: Path, repo: Repo, task: Task) -> Task:
     # The remote is the truth: whatever a crashed job left here and never pushed is dropped.
     git.git(worktree, "reset", "--quiet", "--hard", tip)
     _note_seen(worktree, "HEAD")
-    return replace(task, worktree=str(worktree))
+    return replace(task, worktree=str(worktree), setup_done_at=None if made else task.setup_done_at)
 
 
 def publish(repo: Repo, task: Task) -> None:

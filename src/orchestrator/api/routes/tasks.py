@@ -1,5 +1,5 @@
 """Tasks: submit, list, detail with history, artifacts (raw and rendered), job logs, cancel,
-resume."""
+resume, retry."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from orchestrator.api.models import TaskCreate
 from orchestrator.api.render import markdown_html
 from orchestrator.api.security import Writer
 from orchestrator.api.state import ApiState, get_state, server_exiting
-from orchestrator.control import cancel_task, resume_task
+from orchestrator.control import cancel_task, resume_task, retry_task
 from orchestrator.documents import artifact_document, job_document, task_document
 from orchestrator.errors import NotFound
 from orchestrator.intake import submit_task
@@ -227,4 +227,11 @@ def cancel(task_id: TaskIdPath, state: State) -> dict[str, Any]:
 def resume(task_id: TaskIdPath, state: State) -> dict[str, Any]:
     """Send a blocked task back into its stage."""
     resume_task(state.store, task_id)
+    return _detail(state, task_id)
+
+
+@router.post("/{task_id}/retry", dependencies=[Writer], summary="Retry a failed task")
+def retry(task_id: TaskIdPath, state: State) -> dict[str, Any]:
+    """Give a failed task a new development round with a fresh budget of returns."""
+    retry_task(state.store, task_id)
     return _detail(state, task_id)

@@ -148,7 +148,7 @@
       });
   });
 
-  // --- writes: new task, cancel, resume (the token: saved here, or the link's cookie) --------
+  // --- writes: new task, cancel, resume, retry (the token: saved here, or the link's cookie) --------
 
   function write(method, url, body) {
     var headers = { Accept: "application/json" };
@@ -204,13 +204,13 @@
 
   // The task page's buttons follow the task's state (read from the fragment after each swap).
   function syncActions() {
+    var when = { cancel: ["active", "blocked"], resume: ["blocked"], retry: ["failed"] };
     var head = document.querySelector("[data-task-page]");
     if (!head) return;
     var state = head.getAttribute("data-state");
     document.querySelectorAll("button[data-action]").forEach(function (button) {
       var action = button.getAttribute("data-action");
-      var shown = action === "cancel" ? state === "active" || state === "blocked" : state === "blocked";
-      button.hidden = !shown;
+      button.hidden = (when[action] || []).indexOf(state) < 0;
     });
   }
 
