@@ -1,26 +1,25 @@
-"""What people do to tasks: cancel, resume and retry. Shared by the CLI and the API."""
+"""What people do to tasks: cancel, resume, retry, and approve or reject a stage that waits
+for a person. Shared by the CLI and the API."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from orchestrator.errors import GitError
+from orchestrator.errors import Conflict, InputError
+from orchestrator.jobs.reserved import claiming_runner
+from orchestrator.pipeline.gates import run_gate
 from orchestrator.pipeline.names import check_task_id
+from orchestrator.pipeline.stages import STAGE_TRANSITIONS, TaskState
+from orchestrator.pipeline.transitions import decide_transition
 from orchestrator.proc import host_identity, terminate_group
 from orchestrator.settings import Settings
-from orchestrator.store import Store, Task
+from orchestrator.store import Repo, Store, Task
 from orchestrator.workspace import checkout
-
-log = logging.getLogger(__name__)
 
 
 def retire_worktree(store: Store, home: Path, task: Task) -> None:
     """Remove a finished task's worktree on this machine (its branch stays); never fatal."""
-    try:
-        checkout.retire(home, store.get_repo(task.repo), task)
-    except GitError as exc:
-        log.warning("task %s: could not remove its worktree: %s", task.id, exc)
+    checkout.retire_quietly(home, store.get_repo(task.repo), task)
 
 
 def cancel_task(store: Store, settings: Settings, task_id: str) -> Task:
@@ -36,11 +35,78 @@ def cancel_task(store: Store, settings: Settings, task_id: str) -> Task:
     return task
 
 
-def resume_task(store: Store, task_id: str) -> Task:
-    """Send a blocked task back into its stage."""
-    return store.resume_task(check_task_id(task_id))
+def resume_task(store: Store, settings: Settings, task_id: str) -> Task:
+    """Send a blocked task back into its stage; refused where only a person's verdict can move
+    it (resuming would block it again at once)."""
+    task = store.get_task(check_task_id(task_id))
+    if waiting_for(store, settings, task) == "person":
+        raise Conflict(
+            f"task {task.id} waits in {task.stage} for a person's verdict, which no runner or "
+            f"agent can give: orch task approve {task.id}, or orch task reject {task.id} --reason"
+        )
+    return store.resume_task(task.id)
 
 
 def retry_task(store: Store, task_id: str) -> Task:
     """Give a failed task a new development round with a fresh budget of returns."""
     return store.retry_task(check_task_id(task_id))
+
+
+def waits_for_person(task: Task, repo: Repo, settings: Settings) -> bool:
+    """True when the task is blocked in a stage that nothing but a person can produce (its
+    runner is off or out of scope, and it has no LLM fallback): resuming it would only block
+    it again, so its verdict is a person's (`orch task approve` or `reject`)."""
+    if task.state is not TaskState.BLOCKED:
+        return False
+    spec = STAGE_TRANSITIONS[task.stage]
+    return spec.llm_role is None and claiming_runner(task.stage, repo, settings) is None
+
+
+def waiting_for(store: Store, settings: Settings, task: Task) -> str | None:
+    """ "person" when the task waits for a person's verdict (`waits_for_person`), else None:
+    the `waits_for` of a task's document."""
+    if task.state is not TaskState.BLOCKED:
+        return None
+    return "person" if waits_for_person(task, store.get_repo(task.repo), settings) else None
+
+
+def approve_task(store: Store, settings: Settings, task_id: str, note: str = "") -> Task:
+    """A person's passing verdict on the stage the task waits in; it moves on."""
+    return _person_verdict(store, settings, task_id, True, note or "Approved by a person.")
+
+
+def reject_task(store: Store, settings: Settings, task_id: str, reason: str) -> Task:
+    """A person's failing verdict, with the reason, on the stage the task waits in; the task
+    goes where the stage's failures go (SPEC section 2)."""
+    if not reason.strip():
+        raise InputError("a rejection needs a reason")
+    return _person_verdict(store, settings, task_id, False, reason)
+
+
+def _person_verdict(
+    store: Store, settings: Settings, task_id: str, passed: bool, words: str
+) -> Task:
+    task = store.get_task(check_task_id(task_id))
+    repo = store.get_repo(task.repo)
+    if not waits_for_person(task, repo, settings):
+        why = (
+            f"is {task.state}"
+            if task.state is not TaskState.BLOCKED
+            else f"is blocked in {task.stage}, which a runner or an agent produces (fix the cause, "
+            "then orch task resume)"
+        )
+        raise Conflict(f"task {task.id} {why}: no stage waits for a person's verdict")
+    spec = STAGE_TRANSITIONS[task.stage]
+    lines = spec.pass_lines if passed else spec.fail_lines
+    text = f"# {spec.artifact} by a person\n\n" + "\n".join(lines) + "\nproducer: person\n\n"
+    text += words.strip() + "\n"
+    gate = run_gate(task.stage, text)
+    move = decide_transition(
+        task.stage,
+        gate,
+        task.round,
+        settings.max_dev_retries,
+        repo.skip_stages,
+        budget_round=task.budget_round,
+    )
+    return store.record_person_verdict(task, spec.artifact, text, gate.verdict, move)

@@ -1,7 +1,8 @@
 """Working from the dashboard in a real browser (Debian's Chromium, Playwright) over a real
 `orch serve` with a real agent process: a task is submitted from the board, its running
 agent's lines show up on its page as the agent prints them, its branch's diff is read, and
-it is cancelled from its page; a task that failed is retried from its page. Screenshots at
+it is cancelled from its page; a stage only a person can pass is rejected, retried and
+approved from its page. Screenshots at
 1280×800 are saved for review, and no page overflows horizontally."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.conftest import ORCH_EXE
 from tests.serve_support import CHROMIUM, auth_from, free_port, require_chromium
 
 VIEWPORT = {"width": 1280, "height": 800}
+REASON = "The page is blank in production"
 # The analyst prints three lines 1.5 s apart (noting when), the developer commits a change,
 # and the reviewer takes its time, so the task waits in review to be looked at and cancelled.
 AGENT = """\
@@ -29,21 +31,19 @@ import os, subprocess, sys, time
 prompt = sys.stdin.read()
 role, artifact = os.environ["ORCH_ROLE"], os.environ["ORCH_ARTIFACT_PATH"]
 printed = os.environ["AGENT_PRINTED"]
-if role == "reviewer" and "Reject me" in prompt:  # fails at once (no returns): to be retried
-    verdict = "CHANGES_REQUESTED" if os.environ["ORCH_ROUND"] == "1" else "APPROVED"
-    open(artifact, "w").write(f"# reviewer\\n\\nreview_verdict: {verdict}\\n")
-    sys.exit(0)
-if role == "analyst":
+quick = "By hand" in prompt  # a task for the repo whose watch only a person can give
+if role == "analyst" and not quick:
     for n in range(3):
         print(f"analyst line {n}", flush=True)
         with open(printed, "a") as out:
             out.write(f"analyst line {n} {time.time()}\\n")
         time.sleep(1.5)
 if role == "developer":
-    open("feature.txt", "w").write("DIFF-MARKER: the new feature\\n")
+    n = os.environ["ORCH_ROUND"]
+    open("feature.txt", "w").write(f"DIFF-MARKER: the new feature, round {n}\\n")
     subprocess.run(["git", "add", "feature.txt"], check=True)
     subprocess.run(["git", "commit", "-q", "-m", "Add the feature"], check=True)
-if role == "reviewer":
+if role == "reviewer" and not quick:
     print("reviewer: reading the change", flush=True)
     time.sleep(120)
 keys = {"analyst": "analysis_status: READY", "architect": "design_status: READY",
@@ -87,12 +87,21 @@ def server(
         "ORCH_AGENT_BACKEND": "command",
         "ORCH_AGENT_COMMAND": f"{sys.executable} {agent}",
         "AGENT_PRINTED": str(printed),
-        "ORCH_MAX_DEV_RETRIES": "0",
+        "ORCH_POST_DEPLOY_MONITOR_ENABLED": "false",
     }
     running = start(env, tmp_path / "serve.log", port)
     try:
         repo = {"name": "app", "path": str(make_repo("app")), "skip_stages": ["deploy"]}
         added = httpx.post(f"{running.url}/repos", json=repo, headers=auth_from(orch_home))
+        assert added.status_code == 201, added.text
+        # Its post-deploy watch waits for a person: the monitor is off and nothing else can.
+        hand = {
+            "name": "hand",
+            "path": str(make_repo("hand")),
+            "test_command": "true",
+            "skip_stages": ["design", "deploy-staging", "deploy"],
+        }
+        added = httpx.post(f"{running.url}/repos", json=hand, headers=auth_from(orch_home))
         assert added.status_code == 201, added.text
         yield running, printed
     finally:
@@ -130,7 +139,11 @@ def test_submit_follow_read_the_diff_and_cancel_from_the_dashboard(
             page = browser.new_page(viewport=VIEWPORT)
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("dialog", lambda dialog: dialog.accept())
+            # A confirm is accepted; a prompt (why a stage is rejected) is answered.
+            page.on(
+                "dialog",
+                lambda dialog: dialog.accept(REASON if dialog.type == "prompt" else ""),
+            )
             page.goto(f"{running.url}/?token={token}")  # the link orch serve prints
             page.wait_for_selector("#live-status.ok")
             shot(page, "board-empty")
@@ -173,18 +186,30 @@ def test_submit_follow_read_the_diff_and_cancel_from_the_dashboard(
             page.wait_for_selector(f'[data-column="cancelled"] [data-task="{task_id}"]')
             shot(page, "board")
 
-            # A task that failed its review gets a new round from its page's Retry button.
-            failing = httpx.post(
+            # A watch only a person can give: rejected with a reason (the task fails),
+            # retried, and approved in the new round; each from the keyboard.
+            hand = httpx.post(
                 f"{running.url}/tasks",
-                json={"repo": "app", "title": "Reject me"},
+                json={"repo": "hand", "title": "By hand"},
                 headers={"Authorization": f"Bearer {token}"},
             ).json()["id"]
-            page.goto(f"{running.url}/ui/tasks/{failing}")
-            page.wait_for_selector('[data-task-page][data-state="failed"]', timeout=30_000)
-            tab_to(page, 'button[data-action="retry"]')
-            page.keyboard.press("Enter")
-            page.wait_for_selector('[data-task-page][data-state="active"]', timeout=15_000)
-            assert page.locator('button[data-action="retry"]').is_hidden()
+            page.goto(f"{running.url}/ui/tasks/{hand}")
+            waiting = '[data-task-page][data-waits="person"][data-stage="post-deploy"]'
+            page.wait_for_selector(waiting, timeout=30_000)
+            assert page.locator('button[data-action="resume"]').is_hidden()
+            shot(page, "task-waiting")
+            for action, after in (
+                ("reject", '[data-state="failed"]'),
+                ("retry", '[data-state="active"]'),
+                ("approve", '[data-state="done"]'),
+            ):
+                if action == "approve":
+                    page.wait_for_selector(waiting, timeout=30_000)
+                page.wait_for_selector(f'button[data-action="{action}"]', state="visible")
+                tab_to(page, f'button[data-action="{action}"]')
+                page.keyboard.press("Enter")
+                page.wait_for_selector(f"[data-task-page]{after}", timeout=15_000)
+                assert page.locator(f'button[data-action="{action}"]').is_hidden()
             assert errors == []
         finally:
             browser.close()

@@ -14,6 +14,7 @@ import pytest
 
 import orchestrator
 from orchestrator.api import create_app
+from orchestrator.pipeline.stages import Stage
 from orchestrator.store import Store
 from orchestrator.store.engine import make_engine
 from tests.api_server import running_app
@@ -238,6 +239,40 @@ def test_retry_needs_a_failed_task_and_gives_it_a_fresh_round_with_its_review(
     assert "11-code-review.md" in prompt and "CHANGES_REQUESTED" in prompt
     assert_error(api.post(f"/tasks/{task['id']}/retry"), 409)
     assert_error(api.post("/tasks/zzzzzzzz/retry"), 404)
+
+
+def test_approve_and_reject_need_a_stage_that_waits_for_a_person(
+    fake_bin: Path,
+    make_repo: Callable[..., Path],
+    serve: Serve,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+) -> None:
+    add_app_repo(make_repo, store, skip_stages=frozenset({Stage.DEPLOY_STAGING}))
+    api = serve(deploy_finalizer_enabled=False)  # deploy: nothing but a person produces it
+    task = create(api, "Deployed by hand")
+    assert_error(api.post(f"/tasks/{task['id']}/approve", json={}), 409)
+    drain(store, db_url, orch_home, deploy_finalizer_enabled=False)
+    waiting = api.get(f"/tasks/{task['id']}").json()
+    assert (waiting["state"], waiting["stage"], waiting["waits_for"]) == (
+        "blocked",
+        "deploy",
+        "person",
+    )
+    assert_error(api.post(f"/tasks/{task['id']}/resume"), 409)
+    assert_error(api.post(f"/tasks/{task['id']}/reject", json={}), 422)
+    assert_error(api.post(f"/tasks/{task['id']}/reject", json={"reason": ""}), 422)
+    rejected = api.post(f"/tasks/{task['id']}/reject", json={"reason": "Not yet"})
+    assert rejected.status_code == 200, rejected.text
+    # A failed deploy blocks (SPEC section 2): it still waits for a person.
+    assert (rejected.json()["state"], rejected.json()["waits_for"]) == ("blocked", "person")
+    approved = api.post(f"/tasks/{task['id']}/approve", json={"note": "Shipped at 10:00"})
+    assert approved.status_code == 200, approved.text
+    assert (approved.json()["state"], approved.json()["stage"]) == ("active", "post-deploy")
+    assert approved.json()["waits_for"] is None
+    log = api.get(f"/tasks/{task['id']}/artifacts/16-deploy-log.md").text
+    assert "deploy_status: DEPLOYED" in log and "Shipped at 10:00" in log
 
 
 def test_repos_are_listed_and_registered_and_a_non_git_path_is_refused(

@@ -11,6 +11,7 @@ from markupsafe import Markup
 
 from orchestrator.api.render import markdown_html
 from orchestrator.api.state import ApiState
+from orchestrator.control import waiting_for
 from orchestrator.documents import judged_commits
 from orchestrator.errors import NotFound
 from orchestrator.overview import RUNNER_KEYS, queue_report
@@ -255,6 +256,7 @@ def task_context(state: ApiState, task_id: str) -> dict[str, Any]:
         "judged": judged_commits(versions),
         "merged": merged_commit(versions),
         "mask": lambda text: redact(text or "", state.secrets),
+        "waits_for": waiting_for(store, state.settings, task),
     }
 
 

@@ -76,6 +76,18 @@ class TaskCreate(Body):
     description: Annotated[str, text(100_000)] = ""
 
 
+class Approval(Body):
+    """POST /tasks/{id}/approve: what the person checked or did (optional)."""
+
+    note: Annotated[str, text(10_000)] = ""
+
+
+class Rejection(Body):
+    """POST /tasks/{id}/reject: why, which the next round's developer reads."""
+
+    reason: Annotated[str, text(10_000, min_length=1)]
+
+
 class RepoCreate(Body):
     """POST /repos: a git working copy on the server's machine, and its commands."""
 

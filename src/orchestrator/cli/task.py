@@ -10,7 +10,14 @@ from rich.table import Table
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import STATE_STYLE, console, emit_json, emit_raw, notice
-from orchestrator.control import cancel_task, resume_task, retry_task
+from orchestrator.control import (
+    approve_task,
+    cancel_task,
+    reject_task,
+    resume_task,
+    retry_task,
+    waiting_for,
+)
 from orchestrator.documents import judged_commits, task_document
 from orchestrator.errors import InputError
 from orchestrator.intake import submit_task
@@ -113,13 +120,20 @@ def task_show(app: AppContext, task_id: str, as_json: bool) -> None:
     events = app.store.events(shown.id)
     artifacts = app.store.artifact_names([shown.id])[shown.id]
     versions = app.store.artifact_versions(shown.id)
+    waits = waiting_for(app.store, app.settings, shown)
     if as_json:
         secrets = secret_values(app.settings)
-        emit_json(task_document(shown, artifacts, events, secrets=secrets, versions=versions))
+        document = task_document(shown, artifacts, events, secrets=secrets, versions=versions)
+        emit_json({**document, "waits_for": waits})
         return
     console.print(f"[bold]{shown.id}[/]  {shown.title}")
     console.print(f"repo {shown.repo}  branch {shown.branch}  round {shown.round}")
     console.print(f"stage {shown.stage}  state {_state(shown)}")
+    if waits:
+        console.print(
+            f"waits for a person: orch task approve {shown.id} [--note TEXT], "
+            f"or orch task reject {shown.id} --reason TEXT"
+        )
     story = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
     jobs = app.store.task_jobs(shown.id)
     for key, value in task_story(app.store, shown, events, jobs, utcnow(), versions):
@@ -157,7 +171,7 @@ def task_cancel(app: AppContext, task_id: str) -> None:
 @pass_app
 def task_resume(app: AppContext, task_id: str) -> None:
     """Send a blocked task back into its stage (a worker picks it up)."""
-    resumed = resume_task(app.store, task_id)
+    resumed = resume_task(app.store, app.settings, task_id)
     notice(f"task {resumed.id} is back in {resumed.stage} (round {resumed.round})")
 
 
@@ -169,6 +183,32 @@ def task_retry(app: AppContext, task_id: str) -> None:
     fresh ORCH_MAX_DEV_RETRIES."""
     retried = retry_task(app.store, task_id)
     notice(f"task {retried.id} is back in {retried.stage} (round {retried.round})")
+
+
+@task.command("approve")
+@click.argument("task_id")
+@click.option("--note", default="", help="What the person checked or did, kept in the artifact.")
+@pass_app
+def task_approve(app: AppContext, task_id: str, note: str) -> None:
+    """Pass the stage a task waits in for a person (a runner that is off, no LLM fallback)."""
+    approved = approve_task(app.store, app.settings, task_id, note)
+    notice(f"task {approved.id}: {_where(approved)}")
+
+
+@task.command("reject")
+@click.argument("task_id")
+@click.option("--reason", required=True, help="Why; kept in the artifact as the feedback.")
+@pass_app
+def task_reject(app: AppContext, task_id: str, reason: str) -> None:
+    """Fail the stage a task waits in for a person; it goes where that stage's failures go."""
+    rejected = reject_task(app.store, app.settings, task_id, reason)
+    notice(f"task {rejected.id}: {_where(rejected)}")
+
+
+def _where(task: Task) -> str:
+    if task.state is TaskState.ACTIVE:
+        return f"on to {task.stage} (round {task.round})"
+    return f"{task.state} in {task.stage}" + (f": {task.reason}" if task.reason else "")
 
 
 @task.command("artifact")

@@ -8,14 +8,13 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from orchestrator.control import retire_worktree
 from orchestrator.pipeline.gates import GateResult, GateStatus, run_gate
 from orchestrator.pipeline.stages import STAGE_TRANSITIONS, Outcome, Producer, Stage, TaskState
 from orchestrator.pipeline.transitions import Transition, decide_transition
 from orchestrator.proc import CancelToken, Started
 from orchestrator.settings import Settings
 from orchestrator.store import Job, JobMetrics, Repo, Store, Verdict
-from orchestrator.workspace import layout
+from orchestrator.workspace import checkout, layout
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ def commit_verdict(
         move.round,
     )
     if task.state in (TaskState.DONE, TaskState.CANCELLED):
-        retire_worktree(ctx.store, ctx.settings.home, task)
+        checkout.retire_quietly(ctx.settings.home, repo, task)
     return JobEnd.VERDICT
 
 

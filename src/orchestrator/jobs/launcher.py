@@ -47,7 +47,8 @@ def launch_job(ctx: JobContext, job: Job) -> JobEnd:
         runner = STAGE_TRANSITIONS[job.stage].runner
         reason = (
             f"{runner} is switched off or does not cover repo {repo.name}, and the {job.stage} "
-            "stage has no LLM fallback: a person must finish it (then: orch task resume)"
+            f"stage has no LLM fallback: it waits for a person's verdict (orch task approve "
+            f"{task.id}, or orch task reject {task.id} --reason ...)"
         )
         metrics = JobMetrics(producer=str(runner), outcome="blocked", error_kind="no_runner")
         ctx.store.block_task(job, reason, metrics, alert_kind="no_runner")

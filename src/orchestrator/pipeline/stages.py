@@ -93,6 +93,13 @@ class StageSpec:
     on_pass: Stage | None  # None: passing this stage finishes the task
     on_fail: Outcome
     optional: bool
+    pass_lines: tuple[str, ...]  # the verdict lines of a passing artifact
+    fail_lines: tuple[str, ...]  # ... and of a failing one
+
+    @property
+    def producers(self) -> tuple[Producer, ...]:
+        """Who may write the stage's artifact by code or by LLM, runner first."""
+        return tuple(p for p in (self.runner, self.llm_role) if p is not None)
 
 
 def _row(
@@ -100,12 +107,22 @@ def _row(
     llm_role: Producer | None,
     runner: Producer | None,
     artifact: str,
-    keys: tuple[str, ...],
+    words: tuple[str, str],
     on_pass: Stage | None,
     on_fail: Outcome,
     optional: bool,
+    key: str = "",
 ) -> tuple[Stage, StageSpec]:
-    return stage, StageSpec(stage, llm_role, runner, artifact, keys, on_pass, on_fail, optional)
+    passing: tuple[str, ...] = (f"{key}: {words[0]}",)
+    failing: tuple[str, ...] = (f"{key}: {words[1]}",)
+    if stage is Stage.TESTING:  # the three fields of a test report (SPEC section 3)
+        passing = ("result: PASS", "status: PASS", "tests_failed: 0")
+        failing = ("result: FAIL", "status: FAIL")
+    keys = tuple(line.split(":", 1)[0] for line in passing)
+    spec = StageSpec(
+        stage, llm_role, runner, artifact, keys, on_pass, on_fail, optional, passing, failing
+    )
+    return stage, spec
 
 
 S = Stage
@@ -114,22 +131,23 @@ P = Producer
 STAGE_TRANSITIONS: Mapping[Stage, StageSpec] = MappingProxyType(
     dict(
         [
-            _row(S.ANALYSIS, P.ANALYST, None, "02-analysis.md",
-                 ("analysis_status",), S.DESIGN, Outcome.BLOCKED, False),
-            _row(S.DESIGN, P.ARCHITECT, None, "05-design.md",
-                 ("design_status",), S.DEVELOPMENT, Outcome.BLOCKED, True),
-            _row(S.DEVELOPMENT, P.DEVELOPER, None, "10-development.md",
-                 ("dev_status",), S.REVIEW, Outcome.BLOCKED, False),
+            _row(S.ANALYSIS, P.ANALYST, None, "02-analysis.md", ("READY", "BLOCKED"),
+                 S.DESIGN, Outcome.BLOCKED, False, "analysis_status"),
+            _row(S.DESIGN, P.ARCHITECT, None, "05-design.md", ("READY", "BLOCKED"),
+                 S.DEVELOPMENT, Outcome.BLOCKED, True, "design_status"),
+            _row(S.DEVELOPMENT, P.DEVELOPER, None, "10-development.md", ("DONE", "BLOCKED"),
+                 S.REVIEW, Outcome.BLOCKED, False, "dev_status"),
             _row(S.REVIEW, P.REVIEWER, None, "11-code-review.md",
-                 ("review_verdict",), S.TESTING, Outcome.ROLLBACK, True),
-            _row(S.TESTING, P.TESTER, P.TEST_RUNNER, "13-test-report.md",
-                 ("result", "status", "tests_failed"), S.DEPLOY_STAGING, Outcome.ROLLBACK, False),
+                 ("APPROVED", "CHANGES_REQUESTED"), S.TESTING, Outcome.ROLLBACK, True,
+                 "review_verdict"),
+            _row(S.TESTING, P.TESTER, P.TEST_RUNNER, "13-test-report.md", ("PASS", "FAIL"),
+                 S.DEPLOY_STAGING, Outcome.ROLLBACK, False),
             _row(S.DEPLOY_STAGING, P.DEPLOYER, P.STAGING_RUNNER, "15-staging-log.md",
-                 ("staging_status",), S.DEPLOY, Outcome.ROLLBACK, True),
-            _row(S.DEPLOY, None, P.DEPLOY_FINALIZER, "16-deploy-log.md",
-                 ("deploy_status",), S.POST_DEPLOY, Outcome.BLOCKED, True),
+                 ("PASSED", "FAILED"), S.DEPLOY, Outcome.ROLLBACK, True, "staging_status"),
+            _row(S.DEPLOY, None, P.DEPLOY_FINALIZER, "16-deploy-log.md", ("DEPLOYED", "FAILED"),
+                 S.POST_DEPLOY, Outcome.BLOCKED, True, "deploy_status"),
             _row(S.POST_DEPLOY, None, P.POST_DEPLOY_MONITOR, "17-monitor-report.md",
-                 ("monitor_status",), None, Outcome.FAILED, True),
+                 ("HEALTHY", "UNHEALTHY"), None, Outcome.FAILED, True, "monitor_status"),
         ]
     )
 )  # fmt: skip

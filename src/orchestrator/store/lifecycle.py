@@ -169,6 +169,60 @@ class LifecycleQueries(StoreBase):
             self._queue(conn, task_id, Stage.DEVELOPMENT, fresh)
             return fetch_task(conn, task_id)
 
+    def record_person_verdict(
+        self, task: Task, artifact_name: str, text: str, verdict: str, move: Transition
+    ) -> Task:
+        """A person's verdict on a stage that waits for one: the artifact, the event and the
+        move, as a job's verdict records them; Conflict when the task moved meanwhile."""
+        now = utcnow()
+        with self._write() as conn:
+            moved = conn.execute(
+                update(tasks)
+                .where(
+                    tasks.c.id == task.id,
+                    tasks.c.state == TaskState.BLOCKED,
+                    tasks.c.stage == task.stage,
+                    tasks.c.round == task.round,
+                )
+                .values(
+                    stage=move.stage,
+                    state=move.state,
+                    round=move.round,
+                    reason=move.alert if move.state is not TaskState.ACTIVE else None,
+                    updated_at=now,
+                )
+            )
+            if moved.rowcount != 1:
+                raise Conflict(f"task {task.id} is no longer blocked in {task.stage}")
+            conn.execute(
+                insert(artifacts).values(
+                    task_id=task.id,
+                    name=artifact_name,
+                    round=task.round,
+                    producer=Producer.PERSON,
+                    text=text,
+                    created_at=now,
+                )
+            )
+            conn.execute(
+                insert(events).values(
+                    task_id=task.id,
+                    from_stage=task.stage,
+                    to_stage=move.event_to,
+                    verdict=verdict,
+                    producer=Producer.PERSON,
+                    round=task.round,
+                    at=now,
+                )
+            )
+            if move.state is TaskState.ACTIVE:
+                self._queue(conn, task.id, move.stage, move.round)
+            else:
+                announce(conn)
+            if move.alert:
+                self._alert(conn, "task_blocked", move.alert, task.id)
+            return fetch_task(conn, task.id)
+
     def mark_setup_done(self, task_id: str) -> None:
         """Remember that the repo's setup command ran in this task's worktree."""
         with self._write() as conn:

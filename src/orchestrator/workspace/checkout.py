@@ -18,6 +18,7 @@ it), and a task branch is pushed only over the tip this worker checked out
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -30,6 +31,8 @@ from orchestrator.errors import GitError
 from orchestrator.proc import CancelToken
 from orchestrator.store import Repo, Task
 from orchestrator.workspace import git, layout
+
+log = logging.getLogger(__name__)
 
 _FETCH = "+refs/heads/*:refs/remotes/origin/*"
 # Per worktree (git keeps refs/worktree/* apart for each one): the branch tip this machine
@@ -228,6 +231,14 @@ def retire(home: Path, repo: Repo, task: Task) -> None:
             git.remove_worktree(clone, layout.worktree_dir(home, task.id))
         return
     git.remove_worktree(Path(repo.path), Path(task.worktree))
+
+
+def retire_quietly(home: Path, repo: Repo, task: Task) -> None:
+    """`retire`, never fatal: a worktree that cannot be removed is logged and left for gc."""
+    try:
+        retire(home, repo, task)
+    except GitError as exc:
+        log.warning("task %s: could not remove its worktree: %s", task.id, exc)
 
 
 # Set while a runner has the task's worktree detached at a commit it tests (per worktree).

@@ -1,5 +1,5 @@
 """Tasks: submit, list, detail with history, artifacts (raw and rendered), job logs, cancel,
-resume, retry."""
+resume, retry, approve and reject."""
 
 from __future__ import annotations
 
@@ -13,11 +13,18 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
 from orchestrator import joblogs
-from orchestrator.api.models import TaskCreate
+from orchestrator.api.models import Approval, Rejection, TaskCreate
 from orchestrator.api.render import markdown_html
 from orchestrator.api.security import Writer
 from orchestrator.api.state import ApiState, get_state, server_exiting
-from orchestrator.control import cancel_task, resume_task, retry_task
+from orchestrator.control import (
+    approve_task,
+    cancel_task,
+    reject_task,
+    resume_task,
+    retry_task,
+    waiting_for,
+)
 from orchestrator.documents import artifact_document, job_document, task_document
 from orchestrator.errors import NotFound
 from orchestrator.intake import submit_task
@@ -37,13 +44,14 @@ LOG_LIMIT = 1_000_000  # bytes of a job log served at most (its tail)
 def _detail(state: ApiState, task_id: str) -> dict[str, Any]:
     task = state.store.get_task(task_id)
     names = state.store.artifact_names([task.id])[task.id]
-    return task_document(
+    document = task_document(
         task,
         names,
         state.store.events(task.id),
         secrets=state.secrets,
         versions=state.store.artifact_versions(task.id),
     )
+    return {**document, "waits_for": waiting_for(state.store, state.settings, task)}
 
 
 @router.post("", status_code=201, dependencies=[Writer], summary="Submit a task")
@@ -226,7 +234,7 @@ def cancel(task_id: TaskIdPath, state: State) -> dict[str, Any]:
 @router.post("/{task_id}/resume", dependencies=[Writer], summary="Resume a blocked task")
 def resume(task_id: TaskIdPath, state: State) -> dict[str, Any]:
     """Send a blocked task back into its stage."""
-    resume_task(state.store, task_id)
+    resume_task(state.store, state.settings, task_id)
     return _detail(state, task_id)
 
 
@@ -234,4 +242,22 @@ def resume(task_id: TaskIdPath, state: State) -> dict[str, Any]:
 def retry(task_id: TaskIdPath, state: State) -> dict[str, Any]:
     """Give a failed task a new development round with a fresh budget of returns."""
     retry_task(state.store, task_id)
+    return _detail(state, task_id)
+
+
+@router.post(
+    "/{task_id}/approve", dependencies=[Writer], summary="Pass a stage that waits for a person"
+)
+def approve(task_id: TaskIdPath, body: Approval, state: State) -> dict[str, Any]:
+    """A person's passing verdict on the stage the task waits in (409 when none waits)."""
+    approve_task(state.store, state.settings, task_id, body.note)
+    return _detail(state, task_id)
+
+
+@router.post(
+    "/{task_id}/reject", dependencies=[Writer], summary="Fail a stage that waits for a person"
+)
+def reject(task_id: TaskIdPath, body: Rejection, state: State) -> dict[str, Any]:
+    """A person's failing verdict, with its reason, on the stage the task waits in."""
+    reject_task(state.store, state.settings, task_id, body.reason)
     return _detail(state, task_id)

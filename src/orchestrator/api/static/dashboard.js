@@ -148,7 +148,7 @@
       });
   });
 
-  // --- writes: new task, cancel, resume, retry (the token: saved here, or the link's cookie) --------
+  // --- writes: new task, cancel, resume, retry, approve, reject (the token: saved here, or the link's cookie) --------
 
   function write(method, url, body) {
     var headers = { Accept: "application/json" };
@@ -204,10 +204,17 @@
 
   // The task page's buttons follow the task's state (read from the fragment after each swap).
   function syncActions() {
-    var when = { cancel: ["active", "blocked"], resume: ["blocked"], retry: ["failed"] };
+    // "waiting": blocked in a stage only a person can pass; resuming it would block it again.
+    var when = {
+      cancel: ["active", "blocked", "waiting"],
+      resume: ["blocked"],
+      retry: ["failed"],
+      approve: ["waiting"],
+      reject: ["waiting"],
+    };
     var head = document.querySelector("[data-task-page]");
     if (!head) return;
-    var state = head.getAttribute("data-state");
+    var state = head.getAttribute("data-waits") === "person" ? "waiting" : head.getAttribute("data-state");
     document.querySelectorAll("button[data-action]").forEach(function (button) {
       var action = button.getAttribute("data-action");
       button.hidden = (when[action] || []).indexOf(state) < 0;
@@ -219,9 +226,16 @@
     if (!button) return;
     var action = button.getAttribute("data-action");
     if (action === "cancel" && !window.confirm("Cancel this task? Its running job is killed.")) return;
+    var body;
+    if (action === "approve") body = { note: "" };
+    if (action === "reject") {
+      var reason = window.prompt("Why is it rejected? The next round reads this.");
+      if (!reason || !reason.trim()) return;
+      body = { reason: reason };
+    }
     button.disabled = true;
     var url = "/tasks/" + encodeURIComponent(button.getAttribute("data-task")) + "/" + action;
-    write("POST", url)
+    write("POST", url, body)
       .then(function () {
         say("action-error", "");
         refresh();
