@@ -395,3 +395,12 @@ BAD_ARTIFACT_NAMES += ["13-x..md", "13-x.y.md", "13-x.md.md", "13- x.md"]
 def test_path_like_or_malformed_artifact_name_is_rejected(value):
     with pytest.raises(InvalidName, match="invalid artifact name"):
         check_artifact_name(value)
+
+
+@pytest.mark.parametrize("stage", list(Stage))
+def test_each_stages_pass_and_fail_lines_are_what_its_gate_reads(stage):
+    spec = STAGE_TRANSITIONS[stage]
+    passed = run_gate(stage, "\n".join(spec.pass_lines) + "\n")
+    failed = run_gate(stage, "\n".join(spec.fail_lines) + "\n")
+    assert (passed.status, failed.status) == (GateStatus.PASSED, GateStatus.FAILED)
+    assert spec.verdict_keys == tuple(line.split(":")[0] for line in spec.pass_lines)
