@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator.errors import OrchError
+from orchestrator.pipeline.stages import RUNNER_STAGES, STAGE_TRANSITIONS, runner_key
 from orchestrator.proc import run_command
 from orchestrator.settings import TOKEN_FILE, Settings, is_loopback, load_settings
 from orchestrator.store import open_store
@@ -145,16 +146,13 @@ def check_agent_online(settings: Settings) -> Check:
 def check_runners(settings: Settings) -> list[Check]:
     """How each deterministic runner is configured (informational, never fatal)."""
     checks = []
-    for key, fallback in (
-        ("test_runner", "LLM tester"),
-        ("staging_runner", "LLM deployer"),
-        ("deploy_finalizer", "blocked for a person"),
-        ("post_deploy_monitor", "blocked for a person"),
-    ):
-        enabled = getattr(settings, f"{key}_enabled")
-        scope = ",".join(sorted(getattr(settings, f"{key}_repos")))
-        detail = f"on for repos {scope}" if enabled else f"off: the stage goes to the {fallback}"
-        checks.append(Check(key.replace("_", "-"), enabled, detail, needed=False))
+    for producer, stage in RUNNER_STAGES.items():
+        config = settings.runner(runner_key(producer))
+        role = STAGE_TRANSITIONS[stage].llm_role
+        fallback = f"the stage goes to the LLM {role}" if role else "the stage waits for a person"
+        scope = ",".join(sorted(config.repos))
+        detail = f"on for repos {scope}" if config.enabled else f"off: {fallback}"
+        checks.append(Check(producer.value, config.enabled, detail, needed=False))
     return checks
 
 

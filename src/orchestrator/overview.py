@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.documents import queue_document, runner_document, status_document
-from orchestrator.jobs.reserved import RESERVED_AGENTS
-from orchestrator.pipeline.stages import Producer, TaskState
+from orchestrator.pipeline.stages import FALLBACK_ROLES, RUNNER_STAGES, TaskState, runner_key
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 
-# The LLM agents the runners stand in for: their calls estimate the tokens the runners saved.
-FALLBACK_ROLES = (Producer.TESTER.value, Producer.DEPLOYER.value)
-
-# Runner blocks of /queue, keyed as scripts expect them (underscores, SPEC section 15).
-RUNNER_KEYS = {agent.producer: agent.key for agent in RESERVED_AGENTS.values()}
+# Runner blocks of /queue, keyed as scripts expect them (underscores, SPEC section 15), one
+# per runner of the stage table.
+RUNNER_KEYS = {producer: runner_key(producer) for producer in RUNNER_STAGES}
 
 
 def status_report(store: Store) -> dict[str, Any]:
@@ -27,7 +24,8 @@ def status_report(store: Store) -> dict[str, Any]:
         store.list_tasks(state=TaskState.BLOCKED, limit=100),
         store.determinization(),
         store.usage_by_stage(),
-        store.average_tokens(FALLBACK_ROLES),
+        # The LLM agents the runners stand in for: their calls estimate the tokens saved.
+        store.average_tokens(tuple(role.value for role in FALLBACK_ROLES)),
     )
 
 
@@ -35,14 +33,12 @@ def queue_report(store: Store, settings: Settings) -> dict[str, Any]:
     """Running, queued and deferred jobs; serial gates; one block per runner."""
     document = queue_document(store.queue())
     for producer, key in RUNNER_KEYS.items():
-        timeout = getattr(settings, f"{key}_timeout_s", None)
-        if key == "post_deploy_monitor":
-            timeout = settings.monitor_window_s
+        config = settings.runner(key)
         document[key] = runner_document(
-            getattr(settings, f"{key}_enabled"),
-            getattr(settings, f"{key}_repos"),
-            timeout,
-            getattr(settings, f"{key}_infra_retries"),
+            config.enabled,
+            config.repos,
+            config.timeout_s,
+            config.infra_retries,
             store.runner_activity(producer),
         )
     return document

@@ -6,6 +6,7 @@ import ipaddress
 import os
 import re
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -30,6 +31,21 @@ SECRET_FIELDS = frozenset({"api_token", "db_url", "alert_webhook_url"})
 # A DNS name (RFC 1123): dot-separated labels of letters, digits and inner hyphens.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOSTNAME = re.compile(rf"(?=.{{1,253}}\.?$){_LABEL}(?:\.{_LABEL})*\.?", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """One deterministic runner's settings, typed: its switch, the repos it covers, its time
+    limit, and how many tool errors in a row it defers before the stage fails as infra."""
+
+    enabled: bool
+    repos: frozenset[str]
+    timeout_s: float | None
+    infra_retries: int
+
+    def covers(self, repo: str) -> bool:
+        """True when the runner is on and `repo` is in its scope."""
+        return self.enabled and ("*" in self.repos or repo in self.repos)
 
 
 def _default_home() -> Path:
@@ -252,6 +268,40 @@ class Settings(BaseSettings):
     def token(self) -> str | None:
         """The API token in clear, for comparison only."""
         return self.api_token.get_secret_value() if self.api_token else None
+
+    def runner(self, key: str) -> RunnerConfig:
+        """The settings of the runner whose prefix is `key` (`pipeline.stages.runner_key`),
+        read field by field so that the type checker sees each one."""
+        match key:
+            case "test_runner":
+                return RunnerConfig(
+                    self.test_runner_enabled,
+                    self.test_runner_repos,
+                    self.test_runner_timeout_s,
+                    self.test_runner_infra_retries,
+                )
+            case "staging_runner":
+                return RunnerConfig(
+                    self.staging_runner_enabled,
+                    self.staging_runner_repos,
+                    self.staging_runner_timeout_s,
+                    self.staging_runner_infra_retries,
+                )
+            case "deploy_finalizer":
+                return RunnerConfig(
+                    self.deploy_finalizer_enabled,
+                    self.deploy_finalizer_repos,
+                    self.deploy_finalizer_timeout_s,
+                    self.deploy_finalizer_infra_retries,
+                )
+            case "post_deploy_monitor":  # its time is the watch window
+                return RunnerConfig(
+                    self.post_deploy_monitor_enabled,
+                    self.post_deploy_monitor_repos,
+                    self.monitor_window_s,
+                    self.post_deploy_monitor_infra_retries,
+                )
+        raise KeyError(f"no runner has the settings prefix {key!r}")
 
 
 def home_problem(home: Path) -> str | None:

@@ -12,7 +12,7 @@ artifact with `failure_kind: infra`, the gate handles it as FAILED, and an alert
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -20,7 +20,7 @@ from types import MappingProxyType
 from orchestrator.errors import NotFound
 from orchestrator.jobs.context import JobContext, JobEnd, commit_verdict
 from orchestrator.jobs.policy import Next, after_tool_error, backoff_s
-from orchestrator.pipeline.stages import Producer, Stage, artifact_for
+from orchestrator.pipeline.stages import RUNNER_STAGES, Producer, Stage, artifact_for, runner_key
 from orchestrator.pipeline.verdicts import Judged
 from orchestrator.runners.base import Runner, RunnerOutcome, RunnerRequest, run_guarded
 from orchestrator.runners.deploy_finalizer import DeployFinalizer
@@ -38,62 +38,42 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ReservedAgent:
-    """A deterministic runner and the conditions under which it claims its stage."""
+    """A deterministic runner: the stage table's producer and the code that produces it."""
 
     producer: Producer
-    stage: Stage
     runner: Runner
-    key: str  # its settings prefix: <key>_enabled, <key>_repos, <key>_infra_retries
-    needs: Callable[[Repo], bool]  # does the repo have the command it needs?
+
+    @property
+    def stage(self) -> Stage:
+        """The stage it claims (the stage table's row that names it)."""
+        return RUNNER_STAGES[self.producer]
+
+    @property
+    def key(self) -> str:
+        """Its settings prefix: <key>_enabled, <key>_repos, <key>_infra_retries."""
+        return runner_key(self.producer)
 
     def claims(self, repo: Repo, settings: Settings) -> bool:
-        """True when this runner, not an LLM, produces the stage's artifact for `repo`."""
-        if not getattr(settings, f"{self.key}_enabled"):
-            return False
-        scope: frozenset[str] = getattr(settings, f"{self.key}_repos")
-        if "*" not in scope and repo.name not in scope:
-            return False
-        return self.needs(repo)
+        """True when this runner, not an LLM, produces the stage's artifact for `repo`. Each
+        runner answers every repo it covers: without a staging command or a health URL it
+        says SKIPPED, and the test command has a default (`python -m pytest <target>`)."""
+        return settings.runner(self.key).covers(repo.name)
 
     def budget(self, settings: Settings) -> int:
         """How many tool errors in a row are deferred before the stage fails as infra."""
-        return int(getattr(settings, f"{self.key}_infra_retries"))
+        return settings.runner(self.key).infra_retries
 
 
-def _always(_repo: Repo) -> bool:
-    return True
-
-
+# The code behind each runner of the stage table (a test checks that they match).
 RESERVED_AGENTS: Mapping[Stage, ReservedAgent] = MappingProxyType(
     {
-        # The test command always exists: its default is `python -m pytest <test target>`.
-        Stage.TESTING: ReservedAgent(
-            Producer.TEST_RUNNER, Stage.TESTING, TestRunner(), "test_runner", _always
-        ),
-        # Without a staging command the runner still answers: SKIPPED (nothing to stage).
-        Stage.DEPLOY_STAGING: ReservedAgent(
-            Producer.STAGING_RUNNER,
-            Stage.DEPLOY_STAGING,
-            StagingRunner(),
-            "staging_runner",
-            _always,
-        ),
-        # The merge needs no command; the deploy command is optional.
-        Stage.DEPLOY: ReservedAgent(
-            Producer.DEPLOY_FINALIZER,
-            Stage.DEPLOY,
-            DeployFinalizer(),
-            "deploy_finalizer",
-            _always,
-        ),
-        # Without a health URL the monitor still answers: SKIPPED.
-        Stage.POST_DEPLOY: ReservedAgent(
-            Producer.POST_DEPLOY_MONITOR,
-            Stage.POST_DEPLOY,
-            PostDeployMonitor(),
-            "post_deploy_monitor",
-            _always,
-        ),
+        agent.stage: agent
+        for agent in (
+            ReservedAgent(Producer.TEST_RUNNER, TestRunner()),
+            ReservedAgent(Producer.STAGING_RUNNER, StagingRunner()),
+            ReservedAgent(Producer.DEPLOY_FINALIZER, DeployFinalizer()),
+            ReservedAgent(Producer.POST_DEPLOY_MONITOR, PostDeployMonitor()),
+        )
     }
 )
 

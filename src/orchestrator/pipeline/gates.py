@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from orchestrator.pipeline.stages import Stage
+from orchestrator.pipeline.stages import STAGE_TRANSITIONS, Stage, StageSpec
 from orchestrator.pipeline.verdicts import KeyRead, parse_verdict_keys, read_key
 
 
@@ -60,44 +60,34 @@ def _single_key_gate(
     return _invalid(f"{key}: unknown value {read.value!r} (expected {allowed})")
 
 
-def _keyed(key: str, passing: set[str], failing: set[str]) -> Callable[[str | None], GateResult]:
-    def gate(text: str | None) -> GateResult:
-        return _single_key_gate(text, key, frozenset(passing), frozenset(failing))
+def table_gate(spec: StageSpec) -> Callable[[str | None], GateResult]:
+    """The gate on a stage's single verdict key, with the words its row of the table gives."""
+    key = spec.verdict_keys[0]
 
-    gate.__doc__ = f"Gate on `{key}:` (pass: {', '.join(sorted(passing))})."
+    def gate(text: str | None) -> GateResult:
+        return _single_key_gate(text, key, spec.pass_values, spec.fail_values)
+
+    gate.__doc__ = f"Gate on `{key}:` (pass: {', '.join(sorted(spec.pass_values))})."
     return gate
 
 
-check_analysis_status = _keyed("analysis_status", {"READY"}, {"BLOCKED"})
-check_design_status = _keyed("design_status", {"READY"}, {"BLOCKED"})
-check_dev_status = _keyed("dev_status", {"DONE"}, {"BLOCKED"})
-check_review_verdict = _keyed("review_verdict", {"APPROVED"}, {"CHANGES_REQUESTED"})
+check_analysis_status = table_gate(STAGE_TRANSITIONS[Stage.ANALYSIS])
+check_design_status = table_gate(STAGE_TRANSITIONS[Stage.DESIGN])
+check_dev_status = table_gate(STAGE_TRANSITIONS[Stage.DEVELOPMENT])
+check_review_verdict = table_gate(STAGE_TRANSITIONS[Stage.REVIEW])
+check_monitor_status = table_gate(STAGE_TRANSITIONS[Stage.POST_DEPLOY])
+# SKIPPED passes when the repo has nothing to stage (written by code, never by an LLM).
+check_staging_status = table_gate(STAGE_TRANSITIONS[Stage.DEPLOY_STAGING])
+_deploy_gate = table_gate(STAGE_TRANSITIONS[Stage.DEPLOY])
 
 
 def check_deploy_status(text: str | None) -> GateResult:
     """The deploy gate: DEPLOYED passes, FAILED fails, and RETEST sends the task back to
     testing (what would ship is no longer the commit the suites judged)."""
-    gate = _single_key_gate(
-        text, "deploy_status", frozenset({"DEPLOYED"}), frozenset({"FAILED", "RETEST"})
-    )
+    gate = _deploy_gate(text)
     if gate.verdict == "RETEST":
         return GateResult(GateStatus.RETEST, gate.verdict, gate.reason)
     return gate
-
-
-check_monitor_status = _keyed("monitor_status", {"HEALTHY", "SKIPPED"}, {"UNHEALTHY"})
-
-
-def _parse_staging_status(text: str | None) -> GateResult:
-    """Read `staging_status:` (PASSED, SKIPPED or FAILED) from a staging log."""
-    passing = frozenset({"PASSED", "SKIPPED"})
-    return _single_key_gate(text, "staging_status", passing, frozenset({"FAILED"}))
-
-
-def check_staging_status(text: str | None) -> GateResult:
-    """The deploy-staging gate: passes on `staging_status: PASSED`, or SKIPPED when the repo
-    has nothing to stage (written by code, never by an LLM)."""
-    return _parse_staging_status(text)
 
 
 def _optional(read: KeyRead) -> tuple[str | None, GateResult | None]:
@@ -156,16 +146,13 @@ def check_tests_passed(text: str | None) -> GateResult:
     return _parse_tests_verdict(text)
 
 
+# Every stage of the table has a gate: its single key's, unless it reads more than words.
 GATES: Mapping[Stage, Callable[[str | None], GateResult]] = MappingProxyType(
     {
-        Stage.ANALYSIS: check_analysis_status,
-        Stage.DESIGN: check_design_status,
-        Stage.DEVELOPMENT: check_dev_status,
-        Stage.REVIEW: check_review_verdict,
-        Stage.TESTING: check_tests_passed,
-        Stage.DEPLOY_STAGING: check_staging_status,
-        Stage.DEPLOY: check_deploy_status,
-        Stage.POST_DEPLOY: check_monitor_status,
+        stage: {Stage.TESTING: check_tests_passed, Stage.DEPLOY: check_deploy_status}.get(
+            stage, table_gate(STAGE_TRANSITIONS[stage])
+        )
+        for stage in STAGE_TRANSITIONS
     }
 )
 

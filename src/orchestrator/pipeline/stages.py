@@ -59,18 +59,6 @@ class Producer(StrEnum):
         return self in LLM_ROLES
 
 
-LLM_ROLES = frozenset(
-    {
-        Producer.ANALYST,
-        Producer.ARCHITECT,
-        Producer.DEVELOPER,
-        Producer.REVIEWER,
-        Producer.TESTER,
-        Producer.DEPLOYER,
-    }
-)
-
-
 class Outcome(StrEnum):
     """Where a gate verdict sends a task that is not moving to another stage."""
 
@@ -83,7 +71,9 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One row of the SPEC section 2 table."""
+    """One row of the stage table (SPEC section 2): everything about a stage. Gates, prompt
+    verdict lines, runner lists, fallback sets, the serial gate and the docs' tables are
+    derived from these rows; adding a built-in stage is one row plus its prompt or runner."""
 
     stage: Stage
     llm_role: Producer | None  # the LLM agent for the stage; None when only code may produce it
@@ -92,9 +82,12 @@ class StageSpec:
     verdict_keys: tuple[str, ...]
     on_pass: Stage | None  # None: passing this stage finishes the task
     on_fail: Outcome
-    optional: bool
+    optional: bool  # a repo may switch it off
     pass_lines: tuple[str, ...]  # the verdict lines of a passing artifact
     fail_lines: tuple[str, ...]  # ... and of a failing one
+    pass_values: frozenset[str]  # every value of the first key its gate passes
+    fail_values: frozenset[str]  # ... and fails
+    serial: bool = False  # under the repo's serial gate (one task at a time per repo)
 
     @property
     def producers(self) -> tuple[Producer, ...]:
@@ -104,14 +97,16 @@ class StageSpec:
 
 def _row(
     stage: Stage,
-    llm_role: Producer | None,
-    runner: Producer | None,
+    by: tuple[Producer | None, Producer | None],
     artifact: str,
+    key: str,
     words: tuple[str, str],
-    on_pass: Stage | None,
-    on_fail: Outcome,
+    goes: tuple[Stage | None, Outcome],
+    *,
     optional: bool,
-    key: str = "",
+    serial: bool = False,
+    also_pass: tuple[str, ...] = (),
+    also_fail: tuple[str, ...] = (),
 ) -> tuple[Stage, StageSpec]:
     passing: tuple[str, ...] = (f"{key}: {words[0]}",)
     failing: tuple[str, ...] = (f"{key}: {words[1]}",)
@@ -120,45 +115,76 @@ def _row(
         failing = ("result: FAIL", "status: FAIL")
     keys = tuple(line.split(":", 1)[0] for line in passing)
     spec = StageSpec(
-        stage, llm_role, runner, artifact, keys, on_pass, on_fail, optional, passing, failing
-    )
+        stage, by[0], by[1], artifact, keys, goes[0], goes[1], optional, passing, failing,
+        frozenset({words[0], *also_pass}), frozenset({words[1], *also_fail}), serial,
+    )  # fmt: skip
     return stage, spec
 
 
 S = Stage
 P = Producer
+O = Outcome  # noqa: E741 (a table's column)
 
+# by = (LLM role, runner); goes = (on pass, on fail). A runner's SKIPPED is written by code
+# only (nothing to stage, no health URL); a deploy's RETEST sends the task back to testing.
 STAGE_TRANSITIONS: Mapping[Stage, StageSpec] = MappingProxyType(
     dict(
         [
-            _row(S.ANALYSIS, P.ANALYST, None, "02-analysis.md", ("READY", "BLOCKED"),
-                 S.DESIGN, Outcome.BLOCKED, False, "analysis_status"),
-            _row(S.DESIGN, P.ARCHITECT, None, "05-design.md", ("READY", "BLOCKED"),
-                 S.DEVELOPMENT, Outcome.BLOCKED, True, "design_status"),
-            _row(S.DEVELOPMENT, P.DEVELOPER, None, "10-development.md", ("DONE", "BLOCKED"),
-                 S.REVIEW, Outcome.BLOCKED, False, "dev_status"),
-            _row(S.REVIEW, P.REVIEWER, None, "11-code-review.md",
-                 ("APPROVED", "CHANGES_REQUESTED"), S.TESTING, Outcome.ROLLBACK, True,
-                 "review_verdict"),
-            _row(S.TESTING, P.TESTER, P.TEST_RUNNER, "13-test-report.md", ("PASS", "FAIL"),
-                 S.DEPLOY_STAGING, Outcome.ROLLBACK, False),
-            _row(S.DEPLOY_STAGING, P.DEPLOYER, P.STAGING_RUNNER, "15-staging-log.md",
-                 ("PASSED", "FAILED"), S.DEPLOY, Outcome.ROLLBACK, True, "staging_status"),
-            _row(S.DEPLOY, None, P.DEPLOY_FINALIZER, "16-deploy-log.md", ("DEPLOYED", "FAILED"),
-                 S.POST_DEPLOY, Outcome.BLOCKED, True, "deploy_status"),
-            _row(S.POST_DEPLOY, None, P.POST_DEPLOY_MONITOR, "17-monitor-report.md",
-                 ("HEALTHY", "UNHEALTHY"), None, Outcome.FAILED, True, "monitor_status"),
+            _row(S.ANALYSIS, (P.ANALYST, None), "02-analysis.md", "analysis_status",
+                 ("READY", "BLOCKED"), (S.DESIGN, O.BLOCKED), optional=False),
+            _row(S.DESIGN, (P.ARCHITECT, None), "05-design.md", "design_status",
+                 ("READY", "BLOCKED"), (S.DEVELOPMENT, O.BLOCKED), optional=True),
+            _row(S.DEVELOPMENT, (P.DEVELOPER, None), "10-development.md", "dev_status",
+                 ("DONE", "BLOCKED"), (S.REVIEW, O.BLOCKED), optional=False),
+            _row(S.REVIEW, (P.REVIEWER, None), "11-code-review.md", "review_verdict",
+                 ("APPROVED", "CHANGES_REQUESTED"), (S.TESTING, O.ROLLBACK), optional=True),
+            _row(S.TESTING, (P.TESTER, P.TEST_RUNNER), "13-test-report.md", "result",
+                 ("PASS", "FAIL"), (S.DEPLOY_STAGING, O.ROLLBACK), optional=False),
+            _row(S.DEPLOY_STAGING, (P.DEPLOYER, P.STAGING_RUNNER), "15-staging-log.md",
+                 "staging_status", ("PASSED", "FAILED"), (S.DEPLOY, O.ROLLBACK),
+                 optional=True, serial=True, also_pass=("SKIPPED",)),
+            _row(S.DEPLOY, (None, P.DEPLOY_FINALIZER), "16-deploy-log.md", "deploy_status",
+                 ("DEPLOYED", "FAILED"), (S.POST_DEPLOY, O.BLOCKED), optional=True,
+                 serial=True, also_fail=("RETEST",)),
+            _row(S.POST_DEPLOY, (None, P.POST_DEPLOY_MONITOR), "17-monitor-report.md",
+                 "monitor_status", ("HEALTHY", "UNHEALTHY"), (None, O.FAILED), optional=True,
+                 serial=True, also_pass=("SKIPPED",)),
         ]
     )
 )  # fmt: skip
 
-STAGE_ORDER: tuple[Stage, ...] = tuple(STAGE_TRANSITIONS)
-FIRST_STAGE = Stage.ANALYSIS
-OPTIONAL_STAGES = frozenset(spec.stage for spec in STAGE_TRANSITIONS.values() if spec.optional)
+StageTable = Mapping[Stage, StageSpec]
 
+
+def runner_stages(table: StageTable) -> Mapping[Producer, Stage]:
+    """Each deterministic runner and the stage it claims, in pipeline order."""
+    return MappingProxyType({s.runner: s.stage for s in table.values() if s.runner})
+
+
+def llm_stages(table: StageTable) -> Mapping[Producer, Stage]:
+    """Each LLM role and the stage it produces, in pipeline order."""
+    return MappingProxyType({s.llm_role: s.stage for s in table.values() if s.llm_role})
+
+
+def fallback_roles(table: StageTable) -> tuple[Producer, ...]:
+    """The LLM roles that stand in for a runner that is off or out of scope."""
+    return tuple(s.llm_role for s in table.values() if s.llm_role and s.runner)
+
+
+def runner_key(runner: Producer) -> str:
+    """A runner's settings prefix and its /queue key: `test_runner`, `post_deploy_monitor`."""
+    return runner.value.replace("-", "_")
+
+
+STAGE_ORDER: tuple[Stage, ...] = tuple(STAGE_TRANSITIONS)
+OPTIONAL_STAGES = frozenset(spec.stage for spec in STAGE_TRANSITIONS.values() if spec.optional)
 # The serial gate covers the stages that touch shared targets (staging, the default branch,
 # the running service): per repo, one task at a time from deploy-staging to the end.
-SERIAL_STAGES = frozenset({Stage.DEPLOY_STAGING, Stage.DEPLOY, Stage.POST_DEPLOY})
+SERIAL_STAGES = frozenset(spec.stage for spec in STAGE_TRANSITIONS.values() if spec.serial)
+RUNNER_STAGES = runner_stages(STAGE_TRANSITIONS)
+LLM_STAGES = llm_stages(STAGE_TRANSITIONS)
+FALLBACK_ROLES = fallback_roles(STAGE_TRANSITIONS)
+LLM_ROLES = frozenset(LLM_STAGES)
 
 TASK_ARTIFACT = "01-task.md"
 

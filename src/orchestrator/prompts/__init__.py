@@ -7,21 +7,23 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
-ROLES = ("analyst", "architect", "developer", "reviewer", "tester", "deployer")
+from orchestrator.pipeline.stages import LLM_STAGES, STAGE_TRANSITIONS, StageSpec
+
+ROLES = tuple(role.value for role in LLM_STAGES)
 SUMMARIZER = "summarizer"  # call site A7: not a stage's producer, and it writes no verdict
 
-# What each role must write: the exact verdict lines its stage's gate reads, when the work
-# passes and when it does not.
+
+def verdict_lines(spec: StageSpec) -> tuple[str, str]:
+    """What a stage's agent must write when its work passes and when it does not: the exact
+    verdict lines of the stage table's row (its gate reads nothing else)."""
+    failing = spec.fail_lines
+    if spec.verdict_keys == ("result", "status", "tests_failed"):  # a report says how many
+        failing = (*failing, "tests_failed: <how many failed>")
+    return "\n".join(spec.pass_lines), "\n".join(failing)
+
+
 VERDICTS: Mapping[str, tuple[str, str]] = {
-    "analyst": ("analysis_status: READY", "analysis_status: BLOCKED"),
-    "architect": ("design_status: READY", "design_status: BLOCKED"),
-    "developer": ("dev_status: DONE", "dev_status: BLOCKED"),
-    "reviewer": ("review_verdict: APPROVED", "review_verdict: CHANGES_REQUESTED"),
-    "tester": (
-        "result: PASS\nstatus: PASS\ntests_failed: 0",
-        "result: FAIL\nstatus: FAIL\ntests_failed: <how many failed>",
-    ),
-    "deployer": ("staging_status: PASSED", "staging_status: FAILED"),
+    role.value: verdict_lines(STAGE_TRANSITIONS[stage]) for role, stage in LLM_STAGES.items()
 }
 
 

@@ -7,13 +7,22 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from orchestrator.pipeline.stages import LLM_ROLES, Producer, Stage, TaskState
+from orchestrator.pipeline.stages import (
+    FALLBACK_ROLES,
+    LLM_ROLES,
+    LLM_STAGES,
+    RUNNER_STAGES,
+    Producer,
+    Stage,
+    TaskState,
+)
 from orchestrator.store.base import StoreBase
 from orchestrator.store.records import Job, JobStatus
 from orchestrator.store.schema import agent_calls, alerts, events, jobs, tasks
 
 # Runner verdicts on these stages replaced a call to the LLM tester or deployer.
-FALLBACK_STAGES = (Stage.TESTING, Stage.DEPLOY_STAGING)
+# The stages a runner produces with an LLM role as its fallback (from the stage table).
+FALLBACK_STAGES = tuple(LLM_STAGES[role] for role in FALLBACK_ROLES)
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,7 @@ class InsightQueries(StoreBase):
 
     def runner_activity(self, producer: Producer, last: int = 5) -> RunnerActivity:
         """What one runner is doing and its latest outcomes."""
-        stage = Stage(_RUNNER_STAGES[producer])
+        stage = RUNNER_STAGES[producer]
         live = (
             select(jobs)
             .where(
@@ -169,14 +178,6 @@ class InsightQueries(StoreBase):
                 )
             ).one()
         return "|".join("" if value is None else _text(value) for value in row)
-
-
-_RUNNER_STAGES = {
-    Producer.TEST_RUNNER: "testing",
-    Producer.STAGING_RUNNER: "deploy-staging",
-    Producer.DEPLOY_FINALIZER: "deploy",
-    Producer.POST_DEPLOY_MONITOR: "post-deploy",
-}
 
 
 def _text(value: object) -> str:
