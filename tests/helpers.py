@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from orchestrator.settings import Settings, load_settings
-from orchestrator.store import Job, Store
+from orchestrator.store import Alert, Job, Store
 
 # A service that starts and never answers /health (for the supervisor's tests).
 SILENT_SERVICE = [sys.executable, "-c", "import time; time.sleep(120)"]
@@ -102,3 +102,10 @@ def sqlite_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path / 'db' / 'orch.db'}"
     monkeypatch.setenv("ORCH_DB_URL", url)
     return url
+
+
+def raise_alert(store: Store, kind: str, message: str, task_id: str | None = None) -> Alert:
+    """An alert for a test of the alert views (the product raises alerts only inside the
+    transaction of the move that causes them)."""
+    with store._write() as conn:
+        return store._insert_alert(conn, kind, message, task_id)

@@ -28,6 +28,7 @@ from tests.api_support import (
     server_factory,
     settings_for,
 )
+from tests.helpers import raise_alert
 
 
 @pytest.fixture
@@ -301,7 +302,7 @@ def test_repos_are_listed_and_registered_and_a_non_git_path_is_refused(
 
 
 def test_alerts_are_listed_and_acknowledged(api: httpx.Client, store: Store) -> None:
-    alert = store.raise_alert("no_runner", "deploy needs a person")
+    alert = raise_alert(store, "no_runner", "deploy needs a person")
     listed = api.get("/alerts").json()
     assert [(a["id"], a["kind"], a["message"]) for a in listed] == [
         (alert.id, "no_runner", "deploy needs a person")
@@ -321,7 +322,7 @@ def test_every_write_needs_the_bearer_header_and_reads_stay_open_on_loopback(
     api = serve(api_token=TOKEN, authenticated=False)
     good = {"Authorization": f"Bearer {TOKEN}"}
     bad_headers = [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}]
-    alert = store.raise_alert("test", "an alert")
+    alert = raise_alert(store, "test", "an alert")
     writes = [
         ("/tasks", {"repo": "app", "title": "T"}),
         ("/repos", {"name": "web", "path": str(make_repo("web"))}),

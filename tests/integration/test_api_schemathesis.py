@@ -25,6 +25,7 @@ from orchestrator.registry import RepoOptions, register_repo
 from orchestrator.settings import load_settings
 from orchestrator.store import open_store
 from tests.api_server import running_app
+from tests.helpers import raise_alert
 
 EXAMPLES_PER_OPERATION = 40
 
@@ -47,7 +48,7 @@ def served(make_repo: Callable[..., Path], db_url: str, orch_home: Path) -> Iter
     store = open_store(config)
     register_repo(store, "app", make_repo("app"), RepoOptions())
     task = submit_task(store, orch_home, "app", "A task", "with a description")
-    alert = store.raise_alert("test", "an alert", task.id)
+    alert = raise_alert(store, "test", "an alert", task.id)
     known = Known("app", task.id, alert.id, store.task_jobs(task.id)[0].id)
     with running_app(create_app(config, store, cache_ttl_s=0)) as base_url:
         yield base_url, known, service_token(config)

@@ -18,6 +18,7 @@ from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Store
 from tests.api_server import running_app
 from tests.api_support import auth_for
+from tests.helpers import raise_alert
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def test_the_queue_shows_jobs_the_serial_gate_and_the_four_runners(live: Live, r
 
 def test_alerts_are_listed_and_acknowledged(live: Live, repo: str) -> None:
     task_id = add_task(live)
-    alert = live.store.raise_alert("verdict", "analysis blocked: <no verdict>", task_id)
+    alert = raise_alert(live.store, "verdict", "analysis blocked: <no verdict>", task_id)
     html = live.client.get("/ui/alerts").text
     assert f'data-alert="{alert.id}"' in html and f'data-ack="{alert.id}"' in html
     assert "analysis blocked: &lt;no verdict&gt;" in html and 'id="api-token"' in html
@@ -197,7 +198,7 @@ def test_the_event_stream_announces_changes(live: Live, repo: str) -> None:
         add_task(live)
         name, second = read_event(lines)
         assert name == "change" and second != first
-        live.store.raise_alert("test", "look")
+        raise_alert(live.store, "test", "look")
         assert read_event(lines)[1] not in (first, second)
 
 

@@ -22,6 +22,7 @@ from orchestrator.store import NewTask, RepoSpec, Store, open_store
 from orchestrator.store.engine import make_engine
 from orchestrator.store.migrate import HEAD_REVISION, MIGRATIONS, current_revision, upgrade
 from orchestrator.store.schema import artifacts, events, metadata, tasks
+from tests.helpers import raise_alert
 
 
 def add_repo(store: Store, name: str = "app") -> int:
@@ -201,8 +202,8 @@ def test_missing_task_and_artifact_are_not_found(store: Store) -> None:
 
 
 def test_alerts_are_raised_listed_and_acknowledged_once(store: Store) -> None:
-    first = store.raise_alert("retry_limit", "gave up")
-    store.raise_alert("agent_error", "auth failed")
+    first = raise_alert(store, "retry_limit", "gave up")
+    raise_alert(store, "agent_error", "auth failed")
     assert [a.kind for a in store.list_alerts(open_only=True)] == ["agent_error", "retry_limit"]
     acknowledged = store.acknowledge_alert(first.id)
     assert acknowledged.acknowledged_at is not None
@@ -218,7 +219,7 @@ def test_concurrent_writers_all_commit(store: Store) -> None:
     def write(n: int) -> None:
         try:
             for i in range(15):
-                store.raise_alert("load", f"writer {n} alert {i}")
+                raise_alert(store, "load", f"writer {n} alert {i}")
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 

@@ -13,12 +13,7 @@ from orchestrator.store.schema import alerts
 
 
 class AlertQueries(StoreBase):
-    """Raise, list and acknowledge alerts."""
-
-    def raise_alert(self, kind: str, message: str, task_id: str | None = None) -> Alert:
-        """Record an alert in its own transaction."""
-        with self._write() as conn:
-            return self._insert_alert(conn, kind, message, task_id)
+    """List and acknowledge alerts (they are raised inside the moves that cause them)."""
 
     def list_alerts(self, *, open_only: bool = False, task_id: str | None = None) -> list[Alert]:
         """Alerts, newest first."""

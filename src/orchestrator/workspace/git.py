@@ -156,11 +156,6 @@ def changed_paths(worktree: Path) -> list[str]:
     return [entry[3:] for entry in status.stdout.split("\0") if len(entry) > 3]
 
 
-def is_dirty(worktree: Path) -> bool:
-    """True when the worktree has changes or untracked files to commit."""
-    return bool(changed_paths(worktree))
-
-
 def commit_all(worktree: Path, message: str) -> str | None:
     """Commit everything in the worktree (hooks skipped); the new commit, or None if clean."""
     paths = changed_paths(worktree)
