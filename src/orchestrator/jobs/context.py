@@ -7,13 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 from orchestrator.pipeline.gates import GateResult, GateStatus, run_gate
 from orchestrator.pipeline.stages import STAGE_TRANSITIONS, Outcome, Producer, Stage, TaskState
 from orchestrator.pipeline.transitions import Transition, decide_transition
 from orchestrator.proc import CancelToken, Started
+from orchestrator.runners.base import RunnerOutcome, RunnerRequest
 from orchestrator.settings import Settings
-from orchestrator.store import Job, JobMetrics, Repo, Store, Verdict
+from orchestrator.store import Job, JobMetrics, Repo, Store, Task, Verdict
 from orchestrator.workspace import checkout, layout
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,16 @@ class JobEnd(StrEnum):
     RESTART = "restart"  # a self deploy merged: the service restarts and completes it
 
 
+class SelfDeployStep(Protocol):
+    """How the supervised service runs a deploy of its own code (`selfhost.deploy_job`): a
+    JobEnd when it settled the job, or the outcome for the ordinary path. Handed in from
+    above, so that jobs never import the self-hosting layer."""
+
+    def __call__(
+        self, ctx: JobContext, job: Job, task: Task, repo: Repo, request: RunnerRequest
+    ) -> RunnerOutcome | JobEnd: ...
+
+
 @dataclass(frozen=True)
 class JobContext:
     """What a running job needs: the store, the settings, and its way to be stopped."""
@@ -38,7 +50,13 @@ class JobContext:
     cancel: CancelToken
     worker_id: str
     secrets: tuple[str, ...] = ()
-    can_restart: bool = False  # the process can restart on new code (orch serve)
+    # Set only in `orch serve`, the one process that can restart on new code.
+    self_deploy: SelfDeployStep | None = None
+
+    @property
+    def can_restart(self) -> bool:
+        """True in the process that can restart itself on new code (orch serve)."""
+        return self.self_deploy is not None
 
     def marker(self, job: Job) -> str:
         """Tags every process of this job attempt, so that recovery can find them all."""

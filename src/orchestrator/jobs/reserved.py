@@ -27,7 +27,6 @@ from orchestrator.runners.deploy_finalizer import DeployFinalizer
 from orchestrator.runners.monitor import PostDeployMonitor
 from orchestrator.runners.staging_runner import StagingRunner
 from orchestrator.runners.test_runner import TestRunner
-from orchestrator.selfhost.deploy_job import checkout_refusal, run_self_deploy
 from orchestrator.settings import Settings
 from orchestrator.store import Job, JobMetrics, Repo, Task
 from orchestrator.workspace import layout
@@ -106,10 +105,10 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
         stage_attempt=_stage_attempt(ctx, job) if job.stage is Stage.DEPLOY else 1,
     )
     refusal = self_deploy_refusal(ctx, job, task, repo) if job.stage is Stage.DEPLOY else None
-    if refusal is None and job.stage is Stage.DEPLOY and repo.is_self and ctx.can_restart:
+    if refusal is None and job.stage is Stage.DEPLOY and repo.is_self and ctx.self_deploy:
         # The pending deploy is recorded before the branch moves, and the verdict is written
         # by the restarted process (selfhost/boot.py), which knows the code it runs.
-        ended = checkout_refusal(repo, job) or run_self_deploy(ctx, job, task, repo, request)
+        ended = ctx.self_deploy(ctx, job, task, repo, request)
         if isinstance(ended, JobEnd):
             return ended
         refusal = ended  # nothing landed: an ordinary verdict or deferral

@@ -18,11 +18,30 @@ from dataclasses import dataclass
 import httpx
 
 from orchestrator.pipeline.stages import Producer
+from orchestrator.proc import CancelToken
 from orchestrator.redact import redact
 from orchestrator.runners.base import FailureKind, RunnerOutcome, RunnerRequest
-from orchestrator.selfhost.watch import await_answer
 
 PROBE_TIMEOUT_S = 5.0
+START_POLL_S = 0.1
+
+
+def await_answer(url: str, timeout_s: float, cancel: CancelToken) -> bool | None:
+    """True once `url` answers at all (any status), False after `timeout_s` without an
+    answer, None when cancelled: a self deploy's watch starts once the restarted service
+    answers (a refusal during its start-up is not a failure)."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2.0) as client:
+        while True:
+            try:
+                client.get(url)
+                return True
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() >= deadline:
+                return False
+            if cancel.wait(START_POLL_S):
+                return None
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,13 @@ def checkout_refusal(repo: Repo, job: Job) -> RunnerOutcome | None:
     return RunnerOutcome(artifact=text)
 
 
+def self_deploy_step(
+    ctx: JobContext, job: Job, task: Task, repo: Repo, request: RunnerRequest
+) -> RunnerOutcome | JobEnd:
+    """The supervised service's deploy of its own code (`jobs.context.SelfDeployStep`)."""
+    return checkout_refusal(repo, job) or run_self_deploy(ctx, job, task, repo, request)
+
+
 def run_self_deploy(
     ctx: JobContext, job: Job, task: Task, repo: Repo, request: RunnerRequest
 ) -> RunnerOutcome | JobEnd:
