@@ -77,7 +77,7 @@ def approve_task(store: Store, settings: Settings, task_id: str, note: str = "")
 
 def reject_task(store: Store, settings: Settings, task_id: str, reason: str) -> Task:
     """A person's failing verdict, with the reason, on the stage the task waits in; the task
-    goes where the stage's failures go (SPEC section 2)."""
+    goes where the stage's failures go (the stage table)."""
     if not reason.strip():
         raise InputError("a rejection needs a reason")
     return _person_verdict(store, settings, task_id, False, reason)

@@ -26,7 +26,7 @@ from orchestrator.store import (
 
 
 def json_key(name: str) -> str:
-    """A stage or producer name as a JSON key: underscores (SPEC 15), `test-runner` ->
+    """A stage or producer name as a JSON key: underscores (docs/api.md), `test-runner` ->
     `test_runner`. Values keep the names as they are."""
     return name.replace("-", "_")
 

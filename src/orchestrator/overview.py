@@ -9,7 +9,7 @@ from orchestrator.pipeline.stages import FALLBACK_ROLES, RUNNER_STAGES, TaskStat
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 
-# Runner blocks of /queue, keyed as scripts expect them (underscores, SPEC section 15), one
+# Runner blocks of /queue, keyed as scripts expect them (underscores, docs/api.md), one
 # per runner of the stage table.
 RUNNER_KEYS = {producer: runner_key(producer) for producer in RUNNER_STAGES}
 

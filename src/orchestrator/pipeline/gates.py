@@ -1,4 +1,4 @@
-"""Gates: pure functions from an artifact's text to a verdict (SPEC section 3).
+"""Gates: pure functions from an artifact's text to a verdict (the README's "The pipeline").
 
 Gates fail closed. A missing artifact, a missing key, an unknown value or a key repeated
 with different values is never a pass: it is INVALID, and an explicit failing value is FAILED.

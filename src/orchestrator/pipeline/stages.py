@@ -37,7 +37,7 @@ class TaskState(StrEnum):
 
 
 class Producer(StrEnum):
-    """Who wrote an artifact or caused an event: the agent names of SPEC section 2, intake,
+    """Who wrote an artifact or caused an event: the agent names of the stage table, intake,
     and a person (whose retry of a failed task is an event)."""
 
     INTAKE = "intake"
@@ -71,9 +71,10 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One row of the stage table (SPEC section 2): everything about a stage. Gates, prompt
-    verdict lines, runner lists, fallback sets, the serial gate and the docs' tables are
-    derived from these rows; adding a built-in stage is one row plus its prompt or runner."""
+    """One row of the stage table (the README's "The pipeline"): everything about a stage.
+    Gates, prompt verdict lines, runner lists, fallback sets, the serial gate and the docs'
+    tables are derived from these rows; adding a built-in stage is one row plus its prompt or
+    runner."""
 
     stage: Stage
     llm_role: Producer | None  # the LLM agent for the stage; None when only code may produce it
@@ -110,7 +111,7 @@ def _row(
 ) -> tuple[Stage, StageSpec]:
     passing: tuple[str, ...] = (f"{key}: {words[0]}",)
     failing: tuple[str, ...] = (f"{key}: {words[1]}",)
-    if stage is Stage.TESTING:  # the three fields of a test report (SPEC section 3)
+    if stage is Stage.TESTING:  # the three fields of a test report (docs/runners.md)
         passing = ("result: PASS", "status: PASS", "tests_failed: 0")
         failing = ("result: FAIL", "status: FAIL")
     keys = tuple(line.split(":", 1)[0] for line in passing)

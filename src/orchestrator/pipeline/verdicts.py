@@ -1,4 +1,4 @@
-"""Verdict keys: the machine-readable lines of an artifact (SPEC section 3).
+"""Verdict keys: the machine-readable lines of an artifact (the README's "The pipeline").
 
 A verdict key is a line ``key: VALUE`` that starts at column 0, has a lower-case key and is
 not inside a fenced code block. Everything else in an artifact is prose for people, and no

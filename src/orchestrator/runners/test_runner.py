@@ -33,7 +33,7 @@ from orchestrator.store import Repo
 from orchestrator.workspace.checkout import checked_out
 from orchestrator.workspace.merging import Update, merge_base_in, speculate, tree_of
 
-# The report lists at least this many failing tests (SPEC: at least the first 200).
+# The report lists at least this many failing tests (docs/runners.md: at least the first 200).
 FAILING_SHOWN = 500
 
 
@@ -246,9 +246,10 @@ def render_report(
     """`13-test-report.md`: the three verdict fields, aligned, the commits they judged, then
     the evidence."""
     verdict = "PASS" if passed else "FAIL"
-    # Aligned (SPEC 3): each field says what `result:` says. A FAIL never reads `tests_failed:
-    # 0`, which on its own means nothing failed; when no test item failed (a timeout, a smoke
-    # break, infra) the run itself is the one failure. The table below keeps the raw counts.
+    # Aligned (docs/runners.md): each field says what `result:` says. A FAIL never reads
+    # `tests_failed: 0`, which on its own means nothing failed; when no test item failed (a
+    # timeout, a smoke break, infra) the run itself is the one failure. The table below keeps
+    # the raw counts.
     failed = 0 if passed else max(counts.tests_failed, 1)
     lines = [
         "# Test report",
