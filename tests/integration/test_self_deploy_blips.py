@@ -14,7 +14,7 @@ from orchestrator.runners.base import RunnerRequest
 from orchestrator.selfhost.deploy_job import run_self_deploy, self_deploy_step
 from orchestrator.selfhost.rollback import revert_merge
 from orchestrator.settings import load_settings
-from orchestrator.store import Job, Store
+from orchestrator.store import Job, SelfDeployState, Store
 from tests.helpers import git, unique_marker
 from tests.integration.test_self_deploy_settle import TASK, job, merge, rev, self_repo
 
@@ -60,7 +60,7 @@ def test_a_retry_after_a_blip_records_the_merge_it_finds_and_can_revert_it(
 
     assert run_self_deploy(context, retry, task, repo, request) is JobEnd.RESTART
 
-    [again] = [d for d in store.self_deploys("pending") if d.job_id == retry.id]
+    [again] = [d for d in store.self_deploys(SelfDeployState.PENDING) if d.job_id == retry.id]
     assert (again.old_commit, again.merged_commit) == (base, merged)
     revert, how = revert_merge(store, again)  # the new code came up unhealthy
     assert revert is not None, how

@@ -30,7 +30,7 @@ from orchestrator.selfhost.deploy_log import COMMAND_UNFINISHED
 from orchestrator.selfhost.rollback import roll_back
 from orchestrator.selfhost.supervisor import Supervisor
 from orchestrator.settings import Settings, load_settings
-from orchestrator.store import Job, NewTask, RepoSpec, SelfDeploy, Store
+from orchestrator.store import Job, NewTask, RepoSpec, SelfDeploy, SelfDeployState, Store
 from orchestrator.store.schema import jobs, tasks
 from tests.helpers import SILENT_SERVICE, git
 
@@ -116,7 +116,7 @@ def test_the_pending_deploy_is_recorded_before_the_branch_moves(
     store: Store, self_repo: Path, job: Job
 ) -> None:
     base, merged = merge(store, self_repo, job)
-    [deploy] = store.self_deploys("pending")
+    [deploy] = store.self_deploys(SelfDeployState.PENDING)
     assert (deploy.old_commit, deploy.merged_commit) == (base, merged)
     assert base != merged and rev(self_repo) == merged
 
@@ -148,7 +148,7 @@ def test_a_kill_before_the_branch_moved_is_abandoned_at_boot_and_the_job_runs_ag
     assert store.get_task(TASK).state is TaskState.ACTIVE
     assert rev(self_repo) == base
     # No longer pending: crash recovery takes the job over and the deploy runs again.
-    assert store.self_deploys("pending") == []
+    assert store.self_deploys(SelfDeployState.PENDING) == []
 
 
 def test_boot_on_code_other_than_the_merged_commit_rolls_back(

@@ -19,7 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from orchestrator.proc import process_alive, terminate_group
-from orchestrator.store import Job, Store
+from orchestrator.store import Job, SelfDeployState, Store
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def take_over(
     requeued: list[Job] = []
     # A deploy job whose self deploy is pending belongs to the restart: the restarted
     # service completes it (selfhost/boot.py); taking it over would merge and restart again.
-    restarting = {deploy.job_id for deploy in store.self_deploys("pending")}
+    restarting = {deploy.job_id for deploy in store.self_deploys(SelfDeployState.PENDING)}
     for job in store.running_jobs():
         if job.id in restarting or job.id in running:
             continue

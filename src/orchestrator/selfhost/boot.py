@@ -28,7 +28,7 @@ from orchestrator.selfhost.code import code_commit
 from orchestrator.selfhost.deploy_log import deploy_log
 from orchestrator.selfhost.rollback import roll_back
 from orchestrator.settings import Settings
-from orchestrator.store import JobMetrics, JobStatus, SelfDeploy, Store, Verdict
+from orchestrator.store import JobMetrics, JobStatus, SelfDeploy, SelfDeployState, Store, Verdict
 from orchestrator.workspace import git
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,13 @@ def self_health_url(settings: Settings) -> str:
 
 def complete_pending_deploys(store: Store, settings: Settings) -> None:
     """Settle every pending self deploy (normally none, or the one that restarted us)."""
-    for deploy in store.self_deploys("pending"):
+    for deploy in store.self_deploys(SelfDeployState.PENDING):
         job = store.get_job(deploy.job_id)
         if job.status is not JobStatus.RUNNING or job.attempt != deploy.attempt:
             # Its job ended otherwise (a person cancelled it, and we died before settling).
-            store.settle_self_deploy(deploy, "abandoned", f"its job ended as {job.status}")
+            store.settle_self_deploy(
+                deploy, SelfDeployState.ABANDONED, f"its job ended as {job.status}"
+            )
             log.warning(
                 "self deploy %s: its job %s is %s; abandoned", deploy.id, job.id, job.status
             )
@@ -58,7 +60,7 @@ def complete_pending_deploys(store: Store, settings: Settings) -> None:
         repo = store.get_repo(store.get_task(deploy.task_id).repo)
         if not has_landed(Path(repo.path), deploy.merged_commit, repo.default_branch):
             store.settle_self_deploy(
-                deploy, "abandoned", "the service stopped before the branch moved"
+                deploy, SelfDeployState.ABANDONED, "the service stopped before the branch moved"
             )
             log.warning("self deploy %s never landed: its deploy job runs again", deploy.id)
             continue

@@ -25,7 +25,7 @@ from orchestrator.pipeline.transitions import decide_transition
 from orchestrator.runners.base import FailureKind, RunnerOutcome, RunnerRequest
 from orchestrator.runners.deploy_finalizer import DeployFinalizer, has_landed, render_log
 from orchestrator.selfhost.code import code_checkout
-from orchestrator.store import Job, JobMetrics, Repo, SelfDeploy, Task, Verdict
+from orchestrator.store import Job, JobMetrics, Repo, SelfDeploy, SelfDeployState, Task, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,9 @@ def run_self_deploy(
         return outcome
     if not has_landed(Path(repo.path), deploy.merged_commit, repo.default_branch):
         why = outcome.reason or "the merge was refused"
-        ctx.store.settle_self_deploy(deploy, "abandoned", f"the branch did not move: {why}")
+        ctx.store.settle_self_deploy(
+            deploy, SelfDeployState.ABANDONED, f"the branch did not move: {why}"
+        )
         return outcome
     return _settle_landed(ctx, job, task, repo, request, deploy, outcome)
 
@@ -107,7 +109,9 @@ def _settle_landed(
 ) -> JobEnd:
     """The merge landed but the service will not restart: one verdict, with the record."""
     if outcome.cancelled and ctx.store.get_task(task.id).state is TaskState.CANCELLED:
-        ctx.store.settle_self_deploy(deploy, "cancelled", "the task was cancelled after the merge")
+        ctx.store.settle_self_deploy(
+            deploy, SelfDeployState.CANCELLED, "the task was cancelled after the merge"
+        )
         return JobEnd.CANCELLED
     text = outcome.artifact
     if text is None:
@@ -141,7 +145,9 @@ def _settle_landed(
         metrics,
         alert_kind(job.stage, gate, move),
     )
-    if not ctx.store.settle_self_deploy(deploy, "failed", "the deploy did not complete", verdict):
+    if not ctx.store.settle_self_deploy(
+        deploy, SelfDeployState.FAILED, "the deploy did not complete", verdict
+    ):
         raise StaleState(f"the self deploy {deploy.id} was settled by someone else")
     log.info("task %s: self deploy %s ended without a restart", task.id, gate.verdict)
     return JobEnd.VERDICT

@@ -30,7 +30,7 @@ from orchestrator.proc.service import ServiceProcess, start_service, stop_servic
 from orchestrator.selfhost.boot import RESTART_EXIT
 from orchestrator.selfhost.rollback import revert_merge, roll_back
 from orchestrator.settings import Settings
-from orchestrator.store import SelfDeploy, Store
+from orchestrator.store import SelfDeploy, SelfDeployState, Store
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,10 @@ class Supervisor:
         if task.state is not TaskState.FAILED or task.stage is not Stage.POST_DEPLOY:
             return False
         current = self.store.get_self_deploy(deploy.id)
-        if current is None or current.state not in ("completed", "healthy"):
+        if current is None or current.state not in (
+            SelfDeployState.COMPLETED,
+            SelfDeployState.HEALTHY,
+        ):
             return False  # rolled back already (or never completed: boot's business)
         revert, how = revert_merge(self.store, current)
         reason = f"the post-deploy-monitor failed the self deploy of {current.merged_commit[:12]}"
@@ -211,7 +214,7 @@ class Supervisor:
         """The pending self deploys; none when the database cannot say (the service settles
         them itself at boot, so a supervisor never stops on a database fault)."""
         try:
-            return self.store.self_deploys("pending")
+            return self.store.self_deploys(SelfDeployState.PENDING)
         except OrchError:
             log.exception("supervisor: could not read the pending self deploys")
             return []

@@ -25,7 +25,7 @@ from orchestrator.store.records import (
     Worker,
 )
 from orchestrator.store.repos import RepoQueries
-from orchestrator.store.self_deploys import SelfDeploy, SelfDeployQueries
+from orchestrator.store.self_deploys import SelfDeploy, SelfDeployQueries, SelfDeployState
 from orchestrator.store.self_hold import SelfHold, SelfHoldQueries
 from orchestrator.store.tasks import NewTask, TaskQueries
 from orchestrator.store.usage import AgentCall, StageUsage, UsageQueries
@@ -116,6 +116,7 @@ __all__ = [
     "RepoSpec",
     "RunnerActivity",
     "SelfDeploy",
+    "SelfDeployState",
     "SelfHold",
     "SerialGate",
     "StageUsage",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -22,6 +23,18 @@ from orchestrator.store.lifecycle import LifecycleQueries, Verdict
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobStatus, Task
 from orchestrator.store.schema import artifacts, events, jobs, self_deploys, tasks
 from orchestrator.store.tasks import fetch_task
+
+
+class SelfDeployState(StrEnum):
+    """Where a deploy of the orchestrator's own checkout stands."""
+
+    PENDING = "pending"  # merged (or about to be); the restarted service completes it
+    COMPLETED = "completed"  # the restarted service runs the new code and wrote DEPLOYED
+    HEALTHY = "healthy"  # the supervisor watched the new code answer for its window
+    ROLLED_BACK = "rolled_back"  # the new code failed: reverted, the old code runs again
+    ABANDONED = "abandoned"  # nothing landed (the branch never moved)
+    FAILED = "failed"  # landed but could not complete: the deploy verdict says FAILED
+    CANCELLED = "cancelled"  # landed, then a person cancelled the task before it completed
 
 
 @dataclass(frozen=True)
@@ -40,7 +53,7 @@ class SelfDeploy:
     # Set from the record until the job asks for the restart: a boot that still finds it
     # knows the service stopped while the deploy command ran (never a DEPLOYED).
     command_running: bool
-    state: str  # pending, completed, healthy, rolled_back
+    state: SelfDeployState
     reason: str | None
     created_at: datetime
     completed_at: datetime | None
@@ -48,7 +61,9 @@ class SelfDeploy:
     @classmethod
     def from_row(cls, row: Any) -> SelfDeploy:
         """Build from a `self_deploys` row."""
-        return cls(**dict(row._mapping))
+        values = dict(row._mapping)
+        values["state"] = SelfDeployState(values["state"])
+        return cls(**values)
 
 
 class _AlreadyJudged(Exception):
@@ -78,7 +93,7 @@ class SelfDeployQueries(LifecycleQueries):
                     merged_commit=merged,
                     note=note,
                     command_running=command,
-                    state="pending",
+                    state=SelfDeployState.PENDING,
                     created_at=utcnow(),
                 )
                 .returning(self_deploys)
@@ -92,19 +107,27 @@ class SelfDeployQueries(LifecycleQueries):
             self._check_held(conn, job)
             conn.execute(
                 update(self_deploys)
-                .where(self_deploys.c.id == deploy.id, self_deploys.c.state == "pending")
+                .where(
+                    self_deploys.c.id == deploy.id, self_deploys.c.state == SelfDeployState.PENDING
+                )
                 .values(note=note, command_running=False)
             )
 
     def settle_self_deploy(
-        self, deploy: SelfDeploy, state: str, reason: str, verdict: Verdict | None = None
+        self,
+        deploy: SelfDeploy,
+        state: SelfDeployState,
+        reason: str,
+        verdict: Verdict | None = None,
     ) -> bool:
         """Close a pending deploy that will not restart (abandoned, failed, cancelled), with
         the job's verdict, if it has one, in the same transaction. False if not pending."""
         with self._write() as conn:
             settled = conn.execute(
                 update(self_deploys)
-                .where(self_deploys.c.id == deploy.id, self_deploys.c.state == "pending")
+                .where(
+                    self_deploys.c.id == deploy.id, self_deploys.c.state == SelfDeployState.PENDING
+                )
                 .values(state=state, reason=reason, completed_at=utcnow())
             )
             if settled.rowcount != 1:
@@ -129,7 +152,7 @@ class SelfDeployQueries(LifecycleQueries):
             row = conn.execute(select(self_deploys).where(self_deploys.c.id == deploy_id)).first()
         return None if row is None else SelfDeploy.from_row(row)
 
-    def self_deploys(self, *states: str) -> list[SelfDeploy]:
+    def self_deploys(self, *states: SelfDeployState) -> list[SelfDeploy]:
         """Self deploys in these states (every one when none is given), oldest first."""
         query = select(self_deploys).order_by(self_deploys.c.id)
         if states:
@@ -144,8 +167,12 @@ class SelfDeployQueries(LifecycleQueries):
         with self._write() as conn:
             claimed = conn.execute(
                 update(self_deploys)
-                .where(self_deploys.c.id == deploy.id, self_deploys.c.state == "pending")
-                .values(state="completed", new_commit=new_commit, completed_at=utcnow())
+                .where(
+                    self_deploys.c.id == deploy.id, self_deploys.c.state == SelfDeployState.PENDING
+                )
+                .values(
+                    state=SelfDeployState.COMPLETED, new_commit=new_commit, completed_at=utcnow()
+                )
             )
             if claimed.rowcount != 1:
                 return None
@@ -156,8 +183,11 @@ class SelfDeployQueries(LifecycleQueries):
         with self._write() as conn:
             conn.execute(
                 update(self_deploys)
-                .where(self_deploys.c.id == deploy_id, self_deploys.c.state == "completed")
-                .values(state="healthy")
+                .where(
+                    self_deploys.c.id == deploy_id,
+                    self_deploys.c.state == SelfDeployState.COMPLETED,
+                )
+                .values(state=SelfDeployState.HEALTHY)
             )
 
     def fail_self_deploy(
@@ -194,9 +224,11 @@ class SelfDeployQueries(LifecycleQueries):
                 update(self_deploys)
                 .where(
                     self_deploys.c.id == deploy.id,
-                    self_deploys.c.state.in_(["completed", "healthy"]),
+                    self_deploys.c.state.in_([SelfDeployState.COMPLETED, SelfDeployState.HEALTHY]),
                 )
-                .values(state="rolled_back", revert_commit=revert_commit, reason=reason)
+                .values(
+                    state=SelfDeployState.ROLLED_BACK, revert_commit=revert_commit, reason=reason
+                )
             )
             if marked.rowcount != 1:
                 return False
@@ -214,7 +246,7 @@ class SelfDeployQueries(LifecycleQueries):
             ).first()
         return (
             row is not None
-            and row.state in ("pending", "completed")
+            and row.state in (SelfDeployState.PENDING, SelfDeployState.COMPLETED)
             and row.task_state == TaskState.ACTIVE
             and row.stage in (Stage.DEPLOY, Stage.POST_DEPLOY)
         )
@@ -254,9 +286,9 @@ class SelfDeployQueries(LifecycleQueries):
         rolled = conn.execute(
             update(self_deploys)
             .where(self_deploys.c.id == deploy.id, self_deploys.c.state == prior)
-            .where(self_deploys.c.state.in_(["pending", "completed"]))
+            .where(self_deploys.c.state.in_([SelfDeployState.PENDING, SelfDeployState.COMPLETED]))
             .values(
-                state="rolled_back",
+                state=SelfDeployState.ROLLED_BACK,
                 reason=reason,
                 revert_commit=revert_commit,
                 completed_at=now,
@@ -265,7 +297,7 @@ class SelfDeployQueries(LifecycleQueries):
         if rolled.rowcount != 1:
             raise _AlreadyJudged  # rolls the task's update back: nothing is written
         task = fetch_task(conn, deploy.task_id)
-        if prior == "pending":
+        if prior == SelfDeployState.PENDING:
             self._end_directly(conn, deploy.job_id)
             self._verdict_rows(
                 conn,
