@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -74,18 +74,26 @@ class RunnerRequest:
 
 
 @dataclass(frozen=True)
+class Landed:
+    """A change merged into the service's own code: the service must restart on it, and the
+    restarted process writes the deploy verdict (selfhost/boot.py)."""
+
+    merged: str  # the merge commit the service restarts on
+    base: str  # the default branch it was merged onto
+    note: str  # what the deploy log will say of the merge and the deploy command
+
+
+@dataclass(frozen=True)
 class RunnerOutcome:
-    """A verdict (the artifact text) or a tool error (the reason); never both."""
+    """A verdict (the artifact text), a tool error (the reason), or a merge of the service's
+    own code to restart on (`landed`); never more than one."""
 
     artifact: str | None = None
     reason: str = ""
     cancelled: bool = False
-    # A self deploy merged (extra: merged, base, note): the service must restart on it, and
-    # the restarted process writes the verdict.
-    restart: bool = False
+    landed: Landed | None = None
     exit_code: int | None = None
     duration_s: float | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_verdict(self) -> bool:

@@ -26,6 +26,7 @@ from orchestrator.pipeline.verdicts import Judged
 from orchestrator.redact import redact
 from orchestrator.runners.base import (
     FailureKind,
+    Landed,
     RunnerOutcome,
     RunnerRequest,
     output_tail,
@@ -284,10 +285,7 @@ class DeployFinalizer:
 
     @staticmethod
     def _restart(merge: Merge, note: str) -> RunnerOutcome:
-        return RunnerOutcome(
-            restart=True,
-            extra={"merged": merge.merged, "base": merge.base, "note": f"{merge.note}.\n\n{note}"},
-        )
+        return RunnerOutcome(landed=Landed(merge.merged, merge.base, f"{merge.note}.\n\n{note}"))
 
     def _retest(self, request: RunnerRequest, why: str) -> RunnerOutcome:
         """Nothing merged: the task goes back to testing, in the same round, by code only."""

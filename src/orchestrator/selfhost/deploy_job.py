@@ -75,17 +75,13 @@ def run_self_deploy(
         log.exception("the deploy-finalizer raised while running job %s", job.id)
         outcome = RunnerOutcome.tool_error(f"deploy-finalizer raised {type(exc).__name__}: {exc}")
     deploy = recorded[0] if recorded else None
-    if outcome.restart:
-        done = outcome.extra.get("note", "")
+    landed = outcome.landed
+    if landed is not None:
         if deploy is None:  # merged already (by an earlier attempt, or a person): name it
-            ctx.store.record_self_deploy(
-                job, outcome.extra.get("base"), outcome.extra["merged"], done
-            )
+            ctx.store.record_self_deploy(job, landed.base, landed.merged, landed.note)
         else:
-            ctx.store.note_self_deploy(deploy, job, done)
-        log.info(
-            "task %s: self deploy merged %s; restarting on it", task.id, outcome.extra["merged"]
-        )
+            ctx.store.note_self_deploy(deploy, job, landed.note)
+        log.info("task %s: self deploy merged %s; restarting on it", task.id, landed.merged)
         return JobEnd.RESTART
     if deploy is None:
         return outcome
