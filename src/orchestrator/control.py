@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.errors import Conflict, InputError
+from orchestrator.jobs.context import rules
 from orchestrator.jobs.reserved import claiming_runner
-from orchestrator.pipeline.gates import run_gate
 from orchestrator.pipeline.names import check_task_id
 from orchestrator.pipeline.stages import STAGE_TRANSITIONS, TaskState
-from orchestrator.pipeline.transitions import decide_transition
+from orchestrator.pipeline.transitions import judge
 from orchestrator.proc import host_identity, terminate_group
 from orchestrator.settings import Settings
 from orchestrator.store import Repo, Store, Task
@@ -100,13 +100,8 @@ def _person_verdict(
     lines = spec.pass_lines if passed else spec.fail_lines
     text = f"# {spec.artifact} by a person\n\n" + "\n".join(lines) + "\nproducer: person\n\n"
     text += words.strip() + "\n"
-    gate = run_gate(task.stage, text)
-    move = decide_transition(
-        task.stage,
-        gate,
-        task.round,
-        settings.max_dev_retries,
-        repo.skip_stages,
+    judged = judge(
+        task.stage, text, task.round, rules(settings), repo.skip_stages,
         budget_round=task.budget_round,
-    )
-    return store.record_person_verdict(task, spec.artifact, text, gate.verdict, move)
+    )  # fmt: skip
+    return store.record_person_verdict(task, spec.artifact, text, judged)

@@ -9,9 +9,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from orchestrator.pipeline.gates import GateResult, GateStatus, run_gate
-from orchestrator.pipeline.stages import STAGE_TRANSITIONS, Outcome, Producer, Stage, TaskState
-from orchestrator.pipeline.transitions import Transition, decide_transition
+from orchestrator.pipeline.gates import GateStatus, run_gate
+from orchestrator.pipeline.stages import Producer, TaskState
+from orchestrator.pipeline.transitions import Rules, judge
 from orchestrator.proc import CancelToken, Started
 from orchestrator.runners.base import RunnerOutcome, RunnerRequest
 from orchestrator.settings import Settings
@@ -78,6 +78,11 @@ class JobContext:
         return record
 
 
+def rules(settings: Settings) -> Rules:
+    """The limits a verdict's move obeys, from the settings."""
+    return Rules(settings.max_dev_retries, settings.max_retests)
+
+
 def commit_verdict(
     ctx: JobContext,
     job: Job,
@@ -89,40 +94,30 @@ def commit_verdict(
     extra_alert: tuple[str, str] | None = None,
 ) -> JobEnd:
     """Hand an artifact to its stage's gate and commit the verdict and the move it makes."""
-    gate = run_gate(job.stage, text)
+    read = run_gate(job.stage, text)  # which counts the move needs (read only when they can)
     retests = 0
-    if gate.status is GateStatus.RETEST:
+    if read.status is GateStatus.RETEST:
         retests = sum(
             1
             for e in ctx.store.events(job.task_id)
-            if e.round == job.round and e.from_stage == job.stage and e.verdict == gate.verdict
+            if e.round == job.round and e.from_stage == job.stage and e.verdict == read.verdict
         )
     budget_round = 1
-    if gate.status is GateStatus.FAILED:
-        # Read only when it can matter: a retried task's returns count from its retry.
+    if read.status is GateStatus.FAILED:  # a retried task's returns count from its retry
         budget_round = ctx.store.get_task(job.task_id).budget_round
-    move = decide_transition(
-        job.stage,
-        gate,
-        job.round,
-        ctx.settings.max_dev_retries,
-        repo.skip_stages,
-        retests,
-        ctx.settings.max_retests,
-        budget_round,
+    judged = judge(
+        job.stage, text, job.round, rules(ctx.settings), repo.skip_stages, retests, budget_round
     )
     metrics = replace(metrics, outcome="verdict")
-    kind = alert_kind(job.stage, gate, move)
     task = ctx.store.finish_job(
-        Verdict(
-            job, producer, name, text, gate.verdict, move, metrics, kind, extra_alert=extra_alert
-        )
+        Verdict.of(job, producer, name, text, judged, metrics, extra_alert=extra_alert)
     )
+    move = judged.move
     log.info(
         "task %s: %s %s by %s -> %s (round %d)",
         task.id,
         job.stage,
-        gate.verdict,
+        judged.gate.verdict,
         producer,
         move.event_to,
         move.round,
@@ -130,14 +125,3 @@ def commit_verdict(
     if task.state in (TaskState.DONE, TaskState.CANCELLED):
         checkout.retire_quietly(ctx.settings.home, repo, task)
     return JobEnd.VERDICT
-
-
-def alert_kind(stage: Stage, gate: GateResult, move: Transition) -> str:
-    """What kind of alert a verdict raises, when it raises one."""
-    if gate.status is GateStatus.INVALID:
-        return "invalid_verdict"
-    if move.state is TaskState.FAILED:
-        return (
-            "retry_limit" if STAGE_TRANSITIONS[stage].on_fail is Outcome.ROLLBACK else "task_failed"
-        )
-    return "task_blocked"

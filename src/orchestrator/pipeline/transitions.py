@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Set
 from dataclasses import dataclass
 
-from orchestrator.pipeline.gates import GateResult, GateStatus
+from orchestrator.pipeline.gates import GateResult, GateStatus, run_gate
 from orchestrator.pipeline.stages import STAGE_TRANSITIONS, Outcome, Stage, TaskState
 
 
@@ -100,3 +100,57 @@ def decide_transition(
     return Transition(
         stage, TaskState.BLOCKED, round, "blocked", alert=f"{stage} blocked: {gate.reason}"
     )
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The limits a verdict's move obeys (from the settings)."""
+
+    max_dev_retries: int = 3
+    max_retests: int = 5
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """An artifact judged: what its gate read, the move it makes, the kind of its alert."""
+
+    gate: GateResult
+    move: Transition
+    alert_kind: str
+
+
+def judge(
+    stage: Stage,
+    text: str | None,
+    round: int,
+    rules: Rules,
+    skipped: Set[Stage] = frozenset(),
+    retests: int = 0,
+    budget_round: int = 1,
+) -> Judgement:
+    """The one verdict path: the stage's gate reads the artifact and the table decides the
+    move. Every producer's artifact goes through it: an agent's, a runner's, a self deploy's
+    after its restart, a person's."""
+    gate = run_gate(stage, text)
+    move = decide_transition(
+        stage,
+        gate,
+        round,
+        rules.max_dev_retries,
+        skipped,
+        retests,
+        rules.max_retests,
+        budget_round,
+    )
+    return Judgement(gate, move, alert_kind(stage, gate, move))
+
+
+def alert_kind(stage: Stage, gate: GateResult, move: Transition) -> str:
+    """What kind of alert a verdict raises, when it raises one."""
+    if gate.status is GateStatus.INVALID:
+        return "invalid_verdict"
+    if move.state is TaskState.FAILED:
+        return (
+            "retry_limit" if STAGE_TRANSITIONS[stage].on_fail is Outcome.ROLLBACK else "task_failed"
+        )
+    return "task_blocked"

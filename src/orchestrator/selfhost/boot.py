@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from orchestrator.pipeline.gates import run_gate
-from orchestrator.pipeline.stages import Producer, Stage
-from orchestrator.pipeline.transitions import decide_transition
+from orchestrator.jobs.context import rules
+from orchestrator.pipeline.stages import Producer, Stage, artifact_for
+from orchestrator.pipeline.transitions import judge
 from orchestrator.runners.deploy_finalizer import has_landed
 from orchestrator.selfhost.code import code_commit
 from orchestrator.selfhost.deploy_log import deploy_log
@@ -87,17 +87,13 @@ def complete_pending_deploys(store: Store, settings: Settings) -> None:
 def _complete(store: Store, settings: Settings, deploy: SelfDeploy, new: str) -> None:
     job = store.get_job(deploy.job_id)
     text = deploy_log(deploy, new, "DEPLOYED")
-    gate = run_gate(Stage.DEPLOY, text)
     repo = store.get_repo(store.get_task(deploy.task_id).repo)
-    move = decide_transition(
-        Stage.DEPLOY, gate, job.round, settings.max_dev_retries, repo.skip_stages
-    )
+    judged = judge(Stage.DEPLOY, text, job.round, rules(settings), repo.skip_stages)
     metrics = JobMetrics(
         producer=Producer.DEPLOY_FINALIZER.value, outcome="verdict", backend="deterministic"
     )
-    verdict = Verdict(
-        job, Producer.DEPLOY_FINALIZER, "16-deploy-log.md", text, gate.verdict, move, metrics
-    )
+    name = artifact_for(Stage.DEPLOY)
+    verdict = Verdict.of(job, Producer.DEPLOY_FINALIZER, name, text, judged, metrics)
     task = store.complete_self_deploy(deploy, new, verdict)
     if task is not None:
         log.info(

@@ -18,10 +18,9 @@ import logging
 from pathlib import Path
 
 from orchestrator.errors import StaleState
-from orchestrator.jobs.context import JobContext, JobEnd, alert_kind
-from orchestrator.pipeline.gates import run_gate
+from orchestrator.jobs.context import JobContext, JobEnd, rules
 from orchestrator.pipeline.stages import Producer, TaskState
-from orchestrator.pipeline.transitions import decide_transition
+from orchestrator.pipeline.transitions import judge
 from orchestrator.runners.base import FailureKind, RunnerOutcome, RunnerRequest
 from orchestrator.runners.deploy_finalizer import DeployFinalizer, has_landed, render_log
 from orchestrator.selfhost.code import code_checkout
@@ -119,10 +118,7 @@ def _settle_landed(
         text = render_log(request, False, FailureKind.INFRA, note, None)
     request.artifact_path.parent.mkdir(parents=True, exist_ok=True)
     request.artifact_path.write_text(text, encoding="utf-8")
-    gate = run_gate(job.stage, text)
-    move = decide_transition(
-        job.stage, gate, job.round, ctx.settings.max_dev_retries, repo.skip_stages
-    )
+    judged = judge(job.stage, text, job.round, rules(ctx.settings), repo.skip_stages)
     metrics = JobMetrics(
         producer=Producer.DEPLOY_FINALIZER.value,
         outcome="verdict",
@@ -131,19 +127,11 @@ def _settle_landed(
         exit_code=outcome.exit_code,
         duration_s=outcome.duration_s,
     )
-    verdict = Verdict(
-        job,
-        Producer.DEPLOY_FINALIZER,
-        request.artifact_path.name,
-        text,
-        gate.verdict,
-        move,
-        metrics,
-        alert_kind(job.stage, gate, move),
-    )
+    name = request.artifact_path.name
+    verdict = Verdict.of(job, Producer.DEPLOY_FINALIZER, name, text, judged, metrics)
     if not ctx.store.settle_self_deploy(
         deploy, SelfDeployState.FAILED, "the deploy did not complete", verdict
     ):
         raise StaleState(f"the self deploy {deploy.id} was settled by someone else")
-    log.info("task %s: self deploy %s ended without a restart", task.id, gate.verdict)
+    log.info("task %s: self deploy %s ended without a restart", task.id, judged.gate.verdict)
     return JobEnd.VERDICT

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, insert, update
 
 from orchestrator.errors import Conflict, StaleState
 from orchestrator.pipeline.stages import SERIAL_STAGES, Producer, Stage, TaskState
-from orchestrator.pipeline.transitions import Transition
+from orchestrator.pipeline.transitions import Judgement, Transition
 from orchestrator.store.base import StoreBase, announce, utcnow
 from orchestrator.store.jobs import held, metrics_values
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus, Task
@@ -36,6 +36,30 @@ class Verdict:
     metrics: JobMetrics
     alert_kind: str = "verdict"
     extra_alert: tuple[str, str] | None = None  # (kind, message), e.g. an infra failure
+
+    @classmethod
+    def of(
+        cls,
+        job: Job,
+        producer: Producer,
+        name: str,
+        text: str,
+        judged: Judgement,
+        metrics: JobMetrics,
+        extra_alert: tuple[str, str] | None = None,
+    ) -> Verdict:
+        """The verdict a judged artifact makes (`pipeline.transitions.judge`)."""
+        return cls(
+            job,
+            producer,
+            name,
+            text,
+            judged.gate.verdict,
+            judged.move,
+            metrics,
+            judged.alert_kind,
+            extra_alert,
+        )
 
 
 class LifecycleQueries(StoreBase):
@@ -170,11 +194,11 @@ class LifecycleQueries(StoreBase):
             return fetch_task(conn, task_id)
 
     def record_person_verdict(
-        self, task: Task, artifact_name: str, text: str, verdict: str, move: Transition
+        self, task: Task, artifact_name: str, text: str, judged: Judgement
     ) -> Task:
         """A person's verdict on a stage that waits for one: the artifact, the event and the
         move, as a job's verdict records them; Conflict when the task moved meanwhile."""
-        now = utcnow()
+        move, now = judged.move, utcnow()
         with self._write() as conn:
             moved = conn.execute(
                 update(tasks)
@@ -209,7 +233,7 @@ class LifecycleQueries(StoreBase):
                     task_id=task.id,
                     from_stage=task.stage,
                     to_stage=move.event_to,
-                    verdict=verdict,
+                    verdict=judged.gate.verdict,
                     producer=Producer.PERSON,
                     round=task.round,
                     at=now,
@@ -220,7 +244,7 @@ class LifecycleQueries(StoreBase):
             else:
                 announce(conn)
             if move.alert:
-                self._alert(conn, "task_blocked", move.alert, task.id)
+                self._alert(conn, judged.alert_kind, move.alert, task.id)
             return fetch_task(conn, task.id)
 
     def mark_setup_done(self, task_id: str) -> None:
