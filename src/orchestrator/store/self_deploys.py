@@ -19,9 +19,9 @@ from orchestrator.errors import StaleState
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
 from orchestrator.store.base import announce, utcnow
 from orchestrator.store.jobs import held
-from orchestrator.store.lifecycle import LifecycleQueries, Verdict
+from orchestrator.store.lifecycle import LifecycleQueries, Verdict, VerdictRows
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobStatus, Task
-from orchestrator.store.schema import artifacts, events, jobs, self_deploys, tasks
+from orchestrator.store.schema import jobs, self_deploys, tasks
 from orchestrator.store.tasks import fetch_task
 
 
@@ -301,27 +301,23 @@ class SelfDeployQueries(LifecycleQueries):
             self._end_directly(conn, deploy.job_id)
             self._verdict_rows(
                 conn,
-                task,
-                deploy.job_id,
+                VerdictRows(
+                    task.id, deploy.job_id, task.round, Producer.DEPLOY_FINALIZER,
+                    Stage.DEPLOY, Stage.POST_DEPLOY.value, "DEPLOYED",
+                ),
                 "16-deploy-log.md",
                 deploy_log,
-                Stage.DEPLOY,
-                Stage.POST_DEPLOY.value,
-                "DEPLOYED",
-                Producer.DEPLOY_FINALIZER,
-            )
+            )  # fmt: skip
         monitor_job = self._end_live_or_new(conn, task)
         self._verdict_rows(
             conn,
-            task,
-            monitor_job,
+            VerdictRows(
+                task.id, monitor_job, task.round, Producer.POST_DEPLOY_MONITOR,
+                Stage.POST_DEPLOY, "failed", "UNHEALTHY",
+            ),
             "17-monitor-report.md",
             monitor_report,
-            Stage.POST_DEPLOY,
-            "failed",
-            "UNHEALTHY",
-            Producer.POST_DEPLOY_MONITOR,
-        )
+        )  # fmt: skip
         self._alert(conn, "self_deploy_rolled_back", reason, task.id)
         announce(conn)
         return fetch_task(conn, task.id)
@@ -361,41 +357,4 @@ class SelfDeployQueries(LifecycleQueries):
                 )
                 .returning(jobs.c.id)
             ).scalar_one()
-        )
-
-    @staticmethod
-    def _verdict_rows(
-        conn: Connection,
-        task: Task,
-        job_id: int,
-        name: str,
-        text: str,
-        stage: Stage,
-        to: str,
-        verdict: str,
-        producer: Producer,
-    ) -> None:
-        now = utcnow()
-        conn.execute(
-            insert(artifacts).values(
-                task_id=task.id,
-                job_id=job_id,
-                name=name,
-                round=task.round,
-                producer=producer,
-                text=text,
-                created_at=now,
-            )
-        )
-        conn.execute(
-            insert(events).values(
-                task_id=task.id,
-                job_id=job_id,
-                from_stage=stage,
-                to_stage=to,
-                verdict=verdict,
-                producer=producer,
-                round=task.round,
-                at=now,
-            )
         )
