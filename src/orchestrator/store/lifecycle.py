@@ -17,24 +17,10 @@ from orchestrator.pipeline.transitions import Judgement, Transition
 from orchestrator.store.base import StoreBase, announce, utcnow
 from orchestrator.store.jobs import held, metrics_values
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus, Task
-from orchestrator.store.schema import alerts, artifacts, events, jobs, tasks
-from orchestrator.store.tasks import fetch_task
+from orchestrator.store.schema import alerts, jobs, tasks
+from orchestrator.store.tasks import MoveRows, fetch_task, write_move
 
 RETRY_VERDICT = "RETRY"  # the verdict word of a person's retry event
-
-
-@dataclass(frozen=True)
-class VerdictRows:
-    """Who moved a task from where to where: the event every verdict and every person's move
-    writes (with the artifact, when there is one)."""
-
-    task_id: str
-    job_id: int | None  # None for a person's move
-    round: int
-    producer: Producer
-    from_stage: Stage
-    to: str  # a stage, or "done", "failed", "blocked"
-    verdict: str
 
 
 @dataclass(frozen=True)
@@ -87,11 +73,11 @@ class LifecycleQueries(StoreBase):
     def _apply_verdict(self, conn: Connection, verdict: Verdict) -> Task:
         job, move = verdict.job, verdict.transition
         self._end_job(conn, job, JobStatus.DONE, verdict.metrics)
-        rows = VerdictRows(
+        rows = MoveRows(
             job.task_id, job.id, job.round, verdict.producer, job.stage, move.event_to,
             verdict.verdict,
         )  # fmt: skip
-        self._verdict_rows(conn, rows, verdict.artifact_name, verdict.artifact_text)
+        write_move(conn, rows, verdict.artifact_name, verdict.artifact_text)
         self._move_task(conn, job, move.stage, move.state, move.round, move.alert)
         if move.state is TaskState.ACTIVE:
             self._queue(conn, job.task_id, move.stage, move.round)
@@ -174,11 +160,11 @@ class LifecycleQueries(StoreBase):
                     updated_at=utcnow(),
                 )
             )
-            rows = VerdictRows(
+            rows = MoveRows(
                 task_id, None, task.round, Producer.PERSON, task.stage, Stage.DEVELOPMENT,
                 RETRY_VERDICT,
             )  # fmt: skip
-            self._verdict_rows(conn, rows)
+            write_move(conn, rows)
             self._queue(conn, task_id, Stage.DEVELOPMENT, fresh)
             return fetch_task(conn, task_id)
 
@@ -207,11 +193,11 @@ class LifecycleQueries(StoreBase):
             )
             if moved.rowcount != 1:
                 raise Conflict(f"task {task.id} is no longer blocked in {task.stage}")
-            rows = VerdictRows(
+            rows = MoveRows(
                 task.id, None, task.round, Producer.PERSON, task.stage, move.event_to,
                 judged.gate.verdict,
             )  # fmt: skip
-            self._verdict_rows(conn, rows, artifact_name, text)
+            write_move(conn, rows, artifact_name, text)
             if move.state is TaskState.ACTIVE:
                 self._queue(conn, task.id, move.stage, move.round)
             else:
@@ -226,37 +212,6 @@ class LifecycleQueries(StoreBase):
             conn.execute(update(tasks).where(tasks.c.id == task_id).values(setup_done_at=utcnow()))
 
     # --- the pieces every move is made of ----------------------------------------------------
-
-    @staticmethod
-    def _verdict_rows(
-        conn: Connection, rows: VerdictRows, name: str | None = None, text: str | None = None
-    ) -> None:
-        """The one writer of a move's rows: the artifact (when there is one) and the event."""
-        now = utcnow()
-        if name is not None and text is not None:
-            conn.execute(
-                insert(artifacts).values(
-                    task_id=rows.task_id,
-                    job_id=rows.job_id,
-                    name=name,
-                    round=rows.round,
-                    producer=rows.producer,
-                    text=text,
-                    created_at=now,
-                )
-            )
-        conn.execute(
-            insert(events).values(
-                task_id=rows.task_id,
-                job_id=rows.job_id,
-                from_stage=rows.from_stage,
-                to_stage=rows.to,
-                verdict=rows.verdict,
-                producer=rows.producer,
-                round=rows.round,
-                at=now,
-            )
-        )
 
     @staticmethod
     def _end_job(conn: Connection, job: Job, status: JobStatus, metrics: JobMetrics) -> None:

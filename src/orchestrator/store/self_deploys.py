@@ -19,10 +19,10 @@ from orchestrator.errors import StaleState
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
 from orchestrator.store.base import announce, utcnow
 from orchestrator.store.jobs import held
-from orchestrator.store.lifecycle import LifecycleQueries, Verdict, VerdictRows
+from orchestrator.store.lifecycle import LifecycleQueries, Verdict
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobStatus, Task
 from orchestrator.store.schema import jobs, self_deploys, tasks
-from orchestrator.store.tasks import fetch_task
+from orchestrator.store.tasks import MoveRows, fetch_task, write_move
 
 
 class SelfDeployState(StrEnum):
@@ -299,9 +299,9 @@ class SelfDeployQueries(LifecycleQueries):
         task = fetch_task(conn, deploy.task_id)
         if prior == SelfDeployState.PENDING:
             self._end_directly(conn, deploy.job_id)
-            self._verdict_rows(
+            write_move(
                 conn,
-                VerdictRows(
+                MoveRows(
                     task.id, deploy.job_id, task.round, Producer.DEPLOY_FINALIZER,
                     Stage.DEPLOY, Stage.POST_DEPLOY.value, "DEPLOYED",
                 ),
@@ -309,9 +309,9 @@ class SelfDeployQueries(LifecycleQueries):
                 deploy_log,
             )  # fmt: skip
         monitor_job = self._end_live_or_new(conn, task)
-        self._verdict_rows(
+        write_move(
             conn,
-            VerdictRows(
+            MoveRows(
                 task.id, monitor_job, task.round, Producer.POST_DEPLOY_MONITOR,
                 Stage.POST_DEPLOY, "failed", "UNHEALTHY",
             ),

@@ -39,6 +39,51 @@ def task_select() -> Select[tuple[object, ...]]:
     return select(tasks, repos.c.name.label("repo")).join(repos, repos.c.id == tasks.c.repo_id)
 
 
+@dataclass(frozen=True)
+class MoveRows:
+    """Who moved a task from where to where: the event every move writes (intake, a verdict,
+    a person's move), with the artifact when there is one."""
+
+    task_id: str
+    job_id: int | None  # None for intake and a person's move
+    round: int
+    producer: Producer
+    from_stage: Stage | None  # None for intake
+    to: str  # a stage, or "done", "failed", "blocked"
+    verdict: str | None  # None for intake
+
+
+def write_move(
+    conn: Connection, rows: MoveRows, name: str | None = None, text: str | None = None
+) -> None:
+    """The one writer of a move's rows: the artifact (when there is one) and the event."""
+    now = utcnow()
+    if name is not None and text is not None:
+        conn.execute(
+            insert(artifacts).values(
+                task_id=rows.task_id,
+                job_id=rows.job_id,
+                name=name,
+                round=rows.round,
+                producer=rows.producer,
+                text=text,
+                created_at=now,
+            )
+        )
+    conn.execute(
+        insert(events).values(
+            task_id=rows.task_id,
+            job_id=rows.job_id,
+            from_stage=rows.from_stage,
+            to_stage=rows.to,
+            verdict=rows.verdict,
+            producer=rows.producer,
+            round=rows.round,
+            at=now,
+        )
+    )
+
+
 # The stages whose failing verdict sends a task back to development.
 ROLLBACK_STAGES = tuple(
     spec.stage for spec in STAGE_TRANSITIONS.values() if spec.on_fail is Outcome.ROLLBACK
@@ -75,18 +120,8 @@ class TaskQueries(StoreBase):
                     updated_at=now,
                 )
             )
-            conn.execute(
-                insert(events).values(
-                    task_id=new.id,
-                    from_stage=None,
-                    to_stage=new.stage,
-                    verdict=None,
-                    producer=Producer.INTAKE,
-                    round=1,
-                    at=now,
-                )
-            )
-            self._insert_artifact(conn, new.id, TASK_ARTIFACT, 1, Producer.INTAKE, task_md)
+            intake = MoveRows(new.id, None, 1, Producer.INTAKE, None, new.stage, None)
+            write_move(conn, intake, TASK_ARTIFACT, task_md)
             announce(conn)
             conn.execute(
                 insert(jobs).values(
@@ -206,25 +241,3 @@ class TaskQueries(StoreBase):
 
     def _task(self, conn: Connection, task_id: str) -> Task:
         return fetch_task(conn, task_id)
-
-    @staticmethod
-    def _insert_artifact(
-        conn: Connection,
-        task_id: str,
-        name: str,
-        round: int,
-        producer: Producer,
-        text: str,
-        job_id: int | None = None,
-    ) -> None:
-        conn.execute(
-            insert(artifacts).values(
-                task_id=task_id,
-                job_id=job_id,
-                name=name,
-                round=round,
-                producer=producer,
-                text=text,
-                created_at=utcnow(),
-            )
-        )
