@@ -11,7 +11,7 @@ import pytest
 from orchestrator.jobs.context import JobContext, JobEnd
 from orchestrator.proc import CancelToken
 from orchestrator.runners.base import RunnerRequest
-from orchestrator.selfhost.deploy_job import run_self_deploy, self_deploy_step
+from orchestrator.selfhost.deploy_job import run_self_deploy, self_deploy_steps
 from orchestrator.selfhost.rollback import revert_merge
 from orchestrator.settings import load_settings
 from orchestrator.store import Job, SelfDeployState, Store
@@ -56,7 +56,7 @@ def test_a_retry_after_a_blip_records_the_merge_it_finds_and_can_revert_it(
         marker=unique_marker(),
         can_restart=True,
     )
-    context = JobContext(store, settings, token, "w2", self_deploy=self_deploy_step)
+    context = JobContext(store, settings, token, "w2", take_over=self_deploy_steps)
 
     assert run_self_deploy(context, retry, task, repo, request) is JobEnd.RESTART
 

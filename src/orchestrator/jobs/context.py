@@ -31,14 +31,19 @@ class JobEnd(StrEnum):
     RESTART = "restart"  # a self deploy merged: the service restarts and completes it
 
 
-class SelfDeployStep(Protocol):
-    """How the supervised service runs a deploy of its own code (`selfhost.deploy_job`): a
-    JobEnd when it settled the job, or the outcome for the ordinary path. Handed in from
-    above, so that jobs never import the self-hosting layer."""
+class Step(Protocol):
+    """A job's work done by a layer above jobs (the self-hosting layer's deploy of the
+    service's own code): a JobEnd when it settled the job, or an outcome for the ordinary
+    path (a verdict, or a tool error to defer)."""
 
     def __call__(
         self, ctx: JobContext, job: Job, task: Task, repo: Repo, request: RunnerRequest
     ) -> RunnerOutcome | JobEnd: ...
+
+
+# Which jobs a layer above takes over, and with which step; handed in by the scheduler, so
+# that jobs never import those layers and hold no branch of theirs.
+TakeOver = Callable[[Job, Repo], Step | None]
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,12 @@ class JobContext:
     worker_id: str
     secrets: tuple[str, ...] = ()
     # Set only in `orch serve`, the one process that can restart on new code.
-    self_deploy: SelfDeployStep | None = None
+    take_over: TakeOver | None = None
 
     @property
     def can_restart(self) -> bool:
         """True in the process that can restart itself on new code (orch serve)."""
-        return self.self_deploy is not None
+        return self.take_over is not None
 
     def marker(self, job: Job) -> str:
         """Tags every process of this job attempt, so that recovery can find them all."""

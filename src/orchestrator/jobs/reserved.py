@@ -104,15 +104,14 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
         ahead=_ahead(ctx, task, repo) if job.stage is Stage.TESTING else (),
         stage_attempt=_stage_attempt(ctx, job) if job.stage is Stage.DEPLOY else 1,
     )
-    refusal = self_deploy_refusal(ctx, job, task, repo) if job.stage is Stage.DEPLOY else None
-    if refusal is None and job.stage is Stage.DEPLOY and repo.is_self and ctx.self_deploy:
-        # The pending deploy is recorded before the branch moves, and the verdict is written
-        # by the restarted process (selfhost/boot.py), which knows the code it runs.
-        ended = ctx.self_deploy(ctx, job, task, repo, request)
+    step = ctx.take_over(job, repo) if ctx.take_over else None
+    if step is None:
+        outcome = run_guarded(agent.runner, request)
+    else:
+        ended = step(ctx, job, task, repo, request)
         if isinstance(ended, JobEnd):
             return ended
-        refusal = ended  # nothing landed: an ordinary verdict or deferral
-    outcome = refusal or run_guarded(agent.runner, request)
+        outcome = ended  # an ordinary verdict or deferral
     if outcome.cancelled:
         return JobEnd.CANCELLED
     metrics = _metrics(agent, outcome, str(log_path))
@@ -145,33 +144,6 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
     return commit_verdict(
         ctx, job, repo, agent.producer, name, text, metrics, extra_alert=("infra", alert)
     )
-
-
-def self_deploy_refusal(ctx: JobContext, job: Job, task: Task, repo: Repo) -> RunnerOutcome | None:
-    """A FAILED deploy when a self deploy lacks its proof: the test-runner and the
-    staging-runner must both have passed this very round (an LLM's word is not enough to
-    redeploy the orchestrator itself)."""
-    if not repo.is_self:
-        return None
-    passed = {
-        (e.from_stage, e.producer)
-        for e in ctx.store.events(task.id)
-        if e.round == job.round and e.verdict in ("PASS", "PASSED")
-    }
-    needed = {
-        (Stage.TESTING.value, Producer.TEST_RUNNER),
-        (Stage.DEPLOY_STAGING.value, Producer.STAGING_RUNNER),
-    }
-    missing = needed - passed
-    if not missing:
-        return None
-    names = " and ".join(sorted(str(producer) for _, producer in missing))
-    text = (
-        "# Deploy log (self deploy refused)\n\ndeploy_status: FAILED\nfailure_kind: deploy\n"
-        f"producer: deploy-finalizer\n\nA self deploy needs the {names} to have passed round "
-        f"{job.round} of this change; nothing was merged.\n"
-    )
-    return RunnerOutcome(artifact=text)
 
 
 def _tested(ctx: JobContext, job: Job) -> Judged | None:

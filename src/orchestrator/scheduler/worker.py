@@ -33,7 +33,7 @@ from orchestrator.scheduler.drain import drain_end
 from orchestrator.scheduler.leases import Running
 from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.recovery import Identity, take_over
-from orchestrator.selfhost.deploy_job import self_deploy_step
+from orchestrator.selfhost.deploy_job import self_deploy_steps
 from orchestrator.settings import Settings
 from orchestrator.store import Job, JobMetrics, Store
 from orchestrator.workspace import checkout
@@ -263,7 +263,7 @@ class Worker:
             cancel,
             self.identity.worker_id,
             self._secrets,
-            self_deploy=self_deploy_step if self.supervised else None,
+            take_over=self_deploy_steps if self.supervised else None,
         )
         try:
             # Every git push of this job first checks that its attempt still holds its lease.

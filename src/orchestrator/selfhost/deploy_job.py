@@ -18,8 +18,8 @@ import logging
 from pathlib import Path
 
 from orchestrator.errors import StaleState
-from orchestrator.jobs.context import JobContext, JobEnd, rules
-from orchestrator.pipeline.stages import Producer, TaskState
+from orchestrator.jobs.context import JobContext, JobEnd, Step, rules
+from orchestrator.pipeline.stages import Producer, Stage, TaskState
 from orchestrator.pipeline.transitions import judge
 from orchestrator.runners.base import FailureKind, RunnerOutcome, RunnerRequest
 from orchestrator.runners.deploy_finalizer import DeployFinalizer, has_landed, render_log
@@ -46,11 +46,45 @@ def checkout_refusal(repo: Repo, job: Job) -> RunnerOutcome | None:
     return RunnerOutcome(artifact=text)
 
 
+def self_deploy_steps(job: Job, repo: Repo) -> Step | None:
+    """The jobs this layer takes over from the ordinary path (`JobContext.take_over`): the
+    deploy of the service's own code."""
+    return self_deploy_step if job.stage is Stage.DEPLOY and repo.is_self else None
+
+
 def self_deploy_step(
     ctx: JobContext, job: Job, task: Task, repo: Repo, request: RunnerRequest
 ) -> RunnerOutcome | JobEnd:
-    """The supervised service's deploy of its own code (`jobs.context.SelfDeployStep`)."""
-    return checkout_refusal(repo, job) or run_self_deploy(ctx, job, task, repo, request)
+    """The supervised service's deploy of its own code: refused without the runners' proof
+    or from another checkout; otherwise the pending deploy is recorded before the branch
+    moves, and the verdict is written by the restarted process (selfhost/boot.py)."""
+    refusal = proof_refusal(ctx, job, task) or checkout_refusal(repo, job)
+    return refusal or run_self_deploy(ctx, job, task, repo, request)
+
+
+def proof_refusal(ctx: JobContext, job: Job, task: Task) -> RunnerOutcome | None:
+    """A FAILED deploy when a self deploy lacks its proof: the test-runner and the
+    staging-runner must both have passed this very round (an LLM's word is not enough to
+    redeploy the orchestrator itself)."""
+    passed = {
+        (e.from_stage, e.producer)
+        for e in ctx.store.events(task.id)
+        if e.round == job.round and e.verdict in ("PASS", "PASSED")
+    }
+    needed = {
+        (Stage.TESTING.value, Producer.TEST_RUNNER),
+        (Stage.DEPLOY_STAGING.value, Producer.STAGING_RUNNER),
+    }
+    missing = needed - passed
+    if not missing:
+        return None
+    names = " and ".join(sorted(str(producer) for _, producer in missing))
+    text = (
+        "# Deploy log (self deploy refused)\n\ndeploy_status: FAILED\nfailure_kind: deploy\n"
+        f"producer: deploy-finalizer\n\nA self deploy needs the {names} to have passed round "
+        f"{job.round} of this change; nothing was merged.\n"
+    )
+    return RunnerOutcome(artifact=text)
 
 
 def run_self_deploy(
