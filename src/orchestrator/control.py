@@ -47,9 +47,14 @@ def resume_task(store: Store, settings: Settings, task_id: str) -> Task:
     return store.resume_task(task.id)
 
 
-def retry_task(store: Store, task_id: str) -> Task:
-    """Give a failed task a new development round with a fresh budget of returns."""
-    return store.retry_task(check_task_id(task_id))
+def retry_task(store: Store, settings: Settings, task_id: str) -> Task:
+    """Give a failed task a new development round with a fresh budget of returns, in its
+    worktree, made again from the branch when `orch gc` removed it (its setup runs again)."""
+    task = store.get_task(check_task_id(task_id))
+    if task.state is not TaskState.FAILED:
+        raise Conflict(f"task {task.id} is {task.state}, not failed: nothing to retry")
+    remade = checkout.restore(store.get_repo(task.repo), task)
+    return store.retry_task(task.id, setup_again=remade)
 
 
 def waits_for_person(task: Task, repo: Repo, settings: Settings) -> bool:

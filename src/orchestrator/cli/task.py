@@ -181,7 +181,7 @@ def task_resume(app: AppContext, task_id: str) -> None:
 def task_retry(app: AppContext, task_id: str) -> None:
     """Give a failed task a new development round, with what failed it as feedback and a
     fresh ORCH_MAX_DEV_RETRIES."""
-    retried = retry_task(app.store, task_id)
+    retried = retry_task(app.store, app.settings, task_id)
     notice(f"task {retried.id} is back in {retried.stage} (round {retried.round})")
 
 

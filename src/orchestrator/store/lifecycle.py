@@ -136,12 +136,13 @@ class LifecycleQueries(StoreBase):
             self._queue(conn, task_id, task.stage, task.round)
             return fetch_task(conn, task_id)
 
-    def retry_task(self, task_id: str) -> Task:
+    def retry_task(self, task_id: str, setup_again: bool = False) -> Task:
         """Give a failed task a new development round with a fresh budget of returns.
 
         The move is an event of its own (producer `person`, verdict RETRY) from the stage the
         task failed in, so the new round's developer gets what failed it as feedback, exactly
-        as after a failing verdict.
+        as after a failing verdict. `setup_again`: its worktree was made anew, so the repo's
+        setup command runs in it before the next job.
         """
         with self._write() as conn:
             task = fetch_task(conn, task_id)
@@ -158,6 +159,7 @@ class LifecycleQueries(StoreBase):
                     budget_round=fresh,
                     reason=None,
                     updated_at=utcnow(),
+                    **({"setup_done_at": None} if setup_again else {}),
                 )
             )
             rows = MoveRows(

@@ -139,21 +139,13 @@ def undo_branch(home: Path, repo: Repo, branch: str, worktree: Path) -> None:
 def prepare(home: Path, repo: Repo, task: Task) -> Task:
     """The task with a worktree on this machine, at the tip of its branch (before a job).
 
-    A worktree that is gone (`orch gc` removed a failed task's, then a person retried it) is
-    made again from the branch; a new worktree has not had the repo's setup command, so the
-    task returned says so (`setup_done_at` None) and the job runs it first.
+    A remote repo's worktree made here has not had the repo's setup command, so the task
+    returned says so (`setup_done_at` None) and the job runs it first.
     """
     if not repo.is_remote:
-        worktree = Path(task.worktree)
-        if (worktree / ".git").exists():
-            back_on_branch(worktree, task.branch)
-            return task
-        root = Path(repo.path)
-        if not git.has_branch(root, task.branch):
-            return task  # nothing to make it from: the job reports the missing worktree
-        git.git(root, "worktree", "prune")
-        git.git(root, "worktree", "add", "--quiet", str(worktree), task.branch)
-        return replace(task, setup_done_at=None)
+        if (Path(task.worktree) / ".git").exists():
+            back_on_branch(Path(task.worktree), task.branch)
+        return task
     clone = sync_clone(home, repo)
     worktree = layout.worktree_dir(home, task.id)
     tip = f"refs/remotes/origin/{task.branch}"
@@ -171,6 +163,21 @@ def prepare(home: Path, repo: Repo, task: Task) -> Task:
     git.git(worktree, "reset", "--quiet", "--hard", tip)
     _note_seen(worktree, "HEAD")
     return replace(task, worktree=str(worktree), setup_done_at=None if made else task.setup_done_at)
+
+
+def restore(repo: Repo, task: Task) -> bool:
+    """Make a local task's worktree again from its branch when it is gone (`orch gc` removed
+    a failed task's, then a person retried it); True when it was made. A remote repo's is
+    made by `prepare`, on whichever machine runs the next job."""
+    worktree = Path(task.worktree)
+    if repo.is_remote or (worktree / ".git").exists():
+        return False
+    root = Path(repo.path)
+    if not git.has_branch(root, task.branch):
+        raise GitError(f"the branch {task.branch} is gone from {root}: nothing to retry from")
+    git.git(root, "worktree", "prune")
+    git.git(root, "worktree", "add", "--quiet", str(worktree), task.branch)
+    return True
 
 
 def publish(repo: Repo, task: Task) -> None:

@@ -241,7 +241,7 @@ def resume(task_id: TaskIdPath, state: State) -> dict[str, Any]:
 @router.post("/{task_id}/retry", dependencies=[Writer], summary="Retry a failed task")
 def retry(task_id: TaskIdPath, state: State) -> dict[str, Any]:
     """Give a failed task a new development round with a fresh budget of returns."""
-    retry_task(state.store, task_id)
+    retry_task(state.store, state.settings, task_id)
     return _detail(state, task_id)
 
 
