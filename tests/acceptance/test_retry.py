@@ -9,7 +9,6 @@ fresh budget; the task then lands.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -105,31 +104,3 @@ def test_a_failed_task_retried_gets_a_new_round_with_its_failure_and_lands(
     again = orch_exe("task", "retry", task)
     assert again.returncode != 0
     assert "is done, not failed: nothing to retry" in again.stderr
-
-
-def test_a_retried_task_has_a_fresh_budget_and_fails_again_when_it_is_spent(
-    make_repo: Callable[..., Path],
-    orch_exe: OrchExe,
-    tmp_path: Path,
-    orch_home: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    command_agent(tmp_path, monkeypatch, AGENT.replace("round_ >= 3", "round_ >= 99"))
-    monkeypatch.setenv("ORCH_DB_URL", f"sqlite:///{tmp_path / 'orch.db'}")
-    monkeypatch.setenv("ORCH_MAX_DEV_RETRIES", "1")
-    repo = make_repo("calc", files=FILES)
-    skips = "design,review,deploy-staging,deploy,post-deploy"
-    assert orch_exe("repo", "add", "calc", str(repo), "--skip-stages", skips).returncode == 0
-    task = add_task(orch_exe, "calc", "Make total add")
-    drain(orch_exe)
-    assert show(orch_exe, task)["round"] == 2
-    assert orch_exe("task", "retry", task).returncode == 0
-    drain(orch_exe)
-
-    # Rounds 3 and 4: one return to development after the retry, as ORCH_MAX_DEV_RETRIES says.
-    failed = show(orch_exe, task)
-    assert (failed["state"], failed["round"]) == ("failed", 4)
-    assert "since its retry in round 3" in (failed["reason"] or "")
-    developers = sorted(p.name for p in (orch_home / "tasks" / task).glob("prompt-developer-*"))
-    assert developers == [f"prompt-developer-r{n}.txt" for n in (1, 2, 3, 4)]
-    assert os.path.isdir(failed["worktree"])  # a failed task keeps its worktree for a person

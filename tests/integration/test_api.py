@@ -225,7 +225,7 @@ def test_retry_needs_a_failed_task_and_gives_it_a_fresh_round_with_its_review(
     orch_home: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "1")
+    monkeypatch.setenv("FAKE_AGENT_REVIEW_REJECTS", "2")  # rounds 1 and 2 are rejected
     task = create(api, "Rejected")
     assert_error(api.post(f"/tasks/{task['id']}/retry"), 409)
     drain(store, db_url, orch_home, max_dev_retries=0)
@@ -234,10 +234,16 @@ def test_retry_needs_a_failed_task_and_gives_it_a_fresh_round_with_its_review(
     assert retried.status_code == 200, retried.text
     detail = retried.json()
     assert (detail["state"], detail["stage"], detail["round"]) == ("active", "development", 2)
+    prompt = orch_home / "tasks" / task["id"] / "prompt-developer-r2.txt"
+    # The fresh budget is ORCH_MAX_DEV_RETRIES again (0 here): round 2's rejection fails it.
+    drain(store, db_url, orch_home, max_dev_retries=0)
+    failed = api.get(f"/tasks/{task['id']}").json()
+    assert (failed["state"], failed["round"]) == ("failed", 2)
+    assert "since its retry in round 2" in failed["reason"]
+    assert "11-code-review.md" in prompt.read_text() and "CHANGES_REQUESTED" in prompt.read_text()
+    assert api.post(f"/tasks/{task['id']}/retry").status_code == 200
     drain(store, db_url, orch_home, max_dev_retries=0)
     assert api.get(f"/tasks/{task['id']}").json()["state"] == "done"
-    prompt = (orch_home / "tasks" / task["id"] / "prompt-developer-r2.txt").read_text()
-    assert "11-code-review.md" in prompt and "CHANGES_REQUESTED" in prompt
     assert_error(api.post(f"/tasks/{task['id']}/retry"), 409)
     assert_error(api.post("/tasks/zzzzzzzz/retry"), 404)
 
