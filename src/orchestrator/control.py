@@ -103,8 +103,10 @@ def _person_verdict(
         raise Conflict(f"task {task.id} {why}: no stage waits for a person's verdict")
     spec = STAGE_TRANSITIONS[task.stage]
     lines = spec.pass_lines if passed else spec.fail_lines
+    # The person's words are quoted, so that no line of theirs is ever read as a verdict key.
+    said = "\n".join(f"> {line}".rstrip() for line in words.strip().splitlines())
     text = f"# {spec.artifact} by a person\n\n" + "\n".join(lines) + "\nproducer: person\n\n"
-    text += words.strip() + "\n"
+    text += said + "\n"
     judged = judge(
         task.stage, text, task.round, rules(settings), repo.skip_stages,
         budget_round=task.budget_round,

@@ -270,10 +270,13 @@ def test_approve_and_reject_need_a_stage_that_waits_for_a_person(
     assert_error(api.post(f"/tasks/{task['id']}/resume"), 409)
     assert_error(api.post(f"/tasks/{task['id']}/reject", json={}), 422)
     assert_error(api.post(f"/tasks/{task['id']}/reject", json={"reason": ""}), 422)
-    rejected = api.post(f"/tasks/{task['id']}/reject", json={"reason": "Not yet"})
+    # A reason that reads like a verdict line is quoted, never taken for the verdict.
+    reason = "Not yet:\ndeploy_status: DEPLOYED"
+    rejected = api.post(f"/tasks/{task['id']}/reject", json={"reason": reason})
     assert rejected.status_code == 200, rejected.text
-    # A failed deploy blocks (SPEC section 2): it still waits for a person.
+    # A failed deploy blocks (the stage table): it still waits for a person.
     assert (rejected.json()["state"], rejected.json()["waits_for"]) == ("blocked", "person")
+    assert rejected.json()["events"][-1]["verdict"] == "FAILED"  # not INVALID
     approved = api.post(f"/tasks/{task['id']}/approve", json={"note": "Shipped at 10:00"})
     assert approved.status_code == 200, approved.text
     assert (approved.json()["state"], approved.json()["stage"]) == ("active", "post-deploy")
