@@ -11,14 +11,14 @@ from markupsafe import Markup
 
 from orchestrator.api.render import markdown_html
 from orchestrator.api.state import ApiState
-from orchestrator.control import waiting_for
+from orchestrator.control import waits_for_person
 from orchestrator.documents import judged_commits
 from orchestrator.errors import NotFound
 from orchestrator.overview import RUNNER_KEYS, queue_report
 from orchestrator.pipeline.progress import STAGE_INDEX, stage_progress
 from orchestrator.pipeline.stages import STAGE_ORDER, Producer, Stage, TaskState
 from orchestrator.redact import redact
-from orchestrator.store import Alert, Artifact, Determinization, Event, Job, Store, Task
+from orchestrator.store import Alert, Artifact, Determinization, Event, Job, Repo, Store, Task
 from orchestrator.store.base import utcnow
 from orchestrator.story import merged_commit
 
@@ -237,9 +237,10 @@ def task_context(state: ApiState, task_id: str) -> dict[str, Any]:
     task = store.get_task(task_id)
     jobs = store.task_jobs(task_id)
     try:
-        skipped: Iterable[Stage] = store.get_repo(task.repo).skip_stages
+        repo: Repo | None = store.get_repo(task.repo)
     except NotFound:
-        skipped = ()
+        repo = None
+    skipped: Iterable[Stage] = repo.skip_stages if repo else ()
     steps = timeline(store.events(task_id), jobs)
     longest = max((s.duration_s or 0.0 for s in steps), default=0.0) or 1.0
     live = [job for job in jobs if job.finished_at is None]
@@ -256,7 +257,8 @@ def task_context(state: ApiState, task_id: str) -> dict[str, Any]:
         "judged": judged_commits(versions),
         "merged": merged_commit(versions),
         "mask": lambda text: redact(text or "", state.secrets),
-        "waits_for": waiting_for(store, state.settings, task),
+        # The repo read above serves here too (no second read on each live refresh).
+        "waits_for": "person" if repo and waits_for_person(task, repo, state.settings) else None,
     }
 
 

@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from orchestrator.pipeline.gates import GateStatus, run_gate
+from orchestrator.pipeline.gates import GateStatus
 from orchestrator.pipeline.stages import Producer, TaskState
 from orchestrator.pipeline.transitions import Rules, judge
 from orchestrator.proc import CancelToken, Started
@@ -99,20 +99,26 @@ def commit_verdict(
     extra_alert: tuple[str, str] | None = None,
 ) -> JobEnd:
     """Hand an artifact to its stage's gate and commit the verdict and the move it makes."""
-    read = run_gate(job.stage, text)  # which counts the move needs (read only when they can)
-    retests = 0
-    if read.status is GateStatus.RETEST:
-        retests = sum(
-            1
-            for e in ctx.store.events(job.task_id)
-            if e.round == job.round and e.from_stage == job.stage and e.verdict == read.verdict
-        )
-    budget_round = 1
-    if read.status is GateStatus.FAILED:  # a retried task's returns count from its retry
+    judged = judge(job.stage, text, job.round, rules(ctx.settings), repo.skip_stages)
+    status = judged.gate.status
+    if status in (GateStatus.RETEST, GateStatus.FAILED):
+        # Only a failure or a re-test needs the counts behind its move (read only then, off
+        # the path of a passing verdict): the round's re-tests, the retry's budget round.
+        retests = 0
+        if status is GateStatus.RETEST:
+            events = ctx.store.events(job.task_id)
+            retests = sum(1 for e in events if (e.round, e.from_stage, e.verdict) == (
+                job.round, job.stage, "RETEST"))  # fmt: skip
         budget_round = ctx.store.get_task(job.task_id).budget_round
-    judged = judge(
-        job.stage, text, job.round, rules(ctx.settings), repo.skip_stages, retests, budget_round
-    )
+        judged = judge(
+            job.stage,
+            text,
+            job.round,
+            rules(ctx.settings),
+            repo.skip_stages,
+            retests,
+            budget_round,
+        )
     metrics = replace(metrics, outcome="verdict")
     task = ctx.store.finish_job(
         Verdict.of(job, producer, name, text, judged, metrics, extra_alert=extra_alert)

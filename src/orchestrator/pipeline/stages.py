@@ -108,12 +108,10 @@ def _row(
     serial: bool = False,
     also_pass: tuple[str, ...] = (),
     also_fail: tuple[str, ...] = (),
+    lines: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
 ) -> tuple[Stage, StageSpec]:
-    passing: tuple[str, ...] = (f"{key}: {words[0]}",)
-    failing: tuple[str, ...] = (f"{key}: {words[1]}",)
-    if stage is Stage.TESTING:  # the three fields of a test report (docs/runners.md)
-        passing = ("result: PASS", "status: PASS", "tests_failed: 0")
-        failing = ("result: FAIL", "status: FAIL")
+    # One `key: WORD` line each way, unless the row gives its lines (a test report's three).
+    passing, failing = lines or ((f"{key}: {words[0]}",), (f"{key}: {words[1]}",))
     keys = tuple(line.split(":", 1)[0] for line in passing)
     spec = StageSpec(
         stage, by[0], by[1], artifact, keys, goes[0], goes[1], optional, passing, failing,
@@ -140,7 +138,9 @@ STAGE_TRANSITIONS: Mapping[Stage, StageSpec] = MappingProxyType(
             _row(S.REVIEW, (P.REVIEWER, None), "11-code-review.md", "review_verdict",
                  ("APPROVED", "CHANGES_REQUESTED"), (S.TESTING, O.ROLLBACK), optional=True),
             _row(S.TESTING, (P.TESTER, P.TEST_RUNNER), "13-test-report.md", "result",
-                 ("PASS", "FAIL"), (S.DEPLOY_STAGING, O.ROLLBACK), optional=False),
+                 ("PASS", "FAIL"), (S.DEPLOY_STAGING, O.ROLLBACK), optional=False,
+                 lines=(("result: PASS", "status: PASS", "tests_failed: 0"),
+                        ("result: FAIL", "status: FAIL"))),
             _row(S.DEPLOY_STAGING, (P.DEPLOYER, P.STAGING_RUNNER), "15-staging-log.md",
                  "staging_status", ("PASSED", "FAILED"), (S.DEPLOY, O.ROLLBACK),
                  optional=True, serial=True, also_pass=("SKIPPED",)),
