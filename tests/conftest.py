@@ -206,9 +206,16 @@ def orch_exe() -> Callable[..., subprocess.CompletedProcess[str]]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report: pytest.TestReport = yield
-    if report.when == "call" and report.passed and item.nodeid in _pg_nodes:
-        _pg_passed.append(report.nodeid)
+    if item.nodeid in _pg_nodes:
+        # A mark on the report itself: under pytest-xdist the report travels from the worker
+        # that ran the test to the process that prints the summary; module state does not.
+        report.user_properties.append(("postgresql", True))
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed and ("postgresql", True) in report.user_properties:
+        _pg_passed.append(report.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "orchestrator"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # The one test command: the README's second block ends with it, and the agents' docs carry it.
-TEST_COMMAND = ".venv/bin/python -m pytest -q"
+TEST_COMMAND = ".venv/bin/python -m pytest -q -n auto"
 FOLDER_TABLE = "## The folders and what each owns"
 ENV_LINE = re.compile(r"^(ORCH_[A-Z0-9_]+)=(.*)$")
 
