@@ -9,7 +9,7 @@ from orchestrator.errors import Conflict, InputError
 from orchestrator.jobs.context import rules
 from orchestrator.jobs.reserved import claiming_runner
 from orchestrator.pipeline.names import check_task_id
-from orchestrator.pipeline.stages import STAGE_TRANSITIONS, TaskState
+from orchestrator.pipeline.stages import StageKind, TaskState
 from orchestrator.pipeline.transitions import judge
 from orchestrator.proc import host_identity, terminate_group
 from orchestrator.settings import Settings
@@ -63,8 +63,10 @@ def waits_for_person(task: Task, repo: Repo, settings: Settings) -> bool:
     it again, so its verdict is a person's (`orch task approve` or `reject`)."""
     if task.state is not TaskState.BLOCKED:
         return False
-    spec = STAGE_TRANSITIONS[task.stage]
-    return spec.llm_role is None and claiming_runner(task.stage, repo, settings) is None
+    spec = task.pipeline.spec(task.stage)
+    if spec.kind is StageKind.APPROVAL:
+        return True  # the repo's pipeline asks a person here
+    return spec.llm_role is None and claiming_runner(spec, repo, settings) is None
 
 
 def waiting_for(store: Store, settings: Settings, task: Task) -> str | None:
@@ -101,7 +103,7 @@ def _person_verdict(
             "then orch task resume)"
         )
         raise Conflict(f"task {task.id} {why}: no stage waits for a person's verdict")
-    spec = STAGE_TRANSITIONS[task.stage]
+    spec = task.pipeline.spec(task.stage)
     lines = spec.pass_lines if passed else spec.fail_lines
     # The person's words are quoted, so that no line of theirs is ever read as a verdict key.
     said = "\n".join(f"> {line}".rstrip() for line in words.strip().splitlines())
@@ -109,6 +111,6 @@ def _person_verdict(
     text += said + "\n"
     judged = judge(
         task.stage, text, task.round, rules(settings), repo.skip_stages,
-        budget_round=task.budget_round,
+        budget_round=task.budget_round, pipeline=task.pipeline,
     )  # fmt: skip
     return store.record_person_verdict(task, spec.artifact, text, judged)

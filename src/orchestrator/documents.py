@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
 from datetime import datetime
 from typing import Any
 
-from orchestrator.pipeline.stages import STAGE_ORDER, Stage, artifact_for
+from orchestrator.pipeline.pipelines import Pipeline
+from orchestrator.pipeline.stages import (
+    STAGE_ORDER,
+    Producer,
+    Stage,
+    StageKind,
+    StageSpec,
+    artifact_for,
+)
 from orchestrator.pipeline.verdicts import Judged
 from orchestrator.redact import redact
 from orchestrator.store import (
@@ -84,7 +93,7 @@ def task_document(
         "repo": task.repo,
         "title": task.title,
         "description": redact(task.description, secrets),
-        "stage": task.stage.value,
+        "stage": str(task.stage),
         "state": task.state.value,
         "round": task.round,
         "branch": task.branch,
@@ -96,8 +105,37 @@ def task_document(
     }
     if events is not None:
         document["events"] = [event_document(event) for event in events]
+        document["pipeline"] = list(task.pipeline.order)
     if versions is not None:
         document["judged_commits"] = judged_commits(versions)
+    return document
+
+
+def pipeline_document(pipeline: Pipeline, skipped: Set[str]) -> dict[str, Any]:
+    """A pipeline as `orch repo show --pipeline --json` prints it: where it comes from, and
+    each stage in order with who produces it and where its verdicts go."""
+    return {
+        "source": "orch.toml" if pipeline.declared else "built-in",
+        "stages": [_stage_document(spec, spec.stage in skipped) for spec in pipeline],
+    }
+
+
+def _stage_document(spec: StageSpec, skipped: bool) -> dict[str, Any]:
+    runner = spec.runner or (Producer.CHECK_RUNNER if spec.kind is StageKind.CHECK else None)
+    document: dict[str, Any] = {
+        "name": str(spec.stage),
+        "kind": spec.kind.value,
+        "runner": runner.value if runner else None,
+        "agent": spec.llm_role.value if spec.llm_role else None,
+        "person": spec.kind is StageKind.APPROVAL,
+        "artifact": spec.artifact,
+        "verdict_key": spec.verdict_keys[0],
+        "on_pass": spec.on_pass or "done",
+        "on_fail": spec.on_fail.value,
+        "skipped": skipped,
+    }
+    if spec.kind is StageKind.CHECK:
+        document |= {"command": list(spec.command), "timeout_s": spec.timeout_s}
     return document
 
 
@@ -144,7 +182,7 @@ def job_document(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
         "task_id": job.task_id,
-        "stage": job.stage.value,
+        "stage": str(job.stage),
         "round": job.round,
         "producer": job.producer,
         "status": job.status.value,
@@ -316,7 +354,7 @@ def status_document(
             "queued": len(queue.queued),
             "deferred": len(queue.deferred),
         },
-        "blocked": [{"id": t.id, "stage": t.stage.value, "reason": t.reason} for t in blocked],
+        "blocked": [{"id": t.id, "stage": str(t.stage), "reason": t.reason} for t in blocked],
         "alerts": {"open": len(alerts), "latest": [alert_document(a) for a in alerts[:20]]},
         "workers": [worker_document(w) for w in workers],
         **(

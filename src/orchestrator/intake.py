@@ -10,6 +10,7 @@ from orchestrator.errors import GitError, InputError
 from orchestrator.pipeline.names import check_repo_name
 from orchestrator.pipeline.stages import TASK_ARTIFACT
 from orchestrator.redact import redact
+from orchestrator.registry import pipeline_at
 from orchestrator.store import NewTask, Repo, Store, Task
 from orchestrator.workspace import checkout, git, layout
 
@@ -71,10 +72,14 @@ def submit_task(
     try:
         made_worktree = True  # from here on, undo whatever part of it exists
         checkout.start_branch(home, repo, branch, worktree)
+        # The pipeline the task keeps: the default branch's orch.toml as the branch starts
+        # from it, never a later edit (an agent's in this very branch included).
+        pipeline = pipeline_at(worktree, "HEAD")
+        first = pipeline.start(repo.skip_stages)
         folder.mkdir(parents=True, exist_ok=False)
         made_folder = True
         (folder / TASK_ARTIFACT).write_text(task_md, encoding="utf-8")
-        new = NewTask(task_id, repo.id, title, description, branch, str(worktree))
+        new = NewTask(task_id, repo.id, title, description, branch, str(worktree), first, pipeline)
         return store.create_task(new, task_md)
     except BaseException:
         if made_folder:

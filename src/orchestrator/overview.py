@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.control import waits_for_person
 from orchestrator.documents import queue_document, runner_document, status_document
 from orchestrator.pipeline.stages import FALLBACK_ROLES, RUNNER_STAGES, TaskState, runner_key
 from orchestrator.settings import Settings
@@ -29,9 +30,22 @@ def status_report(store: Store) -> dict[str, Any]:
     )
 
 
+# How many waiting tasks /queue lists (the oldest first); `orch task list --state blocked`
+# has them all.
+WAITING_LIMIT = 100
+
+
 def queue_report(store: Store, settings: Settings) -> dict[str, Any]:
-    """Running, queued and deferred jobs; serial gates; one block per runner."""
+    """Running, queued and deferred jobs; serial gates; the tasks that wait for a person's
+    verdict (no job runs for them); one block per runner."""
     document = queue_document(store.queue())
+    blocked = store.list_tasks(state=TaskState.BLOCKED, limit=WAITING_LIMIT)
+    repos = {repo.name: repo for repo in store.list_repos()} if blocked else {}
+    document["waiting_for_person"] = [
+        {"task_id": task.id, "repo": task.repo, "stage": str(task.stage), "round": task.round}
+        for task in blocked
+        if waits_for_person(task, repos[task.repo], settings)
+    ]
     for producer, key in RUNNER_KEYS.items():
         config = settings.runner(key)
         document[key] = runner_document(

@@ -10,10 +10,11 @@ from pathlib import Path, PurePosixPath
 
 from orchestrator.errors import Conflict, GitError, InputError
 from orchestrator.pipeline.names import check_repo_name
+from orchestrator.pipeline.pipelines import PIPELINE_FILE, Pipeline, PipelineError, read_pipeline
 from orchestrator.pipeline.stages import Stage, parse_stage_list
 from orchestrator.selfhost.code import code_checkout
 from orchestrator.store import Repo, RepoSpec, Store
-from orchestrator.workspace import git
+from orchestrator.workspace import checkout, git
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def register_repo(store: Store, name: str, location: str | Path, options: RepoOp
     spec = _spec(options, root, branch)
     _check_single_self(store, name, spec)
     _check_one_name(store, name, root)
+    _check_pipeline(root, branch, spec.skip_stages or frozenset())
     return store.add_repo(name, RepoSpec(**{**spec.__dict__, "path": str(root)}))
 
 
@@ -126,6 +128,8 @@ def change_repo(store: Store, name: str, options: RepoOptions) -> Repo:
         return store.update_repo(name, spec)
     spec = _spec(options, Path(repo.path), options.default_branch)
     _check_single_self(store, name, spec)
+    skipped = repo.skip_stages if spec.skip_stages is None else spec.skip_stages
+    _check_pipeline(Path(repo.path), spec.default_branch or repo.default_branch, skipped)
     return store.update_repo(name, spec)
 
 
@@ -150,6 +154,11 @@ def _spec(options: RepoOptions, root: Path, branch: str | None) -> RepoSpec:
         is_self=options.is_self,
         junit_path=_inside("--junit-path", options.junit_path, clears=True),
     )
+
+
+def _check_pipeline(root: Path, branch: str, skipped: frozenset[Stage]) -> None:
+    """Refuse a repo whose default branch declares a pipeline its tasks could not run."""
+    pipeline_at(root, branch).start(skipped)
 
 
 def _command(option: str, value: str | None) -> str | None:
@@ -234,3 +243,21 @@ def what_is_missing(repo: Repo) -> list[str]:
     if Stage.POST_DEPLOY not in repo.skip_stages and not repo.health_url and not repo.is_self:
         said.append("no health URL: the post-deploy watch is SKIPPED (--health-url adds one)")
     return said
+
+
+def pipeline_at(root: Path, rev: str) -> Pipeline:
+    """The pipeline the `orch.toml` of commit `rev` declares (the built-in one without it);
+    PipelineError, one line, when it cannot be one."""
+    try:
+        text = git.file_at(root, rev, PIPELINE_FILE)
+    except GitError as exc:
+        raise PipelineError(f"{PIPELINE_FILE}: {exc}") from None
+    return read_pipeline(text)
+
+
+def repo_pipeline(home: Path, repo: Repo) -> Pipeline:
+    """The pipeline in force for the repo's next task: its default branch's `orch.toml` now
+    (a remote is fetched first)."""
+    root = checkout.git_dir(home, repo)
+    rev = f"refs/remotes/origin/{repo.default_branch}" if repo.is_remote else repo.default_branch
+    return pipeline_at(root, rev)

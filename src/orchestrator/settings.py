@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     post_deploy_monitor_enabled: bool = True
     post_deploy_monitor_repos: RepoScope = frozenset({"*"})
     post_deploy_monitor_infra_retries: int = Field(default=3, ge=0, le=100)
+    # A repo's own check stages (orch.toml): always on, since the repo asked for them; each
+    # stage has its own timeout in the file.
+    check_runner_infra_retries: int = Field(default=3, ge=0, le=100)
 
     # A self deploy restarts the service on the merged code; the new process must answer
     # /health within this, or the change is reverted (the monitor window starts after it).
@@ -301,6 +304,8 @@ class Settings(BaseSettings):
                     self.monitor_window_s,
                     self.post_deploy_monitor_infra_retries,
                 )
+            case "check_runner":  # a repo's own checks: on for every repo that declares one
+                return RunnerConfig(True, frozenset({"*"}), None, self.check_runner_infra_retries)
         raise KeyError(f"no runner has the settings prefix {key!r}")
 
 

@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, select, text
 
 from orchestrator.errors import Conflict, NotFound, StoreError
+from orchestrator.pipeline.pipelines import BUILT_IN
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
 from orchestrator.settings import load_settings
 from orchestrator.store import NewTask, RepoSpec, Store, open_store
@@ -289,11 +290,12 @@ def test_upgrade_to_0010_moves_the_unfinished_command_out_of_the_note(db_url: st
         upgraded.close()
 
 
-def test_upgrade_to_0013_gives_existing_tasks_budget_round_one_and_goes_back_down(
+def test_upgrades_from_0012_give_tasks_budget_round_one_and_the_built_in_pipeline(
     db_url: str,
 ) -> None:
     # A task with a job that references it: on SQLite, copying and dropping `tasks` (batch
-    # mode) is refused by that foreign key, so the column must be added in place.
+    # mode) is refused by that foreign key, so each column (0013, 0014) is added in place;
+    # both go back down as well.
     with at_revision(db_url, "0012") as conn:
         conn.execute(
             text(
@@ -317,7 +319,8 @@ def test_upgrade_to_0013_gives_existing_tasks_budget_round_one_and_goes_back_dow
         )
     upgraded = open_store(load_settings(db_url=db_url))
     try:
-        assert upgraded.get_task("aaaa3333").budget_round == 1
+        task = upgraded.get_task("aaaa3333")
+        assert (task.budget_round, task.pipeline, task.stage) == (1, BUILT_IN, Stage.TESTING)
     finally:
         upgraded.engine.dispose()
     engine = make_engine(db_url)

@@ -65,12 +65,14 @@ PURE_STDLIB = {
     "collections.abc",
     "dataclasses",
     "enum",
+    "json",
     "re",
     "types",
     "typing",
     "math",
     "itertools",
     "functools",
+    "tomllib",  # parses text it is handed (orch.toml); reads no file
 }
 
 

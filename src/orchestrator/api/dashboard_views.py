@@ -84,16 +84,34 @@ def board(store: Store) -> list[Column]:
     """A column per stage in pipeline order (active tasks), then blocked, done, failed and
     cancelled (the newest first)."""
     live = _live_jobs(store)
-    by_stage: dict[Stage, list[Card]] = {stage: [] for stage in STAGE_ORDER}
+    by_stage: dict[str, list[Card]] = {stage: [] for stage in STAGE_ORDER}
     for task in store.list_tasks(state=TaskState.ACTIVE, limit=ACTIVE_LIMIT):
+        if task.stage not in by_stage:
+            by_stage = _with_column(by_stage, task)
         by_stage[task.stage].append(Card(task, live.get(task.id)))
-    columns = [Column(stage.value, "stage", cards, len(cards)) for stage, cards in by_stage.items()]
+    columns = [Column(stage, "stage", cards, len(cards)) for stage, cards in by_stage.items()]
     for state in STATE_COLUMNS:
         limit = ACTIVE_LIMIT if state is TaskState.BLOCKED else FINAL_LIMIT
         total = store.count_tasks(state=state)
         tasks = store.list_tasks(state=state, limit=limit, offset=max(0, total - limit))
         cards = [Card(task, live.get(task.id)) for task in reversed(tasks)]
         columns.append(Column(state.value, "state", cards, max(total, len(cards))))
+    return columns
+
+
+def _with_column(by_stage: dict[str, list[Card]], task: Task) -> dict[str, list[Card]]:
+    """The columns with one more for a stage of a repo's own pipeline (a check, an approval),
+    placed right after the stage before it in that pipeline."""
+    order = task.pipeline.order
+    before = order[: order.index(task.stage)]
+    after = next((s for s in reversed(before) if s in by_stage), None)
+    columns: dict[str, list[Card]] = {}
+    if after is None:
+        columns[task.stage] = []
+    for stage, cards in by_stage.items():
+        columns[stage] = cards
+        if stage == after:
+            columns[task.stage] = []
     return columns
 
 
@@ -189,8 +207,12 @@ def outcome(event: Event) -> str:
         return "created"
     if event.to_stage in ("blocked", "failed"):
         return event.to_stage
+    here = STAGE_INDEX.get(event.from_stage)
+    if here is None:  # a stage of a repo's own: a failure of it returns to development
+        own_failure = event.verdict in ("FAIL", "REJECTED")
+        return "rollback" if event.to_stage == Stage.DEVELOPMENT and own_failure else "passed"
     before = STAGE_INDEX.get(event.to_stage)
-    if before is not None and before < STAGE_INDEX.get(event.from_stage, 0):
+    if before is not None and before < here:
         return "rollback"
     return "passed"
 
@@ -208,13 +230,15 @@ def timeline(events: list[Event], jobs: list[Job]) -> list[Step]:
 
 
 def progress(task: Task, skipped: Iterable[Stage]) -> list[StagePill]:
-    """Every stage of the pipeline and where the task stands in it (pipeline/progress.py)."""
-    marks = stage_progress(task.stage, task.state, skipped)
-    return [StagePill(mark.stage.value, mark.status.value) for mark in marks]
+    """Every stage of the task's pipeline and where the task stands in it
+    (pipeline/progress.py)."""
+    marks = stage_progress(task.stage, task.state, skipped, task.pipeline)
+    return [StagePill(mark.stage, mark.status.value) for mark in marks]
 
 
 def artifacts(state: ApiState, versions: list[Artifact]) -> list[ArtifactView]:
-    """The latest version of each artifact, by name, rendered from Markdown (secrets masked)."""
+    """The latest version of each artifact, in the order they were first written (the
+    pipeline's, a repo's own stages included), rendered from Markdown (secrets masked)."""
     latest: dict[str, Artifact] = {}
     rounds: dict[str, list[int]] = {}
     for artifact in versions:  # oldest first: the last one of a name is its latest
@@ -227,7 +251,7 @@ def artifacts(state: ApiState, versions: list[Artifact]) -> list[ArtifactView]:
             Markup(markdown_html(redact(artifact.text, state.secrets))),
             sorted(set(rounds[name])),
         )
-        for name, artifact in sorted(latest.items())
+        for name, artifact in latest.items()
     ]
 
 

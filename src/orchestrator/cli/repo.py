@@ -10,8 +10,15 @@ from rich.table import Table
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import console, emit_json, notice
-from orchestrator.documents import repo_document
-from orchestrator.registry import RepoOptions, change_repo, register_repo, what_is_missing
+from orchestrator.documents import pipeline_document, repo_document
+from orchestrator.pipeline.names import check_repo_name
+from orchestrator.registry import (
+    RepoOptions,
+    change_repo,
+    register_repo,
+    repo_pipeline,
+    what_is_missing,
+)
 from orchestrator.store import Repo
 
 
@@ -112,5 +119,55 @@ def repo_list(app: AppContext, as_json: bool) -> None:
         skipped = ",".join(sorted(r.skip_stages)) or "-"
         table.add_row(
             r.name + (" (self)" if r.is_self else ""), r.path, r.default_branch, tests, skipped
+        )
+    console.print(table)
+
+
+@repo.command("show")
+@click.argument("name")
+@click.option(
+    "--pipeline",
+    "show_pipeline",
+    is_flag=True,
+    help="The pipeline in force for its next task: the default branch's orch.toml, or the "
+    "built-in one.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+@pass_app
+def repo_show(app: AppContext, name: str, show_pipeline: bool, as_json: bool) -> None:
+    """Show a repo's settings, or with --pipeline the stages its tasks run."""
+    shown = app.store.get_repo(check_repo_name(name))
+    if not show_pipeline:
+        if as_json:
+            emit_json(repo_document(shown))
+            return
+        table = Table(box=None, show_header=False)
+        for key, value in repo_document(shown).items():
+            table.add_row(key, "-" if value in (None, [], "") else str(value))
+        console.print(table)
+        return
+    document = pipeline_document(repo_pipeline(app.settings.home, shown), shown.skip_stages)
+    if as_json:
+        emit_json(document)
+        return
+    notice(f"pipeline of {shown.name}: {document['source']}")
+    table = Table("#", "stage", "kind", "produced by", "artifact", "on pass", "on fail", box=None)
+    for number, stage in enumerate(document["stages"], 1):
+        by = stage["runner"] or stage["agent"] or "person"
+        if stage["runner"] and stage["agent"]:
+            by = f"{stage['runner']} (else {stage['agent']})"
+        elif stage["person"]:
+            by = "person"
+        name_shown = stage["name"] + (" (skipped)" if stage["skipped"] else "")
+        if stage["kind"] == "check":
+            name_shown += f": {' '.join(stage['command'])}"
+        table.add_row(
+            str(number),
+            name_shown,
+            stage["kind"],
+            by,
+            stage["artifact"],
+            stage["on_pass"],
+            stage["on_fail"],
         )
     console.print(table)

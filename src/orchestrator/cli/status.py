@@ -69,6 +69,11 @@ def queue(app: AppContext, as_json: bool) -> None:
             holder = _tested_on(gate["holder"], tested) if gate["holder"] else "nobody"
             waiting = ", ".join(_tested_on(t, tested) for t in gate["waiting"]) or "nobody"
             console.print(f"serial gate {repo}: held by {holder}, waiting to merge: {waiting}")
+    for task in document["waiting_for_person"]:
+        console.print(
+            f"task {task['task_id']} ({task['repo']}) waits in {task['stage']} for a person: "
+            f"orch task approve {task['task_id']}, or reject it with a reason"
+        )
 
 
 def _tested_on(task_id: str, tested: dict[str, Any]) -> str:

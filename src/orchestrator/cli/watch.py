@@ -33,7 +33,7 @@ MARK_STYLE = {
 def stage_strip(task: Task, repo: Repo, live: Job | None) -> Text:
     """One line: each stage, marked with how it stands for the task."""
     strip = Text()
-    for mark in stage_progress(task.stage, task.state, repo.skip_stages):
+    for mark in stage_progress(task.stage, task.state, repo.skip_stages, task.pipeline):
         if strip:
             strip.append(" → ", style="dim")
         if mark.status is StageStatus.CURRENT:

@@ -20,7 +20,7 @@ def account(ctx: JobContext, job: Job, role: str, result: AgentResult) -> None:
             task_id=job.task_id,
             job_id=job.id,
             call_site=CALL_SITE_OF_ROLE[role],
-            stage=job.stage.value,
+            stage=str(job.stage),
             role=role,
             round=job.round,
             backend=result.backend,

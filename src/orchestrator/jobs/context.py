@@ -91,6 +91,7 @@ def rules(settings: Settings) -> Rules:
 def commit_verdict(
     ctx: JobContext,
     job: Job,
+    task: Task,
     repo: Repo,
     producer: Producer,
     name: str,
@@ -99,7 +100,9 @@ def commit_verdict(
     extra_alert: tuple[str, str] | None = None,
 ) -> JobEnd:
     """Hand an artifact to its stage's gate and commit the verdict and the move it makes."""
-    judged = judge(job.stage, text, job.round, rules(ctx.settings), repo.skip_stages)
+    judged = judge(
+        job.stage, text, job.round, rules(ctx.settings), repo.skip_stages, pipeline=task.pipeline
+    )
     status = judged.gate.status
     if status in (GateStatus.RETEST, GateStatus.FAILED):
         # Only a failure or a re-test needs the counts behind its move (read only then, off
@@ -118,6 +121,7 @@ def commit_verdict(
             repo.skip_stages,
             retests,
             budget_round,
+            task.pipeline,
         )
     metrics = replace(metrics, outcome="verdict")
     task = ctx.store.finish_job(

@@ -19,7 +19,7 @@ from orchestrator.jobs.policy import Next, after_agent_failure, agent_alert_kind
 from orchestrator.jobs.reserved import claiming_runner, run_reserved
 from orchestrator.jobs.setup import ensure_setup
 from orchestrator.jobs.summary import failure_summary
-from orchestrator.pipeline.stages import STAGE_TRANSITIONS, TASK_ARTIFACT, Producer
+from orchestrator.pipeline.stages import TASK_ARTIFACT, Producer
 from orchestrator.prompts import PromptContext, render_prompt
 from orchestrator.redact import redact
 from orchestrator.store import Artifact, Job, JobMetrics, Repo, Store, Task
@@ -39,18 +39,21 @@ def launch_job(ctx: JobContext, job: Job) -> JobEnd:
     not_ready = ensure_setup(ctx, job, task, repo)
     if not_ready is not None:
         return not_ready
-    reserved = claiming_runner(job.stage, repo, ctx.settings)
+    spec = task.pipeline.spec(job.stage)
+    reserved = claiming_runner(spec, repo, ctx.settings)
     if reserved is not None:
         return run_reserved(ctx, job, task, repo, reserved)
-    role = STAGE_TRANSITIONS[job.stage].llm_role
+    role = spec.llm_role
     if role is None:
-        runner = STAGE_TRANSITIONS[job.stage].runner
+        # A built-in stage whose runner is off, or an approval stage (none is ever queued;
+        # this is its last line of defence): nothing but a person may give the verdict.
+        producer = spec.runner or Producer.PERSON
         reason = (
-            f"{runner} is switched off or does not cover repo {repo.name}, and the {job.stage} "
-            f"stage has no LLM fallback: it waits for a person's verdict (orch task approve "
-            f"{task.id}, or orch task reject {task.id} --reason ...)"
+            f"{producer} is switched off or does not cover repo {repo.name}, and the "
+            f"{job.stage} stage has no LLM fallback: it waits for a person's verdict (orch task "
+            f"approve {task.id}, or orch task reject {task.id} --reason ...)"
         )
-        metrics = JobMetrics(producer=str(runner), outcome="blocked", error_kind="no_runner")
+        metrics = JobMetrics(producer=str(producer), outcome="blocked", error_kind="no_runner")
         ctx.store.block_task(job, reason, metrics, alert_kind="no_runner")
         return JobEnd.BLOCKED
     return _spawn(ctx, job, task, repo, role)
@@ -61,7 +64,7 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
     stopped = _stop_if_over_budget(ctx, job, task, role)
     if stopped is not None:
         return stopped
-    name = STAGE_TRANSITIONS[job.stage].artifact
+    name = task.pipeline.spec(job.stage).artifact
     path = layout.artifact_path(ctx.settings.home, task.id, name)
     feedback = None
     summary = None
@@ -79,7 +82,7 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
             return JobEnd.CANCELLED
     request = AgentRequest(
         role=role.value,
-        stage=job.stage.value,
+        stage=str(job.stage),
         task_id=task.id,
         round=job.round,
         worktree=Path(task.worktree),
@@ -128,7 +131,7 @@ def _spawn(ctx: JobContext, job: Job, task: Task, repo: Repo, role: Producer) ->
     except GitError as exc:
         failed = replace(result, kind=ErrorKind.AGENT_ERROR, message=f"cannot keep its work: {exc}")
         return _agent_failed(ctx, job, role, failed, replace(metrics, error_kind="agent_error"))
-    return commit_verdict(ctx, job, repo, role, name, text, metrics)
+    return commit_verdict(ctx, job, task, repo, role, name, text, metrics)
 
 
 def _start_on_the_merged_tree(repo: Repo, task: Task) -> str | None:

@@ -20,9 +20,18 @@ from types import MappingProxyType
 from orchestrator.errors import NotFound
 from orchestrator.jobs.context import JobContext, JobEnd, commit_verdict
 from orchestrator.jobs.policy import Next, after_tool_error, backoff_s
-from orchestrator.pipeline.stages import RUNNER_STAGES, Producer, Stage, artifact_for, runner_key
+from orchestrator.pipeline.stages import (
+    RUNNER_STAGES,
+    Producer,
+    Stage,
+    StageKind,
+    StageSpec,
+    artifact_for,
+    runner_key,
+)
 from orchestrator.pipeline.verdicts import Judged
 from orchestrator.runners.base import Runner, RunnerOutcome, RunnerRequest, run_guarded
+from orchestrator.runners.check_runner import CheckRunner
 from orchestrator.runners.deploy_finalizer import DeployFinalizer
 from orchestrator.runners.monitor import PostDeployMonitor
 from orchestrator.runners.staging_runner import StagingRunner
@@ -44,7 +53,8 @@ class ReservedAgent:
 
     @property
     def stage(self) -> Stage:
-        """The stage it claims (the stage table's row that names it)."""
+        """The built-in stage it claims (the stage table's row that names it); the check-runner
+        claims every check stage of a repo's own pipeline instead."""
         return RUNNER_STAGES[self.producer]
 
     @property
@@ -77,15 +87,21 @@ RESERVED_AGENTS: Mapping[Stage, ReservedAgent] = MappingProxyType(
 )
 
 
-def claiming_runner(stage: Stage, repo: Repo, settings: Settings) -> ReservedAgent | None:
-    """The runner that claims `stage` for `repo`, if any."""
-    agent = RESERVED_AGENTS.get(stage)
+# A repo's own check stages (orch.toml), whatever their names.
+CHECK_AGENT = ReservedAgent(Producer.CHECK_RUNNER, CheckRunner())
+
+
+def claiming_runner(spec: StageSpec, repo: Repo, settings: Settings) -> ReservedAgent | None:
+    """The runner that claims the stage of `spec` for `repo`, if any."""
+    if spec.kind is StageKind.CHECK:
+        return CHECK_AGENT
+    agent = RESERVED_AGENTS.get(Stage(spec.stage)) if spec.kind is StageKind.BUILT_IN else None
     return agent if agent is not None and agent.claims(repo, settings) else None
 
 
 def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: ReservedAgent) -> JobEnd:
     """Run a reserved runner for the job: verdict to the gate, or defer, or FAILED as infra."""
-    name = artifact_for(job.stage)
+    name = task.pipeline.spec(job.stage).artifact
     path = layout.artifact_path(ctx.settings.home, task.id, name)
     log_path = ctx.log_path(job, agent.producer.value)
     request = RunnerRequest(
@@ -117,7 +133,7 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
     metrics = _metrics(agent, outcome, str(log_path))
     if outcome.artifact is not None:
         _write(path, outcome.artifact)
-        return commit_verdict(ctx, job, repo, agent.producer, name, outcome.artifact, metrics)
+        return commit_verdict(ctx, job, task, repo, agent.producer, name, outcome.artifact, metrics)
 
     settings = ctx.settings
     if after_tool_error(job.infra_failures, agent.budget(settings)) is Next.RETRY:
@@ -142,7 +158,7 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
         f"(infra-retry budget spent); the stage fails as infra: {outcome.reason}"
     )
     return commit_verdict(
-        ctx, job, repo, agent.producer, name, text, metrics, extra_alert=("infra", alert)
+        ctx, job, task, repo, agent.producer, name, text, metrics, extra_alert=("infra", alert)
     )
 
 

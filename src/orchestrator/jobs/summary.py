@@ -62,7 +62,7 @@ def _note_of_the_round(ctx: JobContext, job: Job, task: Task, report: Artifact) 
     path.unlink(missing_ok=True)
     request = AgentRequest(
         role=SUMMARIZER,
-        stage=job.stage.value,
+        stage=str(job.stage),
         task_id=task.id,
         round=job.round,
         worktree=layout.worktree_dir(ctx.settings.home, task.id),

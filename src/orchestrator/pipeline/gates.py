@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from orchestrator.pipeline.stages import STAGE_TRANSITIONS, Stage, StageSpec
+from orchestrator.pipeline.stages import STAGE_TRANSITIONS, Stage, StageKind, StageSpec
 from orchestrator.pipeline.verdicts import KeyRead, parse_verdict_keys, read_key
 
 
@@ -160,3 +160,10 @@ GATES: Mapping[Stage, Callable[[str | None], GateResult]] = MappingProxyType(
 def run_gate(stage: Stage, text: str | None) -> GateResult:
     """Judge a stage's artifact with that stage's gate."""
     return GATES[stage](text)
+
+
+def gate_of(spec: StageSpec) -> Callable[[str | None], GateResult]:
+    """The gate of any stage: a built-in stage's own, or a repo stage's single-key gate."""
+    if spec.kind is StageKind.BUILT_IN:
+        return GATES[Stage(spec.stage)]
+    return table_gate(spec)

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from orchestrator.pipeline.stages import STAGE_ORDER, Stage, TaskState
+from orchestrator.pipeline.pipelines import BUILT_IN, Pipeline
+from orchestrator.pipeline.stages import STAGE_ORDER, TaskState
 
 # By name: a stage, or the name an event records.
 STAGE_INDEX: dict[str, int] = {stage.value: index for index, stage in enumerate(STAGE_ORDER)}
@@ -33,16 +34,19 @@ class StageStatus(StrEnum):
 class StageMark:
     """One stage and how it stands."""
 
-    stage: Stage
+    stage: str
     status: StageStatus
 
 
-def stage_progress(stage: Stage, state: TaskState, skipped: Iterable[Stage]) -> list[StageMark]:
-    """Every stage of the pipeline, in order, for a task at `stage` in `state`."""
+def stage_progress(
+    stage: str, state: TaskState, skipped: Iterable[str], pipeline: Pipeline = BUILT_IN
+) -> list[StageMark]:
+    """Every stage of the task's pipeline, in order, for a task at `stage` in `state`."""
     skip = set(skipped)
-    here = STAGE_INDEX[stage]
+    order = pipeline.order
+    here = order.index(stage)
     marks = []
-    for index, each in enumerate(STAGE_ORDER):
+    for index, each in enumerate(order):
         if each in skip:
             status = StageStatus.SKIPPED
         elif state is TaskState.DONE or index < here:

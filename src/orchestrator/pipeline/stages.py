@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
+from typing import cast
 
 
 class Stage(StrEnum):
@@ -51,12 +52,21 @@ class Producer(StrEnum):
     STAGING_RUNNER = "staging-runner"
     DEPLOY_FINALIZER = "deploy-finalizer"
     POST_DEPLOY_MONITOR = "post-deploy-monitor"
-    PERSON = "person"  # a person's move: a retry (no artifact is ever theirs)
+    CHECK_RUNNER = "check-runner"  # a repo's own check stage (orch.toml)
+    PERSON = "person"  # a person's move: a retry, an approval, a rejection
 
     @property
     def is_llm(self) -> bool:
         """True for the roles an LLM agent plays."""
         return self in LLM_ROLES
+
+
+class StageKind(StrEnum):
+    """What produces a stage: the built-in table's producers, or a repo's own step."""
+
+    BUILT_IN = "built-in"  # a row of STAGE_TRANSITIONS
+    CHECK = "check"  # a repo's command, run by code in the worktree (orch.toml)
+    APPROVAL = "approval"  # a person's verdict; no job runs while it waits (orch.toml)
 
 
 class Outcome(StrEnum):
@@ -76,12 +86,12 @@ class StageSpec:
     tables are derived from these rows; adding a built-in stage is one row plus its prompt or
     runner."""
 
-    stage: Stage
+    stage: str  # a Stage for a built-in row; a repo's own name for a check or an approval
     llm_role: Producer | None  # the LLM agent for the stage; None when only code may produce it
     runner: Producer | None  # the deterministic runner that claims the stage, if any
     artifact: str
     verdict_keys: tuple[str, ...]
-    on_pass: Stage | None  # None: passing this stage finishes the task
+    on_pass: str | None  # None: passing this stage finishes the task
     on_fail: Outcome
     optional: bool  # a repo may switch it off
     pass_lines: tuple[str, ...]  # the verdict lines of a passing artifact
@@ -89,6 +99,9 @@ class StageSpec:
     pass_values: frozenset[str]  # every value of the first key its gate passes
     fail_values: frozenset[str]  # ... and fails
     serial: bool = False  # under the repo's serial gate (one task at a time per repo)
+    kind: StageKind = StageKind.BUILT_IN
+    command: tuple[str, ...] = ()  # a check's argv
+    timeout_s: float | None = None  # a check's time limit
 
     @property
     def producers(self) -> tuple[Producer, ...]:
@@ -157,14 +170,20 @@ STAGE_TRANSITIONS: Mapping[Stage, StageSpec] = MappingProxyType(
 StageTable = Mapping[Stage, StageSpec]
 
 
+def _named(spec: StageSpec) -> Stage:
+    # A row of a built-in table names its stage by its enum member (the repo's own stages
+    # of orch.toml, named by strings, never reach these lists).
+    return cast(Stage, spec.stage)
+
+
 def runner_stages(table: StageTable) -> Mapping[Producer, Stage]:
     """Each deterministic runner and the stage it claims, in pipeline order."""
-    return MappingProxyType({s.runner: s.stage for s in table.values() if s.runner})
+    return MappingProxyType({s.runner: _named(s) for s in table.values() if s.runner})
 
 
 def llm_stages(table: StageTable) -> Mapping[Producer, Stage]:
     """Each LLM role and the stage it produces, in pipeline order."""
-    return MappingProxyType({s.llm_role: s.stage for s in table.values() if s.llm_role})
+    return MappingProxyType({s.llm_role: _named(s) for s in table.values() if s.llm_role})
 
 
 def fallback_roles(table: StageTable) -> tuple[Producer, ...]:
@@ -188,6 +207,15 @@ FALLBACK_ROLES = fallback_roles(STAGE_TRANSITIONS)
 LLM_ROLES = frozenset(LLM_STAGES)
 
 TASK_ARTIFACT = "01-task.md"
+
+
+def as_stage(name: str) -> str:
+    """A stage name as read from a row: the Stage member for a built-in stage (so that `is`
+    comparisons hold), the name itself for a stage of a repo's own pipeline."""
+    return Stage(name) if name in _BUILT_IN_NAMES else name
+
+
+_BUILT_IN_NAMES = frozenset(s.value for s in Stage)
 
 
 def artifact_for(stage: Stage) -> str:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Set
 from dataclasses import dataclass
 
-from orchestrator.pipeline.gates import GateResult, GateStatus, run_gate
-from orchestrator.pipeline.stages import STAGE_TRANSITIONS, Outcome, Stage, TaskState
+from orchestrator.pipeline.gates import GateResult, GateStatus, gate_of
+from orchestrator.pipeline.pipelines import BUILT_IN, Pipeline
+from orchestrator.pipeline.stages import Outcome, Stage, StageKind, TaskState
 
 
 @dataclass(frozen=True)
 class Transition:
     """The result of a verdict: the task's new stage, state and round, and what to record."""
 
-    stage: Stage  # the task's stage afterwards; a finished or blocked task keeps its last one
+    stage: str  # the task's stage afterwards; a finished or blocked task keeps its last one
     state: TaskState
     round: int
     event_to: str  # `to_stage` of the event: a stage, or "done", "failed", "blocked"
@@ -21,32 +22,31 @@ class Transition:
     rollback: bool = False  # back to development: the failing artifact becomes feedback
 
 
-def next_stage(after: Stage, skipped: Set[Stage]) -> Stage | None:
+def next_stage(after: str, skipped: Set[str], pipeline: Pipeline = BUILT_IN) -> str | None:
     """The stage that follows `after`, skipping switched-off stages; None when the task is done."""
-    candidate = STAGE_TRANSITIONS[after].on_pass
-    while candidate is not None and candidate in skipped:
-        candidate = STAGE_TRANSITIONS[candidate].on_pass
-    return candidate
+    return pipeline.next_stage(after, skipped)
 
 
 def decide_transition(
-    stage: Stage,
+    stage: str,
     gate: GateResult,
     round: int,
     max_dev_retries: int,
-    skipped: Set[Stage] = frozenset(),
+    skipped: Set[str] = frozenset(),
     retests: int = 0,
     max_retests: int = 5,
     budget_round: int = 1,
+    pipeline: Pipeline = BUILT_IN,
 ) -> Transition:
     """Decide the move a gate verdict makes, by the table, the skips and the retry limit.
 
     `retests` is how many times this round already went back to testing (RETEST): a re-test
     is code only and costs no round, but a base that never stops moving must end somewhere.
     `budget_round` is the round the returns to development count from: 1, or the round a
-    person's retry started (`orch task retry` grants a fresh budget).
+    person's retry started (`orch task retry` grants a fresh budget). A task that passes
+    into an approval stage waits there, blocked, for a person: no job runs meanwhile.
     """
-    spec = STAGE_TRANSITIONS[stage]
+    spec = pipeline.spec(stage)
     if gate.status is GateStatus.RETEST:
         if retests >= max_retests:
             return Transition(
@@ -70,10 +70,18 @@ def decide_transition(
             alert=f"{spec.artifact} has no valid verdict ({gate.reason}); a person must look",
         )
     if gate.status is GateStatus.PASSED:
-        following = next_stage(stage, skipped)
+        following = pipeline.next_stage(stage, skipped)
         if following is None:
             return Transition(stage, TaskState.DONE, round, "done")
-        return Transition(following, TaskState.ACTIVE, round, following.value)
+        if pipeline.spec(following).kind is StageKind.APPROVAL:
+            return Transition(
+                following,
+                TaskState.BLOCKED,
+                round,
+                following,
+                alert=f"{following} waits for a person's approval (orch task approve, or reject)",
+            )
+        return Transition(following, TaskState.ACTIVE, round, following)
 
     if spec.on_fail is Outcome.ROLLBACK:
         returns_so_far = round - budget_round
@@ -120,18 +128,20 @@ class Judgement:
 
 
 def judge(
-    stage: Stage,
+    stage: str,
     text: str | None,
     round: int,
     rules: Rules,
-    skipped: Set[Stage] = frozenset(),
+    skipped: Set[str] = frozenset(),
     retests: int = 0,
     budget_round: int = 1,
+    pipeline: Pipeline = BUILT_IN,
 ) -> Judgement:
     """The one verdict path: the stage's gate reads the artifact and the table decides the
     move. Every producer's artifact goes through it: an agent's, a runner's, a self deploy's
     after its restart, a person's."""
-    gate = run_gate(stage, text)
+    spec = pipeline.spec(stage)
+    gate = gate_of(spec)(text)
     move = decide_transition(
         stage,
         gate,
@@ -141,16 +151,17 @@ def judge(
         retests,
         rules.max_retests,
         budget_round,
+        pipeline,
     )
-    return Judgement(gate, move, alert_kind(stage, gate, move))
+    return Judgement(gate, move, alert_kind(spec.on_fail, gate, move))
 
 
-def alert_kind(stage: Stage, gate: GateResult, move: Transition) -> str:
+def alert_kind(on_fail: Outcome, gate: GateResult, move: Transition) -> str:
     """What kind of alert a verdict raises, when it raises one."""
     if gate.status is GateStatus.INVALID:
         return "invalid_verdict"
     if move.state is TaskState.FAILED:
-        return (
-            "retry_limit" if STAGE_TRANSITIONS[stage].on_fail is Outcome.ROLLBACK else "task_failed"
-        )
+        return "retry_limit" if on_fail is Outcome.ROLLBACK else "task_failed"
+    if move.state is TaskState.BLOCKED and gate.passed:
+        return "approval"  # passed into an approval stage
     return "task_blocked"

@@ -42,6 +42,7 @@ class FailureKind(StrEnum):
     DIRTY = "dirty"  # the user's working copy has changes the merge would touch
     DEPLOY = "deploy"  # the deploy command failed
     UNHEALTHY = "unhealthy"  # the health URL failed during the watch
+    CHECK = "check"  # a repo's check command ran and said no
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,7 @@ class LifecycleQueries(StoreBase):
     def _move_task(
         conn: Connection,
         job: Job,
-        stage: Stage,
+        stage: str,
         state: TaskState,
         round_: int,
         reason: str | None,
@@ -269,7 +269,7 @@ class LifecycleQueries(StoreBase):
             announce(conn)
 
     @staticmethod
-    def _queue(conn: Connection, task_id: str, stage: Stage, round_: int) -> None:
+    def _queue(conn: Connection, task_id: str, stage: str, round_: int) -> None:
         announce(conn)
         conn.execute(
             insert(jobs).values(

@@ -7,7 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from orchestrator.pipeline.stages import Producer, Stage, TaskState, parse_stage_list
+from orchestrator.pipeline.pipelines import BUILT_IN, Pipeline
+from orchestrator.pipeline.stages import Producer, Stage, TaskState, as_stage, parse_stage_list
 
 DEFAULT_TEST_TARGET = "tests"
 
@@ -66,7 +67,7 @@ class Task:
     repo: str
     title: str
     description: str
-    stage: Stage
+    stage: str  # a Stage, or a stage of the task's own pipeline
     state: TaskState
     round: int
     branch: str
@@ -77,6 +78,7 @@ class Task:
     created_at: datetime
     updated_at: datetime
     budget_round: int = 1  # the round its returns to development count from (see retry)
+    pipeline: Pipeline = BUILT_IN  # the stages it runs (its repo's orch.toml when it started)
 
     @classmethod
     def from_row(cls, row: Any) -> Task:
@@ -87,7 +89,7 @@ class Task:
             repo=m["repo"],
             title=m["title"],
             description=m["description"],
-            stage=Stage(m["stage"]),
+            stage=as_stage(m["stage"]),
             state=TaskState(m["state"]),
             round=m["round"],
             branch=m["branch"],
@@ -98,6 +100,7 @@ class Task:
             created_at=m["created_at"],
             updated_at=m["updated_at"],
             budget_round=m["budget_round"],
+            pipeline=Pipeline.from_json(m["pipeline"]),
         )
 
 
@@ -183,7 +186,7 @@ class Job:
 
     id: int
     task_id: str
-    stage: Stage
+    stage: str  # a Stage, or a stage of the task's own pipeline
     round: int
     producer: str | None
     status: JobStatus
@@ -222,7 +225,7 @@ class Job:
         """Build from a `jobs` row (extra columns of a join are ignored)."""
         m = row._mapping
         values = {name: m[name] for name in cls.__dataclass_fields__}
-        values["stage"] = Stage(values["stage"])
+        values["stage"] = as_stage(values["stage"])
         values["status"] = JobStatus(values["status"])
         return cls(**values)
 

@@ -89,6 +89,7 @@ tasks = Table(
     Column("round", Integer, nullable=False, server_default=text("1")),
     # The round its budget of returns to development counts from (a retry starts a new one).
     Column("budget_round", Integer, nullable=False, server_default=text("1")),
+    Column("pipeline", Text, nullable=True),  # orch.toml's stages as JSON; NULL: built-in
     Column("branch", Text, nullable=False),
     Column("worktree", Text, nullable=False),
     Column("reason", Text),  # why the task is blocked or failed, for people

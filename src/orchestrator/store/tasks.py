@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Select, and_, func, insert, or_, select
 
 from orchestrator.errors import NotFound
+from orchestrator.pipeline.pipelines import BUILT_IN, Pipeline
 from orchestrator.pipeline.stages import (
     STAGE_TRANSITIONS,
     TASK_ARTIFACT,
     Outcome,
     Producer,
     Stage,
+    StageKind,
     TaskState,
 )
 from orchestrator.store.base import StoreBase, announce, utcnow
@@ -31,7 +33,8 @@ class NewTask:
     description: str
     branch: str
     worktree: str
-    stage: Stage = Stage.ANALYSIS
+    stage: str = Stage.ANALYSIS  # the first stage of its pipeline the repo does not skip
+    pipeline: Pipeline = BUILT_IN
 
 
 def task_select() -> Select[tuple[object, ...]]:
@@ -48,7 +51,7 @@ class MoveRows:
     job_id: int | None  # None for intake and a person's move
     round: int
     producer: Producer
-    from_stage: Stage | None  # None for intake
+    from_stage: str | None  # None for intake
     to: str  # a stage, or "done", "failed", "blocked"
     verdict: str | None  # None for intake
 
@@ -84,10 +87,12 @@ def write_move(
     )
 
 
-# The stages whose failing verdict sends a task back to development.
+# The stages whose failing verdict sends a task back to development (the built-in ones; a
+# repo's own checks and approvals are known by their producers).
 ROLLBACK_STAGES = tuple(
     spec.stage for spec in STAGE_TRANSITIONS.values() if spec.on_fail is Outcome.ROLLBACK
 )
+_ROLLBACK_PRODUCERS = (Producer.PERSON, Producer.CHECK_RUNNER)
 
 
 def fetch_task(conn: Connection, task_id: str) -> Task:
@@ -102,8 +107,10 @@ class TaskQueries(StoreBase):
     """Create, find and list tasks; read their events and artifacts."""
 
     def create_task(self, new: NewTask, task_md: str) -> Task:
-        """Insert the task, its intake event, its `01-task.md` and its first job, at once."""
+        """Insert the task, its intake event, its `01-task.md` and its first job, at once (a
+        pipeline that starts with an approval starts blocked, waiting for it, with no job)."""
         now = utcnow()
+        waits = new.pipeline.spec(new.stage).kind is StageKind.APPROVAL
         with self._write() as conn:
             conn.execute(
                 insert(tasks).values(
@@ -112,26 +119,29 @@ class TaskQueries(StoreBase):
                     title=new.title,
                     description=new.description,
                     stage=new.stage,
-                    state=TaskState.ACTIVE,
+                    state=TaskState.BLOCKED if waits else TaskState.ACTIVE,
+                    reason=f"{new.stage} waits for a person's approval" if waits else None,
                     round=1,
                     branch=new.branch,
                     worktree=new.worktree,
                     created_at=now,
                     updated_at=now,
+                    pipeline=new.pipeline.to_json(),
                 )
             )
             intake = MoveRows(new.id, None, 1, Producer.INTAKE, None, new.stage, None)
             write_move(conn, intake, TASK_ARTIFACT, task_md)
             announce(conn)
-            conn.execute(
-                insert(jobs).values(
-                    task_id=new.id,
-                    stage=new.stage,
-                    round=1,
-                    status=JobStatus.QUEUED,
-                    created_at=now,
+            if not waits:
+                conn.execute(
+                    insert(jobs).values(
+                        task_id=new.id,
+                        stage=new.stage,
+                        round=1,
+                        status=JobStatus.QUEUED,
+                        created_at=now,
+                    )
                 )
-            )
             return self._task(conn, new.id)
 
     def get_task(self, task_id: str) -> Task:
@@ -218,7 +228,10 @@ class TaskQueries(StoreBase):
                 events.c.task_id == task_id,
                 events.c.to_stage == Stage.DEVELOPMENT,
                 events.c.round == round - 1,
-                or_(events.c.from_stage.in_(ROLLBACK_STAGES), events.c.producer == Producer.PERSON),
+                or_(
+                    events.c.from_stage.in_(ROLLBACK_STAGES),
+                    events.c.producer.in_(_ROLLBACK_PRODUCERS),
+                ),
             )
             .order_by(events.c.id.desc())
             .limit(1)
@@ -230,9 +243,10 @@ class TaskQueries(StoreBase):
             if event.job_id is not None:
                 judged = artifacts.c.job_id == event.job_id
             else:
+                pipeline = fetch_task(conn, task_id).pipeline
                 judged = and_(
                     artifacts.c.task_id == task_id,
-                    artifacts.c.name == STAGE_TRANSITIONS[Stage(event.from_stage)].artifact,
+                    artifacts.c.name == pipeline.spec(event.from_stage).artifact,
                     artifacts.c.round == round - 1,
                 )
             query = select(artifacts).where(judged).order_by(artifacts.c.id.desc()).limit(1)

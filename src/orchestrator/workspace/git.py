@@ -187,6 +187,18 @@ def head(repo: Path) -> str:
     return git(repo, "rev-parse", "HEAD").stdout.strip()
 
 
+def file_at(repo: Path, rev: str, path: str) -> str | None:
+    """The text of the file `path` in commit `rev`, or None when the commit has none; a
+    GitError for an unknown commit, and for a `path` that is a link or a folder there."""
+    listed = git(repo, "ls-tree", "--full-tree", rev, "--", path).stdout.strip()
+    if not listed:
+        return None
+    mode, kind = listed.split()[:2]
+    if kind != "blob" or mode == "120000":
+        raise GitError(f"{path} in {rev} is not a plain file")
+    return git(repo, "show", f"{rev}:{path}").stdout
+
+
 def is_ancestor(repo: Path, commit: str, of: str) -> bool:
     """True when `commit` is `of` or in its history (False too for an unknown commit)."""
     return git(repo, "merge-base", "--is-ancestor", commit, of, check=False).ok
