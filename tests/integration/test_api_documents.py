@@ -98,7 +98,9 @@ def test_queue_lists_jobs_serial_gates_and_one_block_per_runner(
     drain(store, db_url, orch_home)
     waiting = create(api, "Second")
     queue = api.get("/queue").json()
-    assert set(queue) == {"running", "queued", "deferred", "serial_gate", *RUNNER_KEYS}
+    keys = {"running", "queued", "deferred", "serial_gate", "waiting_for_person", *RUNNER_KEYS}
+    assert set(queue) == keys
+    assert queue["waiting_for_person"] == []  # (tests/acceptance/test_repo_pipelines.py)
     [queued] = queue["queued"]
     assert (queued["task_id"], queued["repo"], queued["title"]) == (waiting["id"], "app", "Second")
     assert (queued["stage"], queued["status"]) == ("analysis", "queued")
