@@ -54,7 +54,6 @@ def test_a_retry_after_a_blip_records_the_merge_it_finds_and_can_revert_it(
         cancel=token,
         on_start=lambda started: None,
         marker=unique_marker(),
-        can_restart=True,
     )
     context = JobContext(store, settings, token, "w2", take_over=self_deploy_steps)
 

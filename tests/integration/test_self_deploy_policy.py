@@ -12,6 +12,7 @@ import pytest
 from orchestrator.intake import submit_task
 from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.scheduler import Worker
+from orchestrator.selfhost.hosting import SelfHosting
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import JobStatus, RepoSpec, Store
 from tests.helpers import git
@@ -55,7 +56,7 @@ def drain_as_the_service(store: Store, db_url: str, home: Path, **overrides: obj
         store,
         settings_for(db_url, home, **overrides),
         drain=True,
-        on_restart=lambda: restarts.append(1),
+        hosting=SelfHosting(restart=lambda: restarts.append(1)),
     )
     assert worker.run() == 0
     assert restarts == []

@@ -116,6 +116,7 @@ def _serve(
     from orchestrator.api import create_app
     from orchestrator.scheduler import Worker
     from orchestrator.selfhost.boot import RESTART_EXIT, complete_pending_deploys
+    from orchestrator.selfhost.hosting import SelfHosting
 
     store = app.store
     if holds_self:  # only the holder of the self repo (store/self_hold.py)
@@ -130,7 +131,8 @@ def _serve(
 
     worker = None
     if not no_worker:
-        worker = Worker(store, settings, on_restart=request_restart if holds_self else None)
+        hosting = SelfHosting(restart=request_restart if holds_self else None)
+        worker = Worker(store, settings, hosting=hosting)
     thread = None
     if worker is not None:
         thread = threading.Thread(target=worker.run, name="worker", daemon=True)

@@ -58,11 +58,6 @@ class JobContext:
     # Set only in `orch serve`, the one process that can restart on new code.
     take_over: TakeOver | None = None
 
-    @property
-    def can_restart(self) -> bool:
-        """True in the process that can restart itself on new code (orch serve)."""
-        return self.take_over is not None
-
     def marker(self, job: Job) -> str:
         """Tags every process of this job attempt, so that recovery can find them all."""
         return f"{self.worker_id}.{job.id}.{job.attempt}"

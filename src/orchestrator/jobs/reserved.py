@@ -115,7 +115,6 @@ def run_reserved(ctx: JobContext, job: Job, task: Task, repo: Repo, agent: Reser
         on_start=ctx.on_start(job),
         marker=ctx.marker(job),
         secrets=ctx.secrets,
-        can_restart=ctx.can_restart,
         tested=_tested(ctx, job) if job.stage in (Stage.DEPLOY_STAGING, Stage.DEPLOY) else None,
         ahead=_ahead(ctx, task, repo) if job.stage is Stage.TESTING else (),
         stage_attempt=_stage_attempt(ctx, job) if job.stage is Stage.DEPLOY else 1,

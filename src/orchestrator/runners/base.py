@@ -59,7 +59,6 @@ class RunnerRequest:
     on_start: Callable[[Started], None]
     marker: str
     secrets: tuple[str, ...] = ()
-    can_restart: bool = False  # this process can restart itself on new code (orch serve)
     # For staging and the deploy: what this round's test report judged (None: no binding).
     tested: Judged | None = None
     # For the test-runner: the tasks that will merge before this one, in queue order.
@@ -75,24 +74,13 @@ class RunnerRequest:
 
 
 @dataclass(frozen=True)
-class Landed:
-    """A change merged into the service's own code: the service must restart on it, and the
-    restarted process writes the deploy verdict (selfhost/boot.py)."""
-
-    merged: str  # the merge commit the service restarts on
-    base: str  # the default branch it was merged onto
-    note: str  # what the deploy log will say of the merge and the deploy command
-
-
-@dataclass(frozen=True)
 class RunnerOutcome:
-    """A verdict (the artifact text), a tool error (the reason), or a merge of the service's
-    own code to restart on (`landed`); never more than one."""
+    """A verdict (the artifact text), a tool error (the reason), or stopped; never more
+    than one."""
 
     artifact: str | None = None
     reason: str = ""
     cancelled: bool = False
-    landed: Landed | None = None
     exit_code: int | None = None
     duration_s: float | None = None
 

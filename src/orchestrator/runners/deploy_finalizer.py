@@ -8,9 +8,10 @@ touched), or with a compare-and-swap of the ref when no working copy has it. The
 command, if any, runs on the merged code. A retry after a crash finds the branch already
 merged and does not merge twice.
 
-A self deploy passes `before_move`: it records the pending deploy (the base and merge
-commits) after the merge commit exists and before the branch moves, so that no crash can
-leave a moved branch without the record of what it moved from.
+The self repo's deploy (selfhost/finalizer.py) is made of the same merge and deploy steps,
+and passes `before_move`: it records the pending deploy (the base and merge commits) after
+the merge commit exists and before the branch moves, so that no crash can leave a moved
+branch without the record of what it moved from.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from orchestrator.pipeline.verdicts import Judged
 from orchestrator.redact import redact
 from orchestrator.runners.base import (
     FailureKind,
-    Landed,
     RunnerOutcome,
     RunnerRequest,
     output_tail,
@@ -214,49 +214,75 @@ def merge_remote(
     return Merge(base, merged, None, f"{into} of the remote moved to the merge commit (pushed)")
 
 
+@dataclass(frozen=True)
+class DeployRun:
+    """The deploy command ran on the merged code: whether it passed, and what it said."""
+
+    passed: bool
+    kind: FailureKind
+    note: str
+
+
 class DeployFinalizer:
-    """Merges, deploys and writes the deploy log."""
+    """Merges, deploys and writes the deploy log.
+
+    `run` is the whole stage for any repo but the self repo, whose deploy ends in a restart
+    of the service (selfhost/finalizer.py builds it from `merge` and `deploy`)."""
 
     producer = Producer.DEPLOY_FINALIZER
 
-    def run(self, request: RunnerRequest, before_move: BeforeMove | None = None) -> RunnerOutcome:
-        """Merge and deploy; a verdict (DEPLOYED or FAILED) or a tool error."""
-        repo, task = request.repo, request.task
-        if repo.is_self and not request.can_restart:
+    def run(self, request: RunnerRequest) -> RunnerOutcome:
+        """Merge and deploy; a verdict (DEPLOYED, FAILED or RETEST) or a tool error."""
+        if request.repo.is_self:
             # Merging our own code is only half of it: the restart must follow, and only
             # `orch serve` (under its supervisor) can restart the service.
             return RunnerOutcome.tool_error(
                 "a self deploy runs in `orch serve`, which restarts on the merged code"
             )
+        merge = self.merge(request)
+        if not isinstance(merge, Merge):
+            return merge
+        if not request.repo.deploy_command:
+            return self.verdict(request, True, FailureKind.NONE, "No deploy command.", merge)
+        ran = self.deploy(request, merge)
+        if not isinstance(ran, DeployRun):
+            return ran
+        return self.verdict(request, ran.passed, ran.kind, ran.note, merge)
+
+    def merge(
+        self, request: RunnerRequest, before_move: BeforeMove | None = None
+    ) -> Merge | RunnerOutcome:
+        """Merge the task's branch into the default branch: the merge, or the outcome that
+        ends the stage without one (RETEST, a refused merge, a tool error)."""
+        repo, task = request.repo, request.task
         message = f"Merge {task.branch}: {task.title} (task {task.id})"
         try:
             if repo.is_remote:
                 clone = checkout.sync_clone(request.settings.home, repo)
-                merge = merge_remote(
+                return merge_remote(
                     clone, task.branch, repo.default_branch, message, request.tested
                 )
-            elif not Path(repo.path).is_dir():
+            if not Path(repo.path).is_dir():
                 return RunnerOutcome.tool_error(f"the repo {repo.path} is missing")
-            else:
-                merge = merge_branch(
-                    Path(repo.path),
-                    task.branch,
-                    repo.default_branch,
-                    message,
-                    before_move,
-                    request.tested,
-                )
+            return merge_branch(
+                Path(repo.path),
+                task.branch,
+                repo.default_branch,
+                message,
+                before_move,
+                request.tested,
+            )
         except Stale as stale:
             return self._retest(request, str(stale))
         except MergeRefused as refused:
-            return self._verdict(request, False, refused.kind, str(refused), None)
+            return self.verdict(request, False, refused.kind, str(refused), None)
         except GitError as exc:
             return RunnerOutcome.tool_error(str(exc))
 
-        if repo.is_self and not repo.deploy_command:
-            return self._restart(merge, "No deploy command: the restart is the deploy.")
-        if not repo.deploy_command:
-            return self._verdict(request, True, FailureKind.NONE, "No deploy command.", merge)
+    def deploy(self, request: RunnerRequest, merge: Merge) -> DeployRun | RunnerOutcome:
+        """Run the repo's deploy command on the merged code: what it did, or the outcome that
+        ends the stage without a verdict (stopped, or it could not run)."""
+        command = request.repo.deploy_command or ""
         worktree = request.worktree
         if worktree.is_dir():  # deploy exactly the merged code
             git.git(worktree, "merge", "--ff-only", "--quiet", merge.to_deploy)
@@ -267,7 +293,7 @@ class DeployFinalizer:
         # finds the branch merged and runs the command again: the attempt number lets a
         # deploy script tell (docs/runners.md, "deploy-finalizer").
         run = run_suite(
-            shlex.split(repo.deploy_command),
+            shlex.split(command),
             request,
             request.settings.deploy_finalizer_timeout_s,
             variables={DEPLOY_ATTEMPT_VAR: str(request.stage_attempt)},
@@ -276,16 +302,9 @@ class DeployFinalizer:
             return RunnerOutcome(cancelled=True)
         if not run.executed or run.proc is None:
             return RunnerOutcome.tool_error(run.problem, run.proc)
-        passed, kind = run.passed, run.failure_kind(FailureKind.DEPLOY)
-        note = f"Deploy command: `{repo.deploy_command}`, exit {run.proc.exit_code}.\n\n"
+        note = f"Deploy command: `{command}`, exit {run.proc.exit_code}.\n\n"
         note += output_tail(run.proc)
-        if repo.is_self and passed:
-            return self._restart(merge, note)
-        return self._verdict(request, passed, kind, note, merge)
-
-    @staticmethod
-    def _restart(merge: Merge, note: str) -> RunnerOutcome:
-        return RunnerOutcome(landed=Landed(merge.merged, merge.base, f"{merge.note}.\n\n{note}"))
+        return DeployRun(run.passed, run.failure_kind(FailureKind.DEPLOY), note)
 
     def _retest(self, request: RunnerRequest, why: str) -> RunnerOutcome:
         """Nothing merged: the task goes back to testing, in the same round, by code only."""
@@ -296,7 +315,7 @@ class DeployFinalizer:
         text = render_log(request, None, FailureKind.NONE, note, None)
         return RunnerOutcome(artifact=redact(text, request.secrets))
 
-    def _verdict(
+    def verdict(
         self,
         request: RunnerRequest,
         deployed: bool,
@@ -304,6 +323,7 @@ class DeployFinalizer:
         note: str,
         merge: Merge | None,
     ) -> RunnerOutcome:
+        """The deploy log as the stage's verdict."""
         text = render_log(request, deployed, kind, note, merge)
         return RunnerOutcome(artifact=redact(text, request.secrets))
 

@@ -33,7 +33,7 @@ from orchestrator.scheduler.drain import drain_end
 from orchestrator.scheduler.leases import Running
 from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.recovery import Identity, take_over
-from orchestrator.selfhost.deploy_job import self_deploy_steps
+from orchestrator.selfhost.hosting import SelfHosting
 from orchestrator.settings import Settings
 from orchestrator.store import Job, JobMetrics, Store
 from orchestrator.workspace import checkout
@@ -59,14 +59,14 @@ class Worker:
         *,
         drain: bool = False,
         on_change: Callable[[], None] | None = None,
-        on_restart: Callable[[], None] | None = None,
+        hosting: SelfHosting | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.drain = drain
         self.on_change = on_change
-        # Set by `orch serve`: a self deploy asks it to restart on the merged code.
-        self.on_restart = on_restart
+        # Set by `orch serve` holding the self repo: it runs self deploys and restarts.
+        self.hosting = hosting or SelfHosting()
         self.identity = Identity(
             worker_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
             host=host_identity(),  # not the hostname alone: proc/host.py says why
@@ -90,11 +90,6 @@ class Worker:
         """Ask the loop to stop: running jobs are killed and their stages re-queued."""
         self._stopping.set()
         self._wake.set()
-
-    @property
-    def supervised(self) -> bool:
-        """Only the supervised service can restart, so only it claims self deploys."""
-        return self.on_restart is not None
 
     def wake(self) -> None:
         """Something changed: look for work now."""
@@ -185,7 +180,7 @@ class Worker:
             self.identity.host,
             free,
             self.settings.lease_s,
-            self_deploy=self.supervised,
+            self_deploy=self.hosting.runs_self_deploys,
         )
         for job in claimed:
             cancel = CancelToken()
@@ -201,9 +196,8 @@ class Worker:
         for running in finished:
             end = running.future.result()
             job = running.job
-            if end is JobEnd.RESTART and self.on_restart is not None:
-                self.on_restart()
-            elif end is JobEnd.BLOCKED:  # a person must act: say so where they look
+            self.hosting.after_job(end)
+            if end is JobEnd.BLOCKED:  # a person must act: say so where they look
                 task = self.store.get_task(job.task_id)
                 log.warning("task %s blocked in %s: %s", task.id, task.stage, task.reason)
             elif end is JobEnd.CANCELLED and not self._stopping.is_set():
@@ -221,8 +215,8 @@ class Worker:
             return False
         active, live = self.store.pending_work()
         # Only self deploys can be left when every active task has one live job: ask then.
-        ask = not self.supervised and active == live > 0
-        end = drain_end(active, live, self.store.waiting_self_deploys() if ask else [])
+        ask = active == live > 0
+        end = drain_end(active, live, self.hosting.left_for_the_service(self.store) if ask else [])
         if end is not None:
             self.stranded = end.stranded
         return end is not None
@@ -263,7 +257,7 @@ class Worker:
             cancel,
             self.identity.worker_id,
             self._secrets,
-            take_over=self_deploy_steps if self.supervised else None,
+            take_over=self.hosting.take_over,
         )
         try:
             # Every git push of this job first checks that its attempt still holds its lease.
@@ -332,8 +326,7 @@ class Worker:
                     mine = set(self._running)
                 if take_over(self.store, self.identity, self.settings.kill_grace_s, mine):
                     self._wake.set()
-                if not self.supervised:
-                    self._tell_waiting_self_deploys()
+                self._tell_waiting_self_deploys()
             except StoreError as exc:
                 self.outage.failed(exc, time.monotonic())  # logged once per outage
             except Exception:
@@ -370,7 +363,7 @@ class Worker:
                 r.cancel.cancel()
 
     def _tell_waiting_self_deploys(self) -> None:
-        for task_id in set(self.store.waiting_self_deploys()) - self._told_waiting:
+        for task_id in set(self.hosting.left_for_the_service(self.store)) - self._told_waiting:
             log.warning(
                 "task %s: its self deploy waits for `orch serve` (a plain worker never runs it)",
                 task_id,

@@ -87,15 +87,21 @@ def complete_pending_deploys(store: Store, settings: Settings) -> None:
 def _complete(store: Store, settings: Settings, deploy: SelfDeploy, new: str) -> None:
     job = store.get_job(deploy.job_id)
     text = deploy_log(deploy, new, "DEPLOYED")
-    repo = store.get_repo(store.get_task(deploy.task_id).repo)
-    judged = judge(Stage.DEPLOY, text, job.round, rules(settings), repo.skip_stages)
+    task = store.get_task(deploy.task_id)
+    repo = store.get_repo(task.repo)
+    judged = judge(
+        Stage.DEPLOY, text, job.round, rules(settings), repo.skip_stages, pipeline=task.pipeline
+    )
     metrics = JobMetrics(
         producer=Producer.DEPLOY_FINALIZER.value, outcome="verdict", backend="deterministic"
     )
     name = artifact_for(Stage.DEPLOY)
     verdict = Verdict.of(job, Producer.DEPLOY_FINALIZER, name, text, judged, metrics)
-    task = store.complete_self_deploy(deploy, new, verdict)
-    if task is not None:
+    completed = store.complete_self_deploy(deploy, new, verdict)
+    if completed is not None:
         log.info(
-            "self deploy of task %s completed: now on %s (was %s)", task.id, new, deploy.old_commit
+            "self deploy of task %s completed: now on %s (was %s)",
+            completed.id,
+            new,
+            deploy.old_commit,
         )

@@ -22,8 +22,9 @@ from orchestrator.jobs.context import JobContext, JobEnd, Step, rules
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
 from orchestrator.pipeline.transitions import judge
 from orchestrator.runners.base import FailureKind, RunnerOutcome, RunnerRequest
-from orchestrator.runners.deploy_finalizer import DeployFinalizer, has_landed, render_log
+from orchestrator.runners.deploy_finalizer import has_landed, render_log
 from orchestrator.selfhost.code import code_checkout
+from orchestrator.selfhost.finalizer import Restart, SelfDeployFinalizer
 from orchestrator.store import Job, JobMetrics, Repo, SelfDeploy, SelfDeployState, Task, Verdict
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,8 @@ def proof_refusal(ctx: JobContext, job: Job, task: Task) -> RunnerOutcome | None
 def run_self_deploy(
     ctx: JobContext, job: Job, task: Task, repo: Repo, request: RunnerRequest
 ) -> RunnerOutcome | JobEnd:
-    """Run the deploy-finalizer for the self repo. A JobEnd when the job is settled here;
-    otherwise an outcome for the ordinary path (nothing landed: a verdict or a deferral)."""
+    """Run the self-deploy-finalizer. A JobEnd when the job is settled here; otherwise an
+    outcome for the ordinary path (nothing landed: a verdict or a deferral)."""
     recorded: list[SelfDeploy] = []
     # With a deploy command, the record says it has not finished until the restart is asked
     # for: a boot after a kill in between must not take the merge as deployed.
@@ -100,21 +101,21 @@ def run_self_deploy(
     def record(base: str, merged: str) -> None:
         recorded.append(ctx.store.record_self_deploy(job, base, merged, command=command))
 
+    outcome: RunnerOutcome | Restart
     try:
-        outcome = DeployFinalizer().run(request, before_move=record)
+        outcome = SelfDeployFinalizer().run(request, before_move=record)
     except StaleState:
         raise  # this attempt no longer holds the job: record nothing more
     except Exception as exc:  # the runner contract: never raise, a tool error instead
-        log.exception("the deploy-finalizer raised while running job %s", job.id)
+        log.exception("the self-deploy-finalizer raised while running job %s", job.id)
         outcome = RunnerOutcome.tool_error(f"deploy-finalizer raised {type(exc).__name__}: {exc}")
     deploy = recorded[0] if recorded else None
-    landed = outcome.landed
-    if landed is not None:
+    if isinstance(outcome, Restart):
         if deploy is None:  # merged already (by an earlier attempt, or a person): name it
-            ctx.store.record_self_deploy(job, landed.base, landed.merged, landed.note)
+            ctx.store.record_self_deploy(job, outcome.base, outcome.merged, outcome.note)
         else:
-            ctx.store.note_self_deploy(deploy, job, landed.note)
-        log.info("task %s: self deploy merged %s; restarting on it", task.id, landed.merged)
+            ctx.store.note_self_deploy(deploy, job, outcome.note)
+        log.info("task %s: self deploy merged %s; restarting on it", task.id, outcome.merged)
         return JobEnd.RESTART
     if deploy is None:
         return outcome
@@ -152,7 +153,9 @@ def _settle_landed(
         text = render_log(request, False, FailureKind.INFRA, note, None)
     request.artifact_path.parent.mkdir(parents=True, exist_ok=True)
     request.artifact_path.write_text(text, encoding="utf-8")
-    judged = judge(job.stage, text, job.round, rules(ctx.settings), repo.skip_stages)
+    judged = judge(
+        job.stage, text, job.round, rules(ctx.settings), repo.skip_stages, pipeline=task.pipeline
+    )
     metrics = JobMetrics(
         producer=Producer.DEPLOY_FINALIZER.value,
         outcome="verdict",
