@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.api.dashboard_views import board
 from orchestrator.errors import InputError
 from orchestrator.intake import submit_task
 from orchestrator.pipeline.pipelines import read_pipeline
 from orchestrator.pipeline.stages import Stage, StageKind, TaskState
 from orchestrator.store import RepoSpec, Store
+from tests.conftest import Run
 from tests.helpers import entries, git
 
 PIPELINE = """\
@@ -95,3 +97,20 @@ def test_a_pipeline_whose_every_stage_is_skipped_is_refused(
     with pytest.raises(InputError, match="every stage"):
         submit_task(store, orch_home, "app", "Anything", "")
     assert store.list_tasks() == []
+
+
+def test_status_and_the_board_show_a_task_in_a_stage_of_the_repos_own(
+    make_repo: Callable[..., Path], orch_home: Path, store: Store, orch: Callable[..., Run]
+) -> None:
+    first = '[[stage]]\nname = "spec-lint"\nkind = "check"\ncommand = ["true"]\n'
+    first += 'on_fail = "blocked"\n'
+    path = make_repo("app", files={"orch.toml": first + PIPELINE})
+    add(store, path)
+    task = submit_task(store, orch_home, "app", "Lint the spec", "")
+    assert (task.stage, task.state) == ("spec-lint", TaskState.ACTIVE)
+    shown = orch("status")
+    assert shown.code == 0 and "active: 1 in spec-lint" in shown.out
+    columns = [column.key for column in board(store)]
+    assert columns[:2] == ["spec-lint", "analysis"]  # before the stage that follows it
+    [card] = next(c for c in board(store) if c.key == "spec-lint").cards
+    assert card.task.id == task.id

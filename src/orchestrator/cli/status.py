@@ -115,9 +115,11 @@ def status(app: AppContext, as_json: bool) -> None:
     console.print("tasks: " + (", ".join(f"{n} {s}" for s, n in states.items()) or "none"))
     stages = document["tasks"]["by_stage"]
     if stages:
-        active = ", ".join(
-            f"{stages[json_key(s)]} in {s}" for s in STAGE_ORDER if json_key(s) in stages
-        )
+        built_in = {json_key(s): s.value for s in STAGE_ORDER}
+        # The built-in stages in pipeline order, then the stages of repos' own pipelines.
+        keys = [k for k in built_in if k in stages] + sorted(set(stages) - set(built_in))
+        # A stage of a repo's own has no "_" in its name: its JSON key maps back exactly.
+        active = ", ".join(f"{stages[k]} in {built_in.get(k, k.replace('_', '-'))}" for k in keys)
         console.print("active: " + active)
     jobs = document["jobs"]
     console.print(
