@@ -119,7 +119,7 @@ def commit_verdict(
             task.pipeline,
         )
     metrics = replace(metrics, outcome="verdict")
-    task = ctx.store.finish_job(
+    ctx.store.finish_job(
         Verdict.of(job, producer, name, text, judged, metrics, extra_alert=extra_alert)
     )
     move = judged.move
@@ -132,6 +132,6 @@ def commit_verdict(
         move.event_to,
         move.round,
     )
-    if task.state in (TaskState.DONE, TaskState.CANCELLED):
+    if move.state is TaskState.DONE:  # a done task's worktree goes at once
         checkout.retire_quietly(ctx.settings.home, repo, task)
     return JobEnd.VERDICT

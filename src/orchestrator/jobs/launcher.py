@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 
 def launch_job(ctx: JobContext, job: Job) -> JobEnd:
     """Run one job of a task's stage to its end: a reserved runner, else an LLM agent."""
-    task = ctx.store.get_task(job.task_id)
-    repo = ctx.store.get_repo(task.repo)
+    task, repo = ctx.store.task_and_repo(job.task_id)
     # A remote repo's task gets a worktree on this machine, at the tip of its pushed branch.
     task = checkout.prepare(ctx.settings.home, repo, task)
     not_ready = ensure_setup(ctx, job, task, repo)

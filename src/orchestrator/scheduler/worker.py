@@ -33,6 +33,7 @@ from orchestrator.scheduler.drain import drain_end
 from orchestrator.scheduler.leases import Running
 from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.recovery import Identity, take_over
+from orchestrator.scheduler.slots import Slots, run_in_slot
 from orchestrator.selfhost.hosting import SelfHosting
 from orchestrator.settings import Settings
 from orchestrator.store import Job, JobMetrics, Store
@@ -75,8 +76,7 @@ class Worker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._listening = threading.Event()
-        self._running: dict[int, Running] = {}
-        self._lock = threading.Lock()
+        self._slots = Slots(settings.max_parallel_jobs)
         self._told_waiting: set[str] = set()  # self deploys already logged as waiting
         self.outage = Outage()  # database faults, ridden out (scheduler/outage.py)
         self._ended = False
@@ -171,28 +171,45 @@ class Worker:
                 thread.join(timeout=self.settings.lease_s + self.settings.kill_grace_s + 10)
 
     def _claim(self, pool: ThreadPoolExecutor) -> None:
-        free = self.settings.max_parallel_jobs - len(self._running)
+        free = self._slots.free()
         if free <= 0:
             return
         asked = time.monotonic()
-        claimed = self.store.claim_jobs(
+        for job in self._claim_jobs(free):
+            running = self._slots.add(job, asked)
+            pool.submit(run_in_slot, running, self._run_job, self._hand_off, self._wake.set)
+
+    def _claim_jobs(self, limit: int) -> list[Job]:
+        return self.store.claim_jobs(
             self.identity.worker_id,
             self.identity.host,
-            free,
+            limit,
             self.settings.lease_s,
             self_deploy=self.hosting.runs_self_deploys,
         )
-        for job in claimed:
-            cancel = CancelToken()
-            future = pool.submit(self._run_job, job, cancel)
-            with self._lock:
-                self._running[job.id] = Running(job, cancel, future, asked)
-            future.add_done_callback(lambda _: self._wake.set())
+
+    def _hand_off(self, end: JobEnd | None) -> Running | None:
+        """In the thread of a job that just ended (`scheduler/slots.py`): the next job for
+        its slot, claimed now, or None."""
+        if self._stopping.is_set():
+            return None
+        asked = time.monotonic()
+        try:
+            claimed = self._claim_jobs(1)
+        except StoreError:
+            return None  # the loop rides the outage out
+        if not claimed:
+            return None
+        running = self._slots.add(claimed[0], asked)
+        if self._stopping.is_set():  # stopped while it claimed: give the job back at once
+            with contextlib.suppress(StoreError):
+                self.store.abandon_job(running.job, "the worker stopped; re-queued")
+            running.future.set_result(JobEnd.CANCELLED)
+            return None
+        return running
 
     def _reap(self) -> None:
-        with self._lock:
-            done = [job_id for job_id, r in self._running.items() if r.future.done()]
-            finished = [self._running.pop(job_id) for job_id in done]
+        finished = self._slots.reap()
         for running in finished:
             end = running.future.result()
             job = running.job
@@ -211,7 +228,7 @@ class Worker:
             self.on_change()
 
     def _drained(self) -> bool:
-        if self._running:
+        if self._slots:
             return False
         active, live = self.store.pending_work()
         # Only self deploys can be left when every active task has one live job: ask then.
@@ -223,6 +240,8 @@ class Worker:
 
     def _next_wait(self) -> float:
         poll = LISTENING_POLL_S if self._listening.is_set() else FALLBACK_POLL_S
+        if self._slots.free() <= 0:
+            return poll  # nothing could be claimed before a job ends, and that wakes the loop
         due_in = self.store.next_due_in()
         return poll if due_in is None else max(0.0, min(poll, due_in))
 
@@ -322,8 +341,7 @@ class Worker:
         while not self._stopping.wait(interval):
             try:
                 self.store.worker_heartbeat(self.identity.worker_id)
-                with self._lock:
-                    mine = set(self._running)
+                mine = self._slots.ids()
                 if take_over(self.store, self.identity, self.settings.kill_grace_s, mine):
                     self._wake.set()
                 self._tell_waiting_self_deploys()
@@ -334,8 +352,7 @@ class Worker:
 
     def _renew(self) -> None:
         """Renew the leases of the running jobs; stop those that are not ours any more."""
-        with self._lock:
-            running = dict(self._running)
+        running = self._slots.snapshot()
         asked = time.monotonic()
         for r in leases.renew(
             self.store, self.identity.worker_id, running, self.settings.lease_s, asked
@@ -352,8 +369,7 @@ class Worker:
         """
         lease_s = self.settings.lease_s
         while not self._stopping.wait(lease_s / 10):
-            with self._lock:
-                running = list(self._running.values())
+            running = list(self._slots.snapshot().values())
             for r in leases.lapsed(running, time.monotonic(), lease_s):
                 log.warning(
                     "job %s: its lease ran out without a renewal (database unreachable?); "
@@ -372,8 +388,7 @@ class Worker:
 
     def _shutdown(self, pool: ThreadPoolExecutor) -> None:
         self._stopping.set()
-        with self._lock:
-            running = list(self._running.values())
+        running = list(self._slots.snapshot().values())
         for r in running:
             r.cancel.cancel()
         pool.shutdown(wait=True)

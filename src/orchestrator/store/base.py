@@ -18,9 +18,18 @@ JOBS_CHANNEL = "orch_jobs"
 
 
 def announce(conn: Connection) -> None:
-    """Wake the other workers when this transaction commits."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"NOTIFY {JOBS_CHANNEL}"))
+    """Wake the other workers when this transaction commits (once per transaction: a move
+    that frees a gate and queues a job announces both with one NOTIFY)."""
+    if conn.dialect.name != "postgresql":
+        return
+    transaction = conn.get_transaction()
+    if transaction is not None and conn.info.get(_ANNOUNCED) is transaction:
+        return
+    conn.execute(text(f"NOTIFY {JOBS_CHANNEL}"))
+    conn.info[_ANNOUNCED] = transaction
+
+
+_ANNOUNCED = "orch_announced_in"
 
 
 def utcnow() -> datetime:

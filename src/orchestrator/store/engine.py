@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import select
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from orchestrator.errors import StoreError
 
@@ -31,12 +34,11 @@ def make_engine(
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(
-            url,
-            pool_pre_ping=True,
-            pool_size=parallel_jobs + OWN_CONNECTIONS,
-            max_overflow=BURST_CONNECTIONS,
+        engine = create_engine(
+            url, pool_size=parallel_jobs + OWN_CONNECTIONS, max_overflow=BURST_CONNECTIONS
         )
+        event.listen(engine.pool, "checkout", _replace_if_closed)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         folder = Path(parsed.database).parent
         try:
@@ -51,6 +53,22 @@ def make_engine(
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def _replace_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Replace a pooled PostgreSQL connection the server has closed (its backend killed, the
+    server restarted) before it is used. The server's goodbye makes the idle connection's
+    socket readable, which a poll that does not wait sees with no round trip; a ping on
+    every check-out (`pool_pre_ping`) would cost one on each transaction. A connection that
+    dies after the check is a fault like any other: the transaction fails with StoreError."""
+    if dbapi_connection.closed or _readable(dbapi_connection.fileno()):
+        raise DisconnectionError("the server closed the pooled connection")
+
+
+def _readable(fd: int) -> bool:
+    with contextlib.suppress(OSError, ValueError):
+        return bool(select.select([fd], [], [], 0)[0])
+    return True  # a socket that cannot be polled is not one to use
 
 
 def _sqlite_on_connect(dbapi_connection: Any, busy_timeout_s: float) -> None:

@@ -65,12 +65,14 @@ class Verdict:
 class LifecycleQueries(StoreBase):
     """Commit verdicts and the moves people make (cancel, resume, retry)."""
 
-    def finish_job(self, verdict: Verdict) -> Task:
-        """Record a verdict: job done, artifact, event, the task's move and its next job."""
+    def finish_job(self, verdict: Verdict) -> None:
+        """Record a verdict: job done, artifact, event, the task's move and its next job. The
+        task is not read back: the caller knows where the move took it (the hand-off to the
+        next job waits for this transaction, so it holds nothing it does not need)."""
         with self._write() as conn:
-            return self._apply_verdict(conn, verdict)
+            self._apply_verdict(conn, verdict)
 
-    def _apply_verdict(self, conn: Connection, verdict: Verdict) -> Task:
+    def _apply_verdict(self, conn: Connection, verdict: Verdict) -> None:
         job, move = verdict.job, verdict.transition
         self._end_job(conn, job, JobStatus.DONE, verdict.metrics)
         rows = MoveRows(
@@ -85,7 +87,6 @@ class LifecycleQueries(StoreBase):
             self._alert(conn, verdict.alert_kind, move.alert, job.task_id)
         if verdict.extra_alert:
             self._alert(conn, *verdict.extra_alert, job.task_id)
-        return fetch_task(conn, job.task_id)
 
     def block_task(self, job: Job, reason: str, metrics: JobMetrics, alert_kind: str) -> Task:
         """End a job without a verdict and park its task for a person, with an alert."""

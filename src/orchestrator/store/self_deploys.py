@@ -176,7 +176,8 @@ class SelfDeployQueries(LifecycleQueries):
             )
             if claimed.rowcount != 1:
                 return None
-            return self._apply_verdict(conn, verdict)
+            self._apply_verdict(conn, verdict)
+            return fetch_task(conn, deploy.task_id)
 
     def mark_self_deploy_healthy(self, deploy_id: int) -> None:
         """The new code stayed healthy through the watch."""

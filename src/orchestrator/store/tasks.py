@@ -19,7 +19,7 @@ from orchestrator.pipeline.stages import (
     TaskState,
 )
 from orchestrator.store.base import StoreBase, announce, utcnow
-from orchestrator.store.records import Artifact, Event, JobStatus, Task
+from orchestrator.store.records import Artifact, Event, JobStatus, Repo, Task
 from orchestrator.store.schema import artifacts, events, jobs, repos, tasks
 
 
@@ -148,6 +148,13 @@ class TaskQueries(StoreBase):
         """The task with that id; NotFound otherwise."""
         with self._read() as conn:
             return self._task(conn, task_id)
+
+    def task_and_repo(self, task_id: str) -> tuple[Task, Repo]:
+        """The task and its repo, read together (what every job starts with)."""
+        with self._read() as conn:
+            task = self._task(conn, task_id)
+            row = conn.execute(select(repos).where(repos.c.name == task.repo)).one()
+        return task, Repo.from_row(row)
 
     def list_tasks(
         self,

@@ -207,20 +207,19 @@ def keep_work(repo: Repo, task: Task, start: str, message: str) -> str:
     when a remote repo's next attempt starts over from the remote's tip.
     """
     worktree = Path(task.worktree)
-    tip = git.head(worktree)
-    on = git.current_branch(worktree)
+    # As few git calls as the answer needs: this runs after every agent's job.
+    tip, on = git.head_and_branch(worktree)
     problem = None
     if on != task.branch:
         where = f"on branch {on}" if on else f"on a detached HEAD at {tip[:12]}"
         problem = f"the agent left the worktree {where}, not on {task.branch}"
-    elif not git.is_ancestor(worktree, start, tip):
+    elif tip != start and not git.is_ancestor(worktree, start, tip):
         problem = f"the agent rewrote {task.branch} below {start[:12]}, where its job started"
     if problem is not None:
         kept = f"refs/orch/kept/{task.id}/{tip[:12]}"
         git.git(worktree, "update-ref", kept, tip)
         raise GitError(f"{problem}; nothing was changed, and its HEAD is kept as {kept}")
-    git.commit_all(worktree, message)
-    tip = git.head(worktree)
+    tip = git.commit_all(worktree, message) or tip
     if tip != start:
         publish(repo, task)
     return tip

@@ -182,6 +182,14 @@ def commit_all(worktree: Path, message: str) -> str | None:
     return head(worktree)
 
 
+def head_and_branch(repo: Path) -> tuple[str, str | None]:
+    """The commit checked out in `repo` and its branch (None on a detached HEAD), in one git
+    call."""
+    lines = git(repo, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD").stdout.split()
+    branch = lines[1].removeprefix("refs/heads/") if lines[1].startswith("refs/heads/") else None
+    return lines[0], branch
+
+
 def head(repo: Path) -> str:
     """The commit checked out in `repo`."""
     return git(repo, "rev-parse", "HEAD").stdout.strip()
