@@ -22,7 +22,7 @@ def test_benchmarks_doc_drift_caught_when_the_doc_changes_alone() -> None:
     assert benchmark_table_problems(without_scaleout, BENCH) == [
         "bench/scaleout.py has no row in the table"
     ]
-    wrong_option = DOC.replace("[--stored 20000]", "[--history 20000]")
+    wrong_option = DOC.replace("[--stored 100000]", "[--history 100000]")
     assert benchmark_table_problems(wrong_option, BENCH) == [
         "bench/job_latency.py takes no --history"
     ]
