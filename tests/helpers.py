@@ -109,3 +109,10 @@ def raise_alert(store: Store, kind: str, message: str, task_id: str | None = Non
     transaction of the move that causes them)."""
     with store._write() as conn:
         return store._insert_alert(conn, kind, message, task_id)
+
+
+def one_line_refusal(result: subprocess.CompletedProcess[str], words: str) -> None:
+    """The command refused with a non-zero exit and one line that says `words`."""
+    assert result.returncode != 0
+    stderr = result.stderr.strip()
+    assert "\n" not in stderr and words in stderr, stderr

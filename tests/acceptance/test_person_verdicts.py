@@ -10,13 +10,12 @@ both stages of the new round: done, with every person's verdict in the history.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import OrchExe, add_task, command_agent, drain, show
+from tests.helpers import OrchExe, add_task, command_agent, drain, one_line_refusal, show
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +36,6 @@ FILES = {
     "tests/test_page.py": "import page\n\n\ndef test_page():\n    assert page.TITLE is not None\n",
     ".gitignore": "__pycache__/\n",
 }
-
-
-def one_line_refusal(result: subprocess.CompletedProcess[str], words: str) -> None:
-    assert result.returncode != 0
-    stderr = result.stderr.strip()
-    assert "\n" not in stderr and words in stderr, stderr
 
 
 def test_a_person_passes_and_fails_the_stages_only_a_person_can_produce(

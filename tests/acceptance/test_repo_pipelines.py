@@ -10,7 +10,6 @@ branch to drop the lint and the approval, which changes nothing for its own task
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from orchestrator.settings import load_settings
 from orchestrator.store import open_store
-from tests.helpers import OrchExe, add_task, command_agent, drain, git, show
+from tests.helpers import OrchExe, add_task, command_agent, drain, git, one_line_refusal, show
 
 pytestmark = pytest.mark.slow
 
@@ -75,12 +74,6 @@ else:
     Path("page.py").write_text("TITLE = 'Home'\\n")
 Path(os.environ["ORCH_ARTIFACT_PATH"]).write_text("# developer\\n\\ndev_status: DONE\\n")
 """
-
-
-def one_line_refusal(result: subprocess.CompletedProcess[str], words: str) -> None:
-    assert result.returncode != 0
-    stderr = result.stderr.strip()
-    assert "\n" not in stderr and words in stderr, stderr
 
 
 def test_a_repo_pipeline_runs_its_check_and_waits_for_its_approval(

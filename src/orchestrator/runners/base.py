@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -262,3 +263,28 @@ def output_tail(proc: ProcResult | None, lines: int = 60) -> str:
     text = proc.tail or proc.head
     tail = "\n".join(text.rstrip().splitlines()[-lines:]) or "(no output)"
     return fenced(tail)
+
+
+def command_report(
+    heading: list[str],
+    argv: list[str] | tuple[str, ...],
+    proc: ProcResult | None,
+    kind: FailureKind,
+    timeout_s: float,
+    note: str = "",
+) -> str:
+    """A suite's or a command's artifact: its `heading` (title and verdict lines), then the
+    command, its exit and duration, a note, and the tail of what it printed."""
+    exit_text = f"{proc.exit_code}" if proc and proc.exit_code is not None else "-"
+    duration = f"{proc.duration_s:.2f}s" if proc else "-"
+    killed = f" (killed at its {timeout_s:g}s timeout)" if kind is FailureKind.TIMEOUT else ""
+    lines = [
+        *heading,
+        "",
+        f"Command: `{shlex.join(argv)}`, exit {exit_text}, duration {duration}{killed}.",
+    ]
+    if note:
+        lines += ["", note + "."]
+    if proc is not None:
+        lines += ["", "## Output (tail)", "", output_tail(proc)]
+    return "\n".join(lines) + "\n"

@@ -10,8 +10,6 @@ deferred and retried, then FAILED as infra, never a pass.
 
 from __future__ import annotations
 
-import shlex
-
 from orchestrator.pipeline.pipelines import CHECK_TIMEOUT_S
 from orchestrator.pipeline.stages import Producer, StageSpec
 from orchestrator.proc import ProcResult
@@ -20,7 +18,7 @@ from orchestrator.runners.base import (
     FailureKind,
     RunnerOutcome,
     RunnerRequest,
-    output_tail,
+    command_report,
     run_suite,
 )
 
@@ -68,21 +66,11 @@ def render_report(
     note: str = "",
 ) -> str:
     """The check's report: the verdict key, then what ran and the tail of what it printed."""
-    exit_text = f"{proc.exit_code}" if proc and proc.exit_code is not None else "-"
-    duration = f"{proc.duration_s:.2f}s" if proc else "-"
-    lines = [
+    heading = [
         f"# Check: {spec.stage}",
         "",
         f"check_status: {'PASS' if passed else 'FAIL'}",
         f"failure_kind: {kind}",
         "producer: check-runner",
-        "",
-        f"Command: `{shlex.join(spec.command)}`, exit {exit_text}, duration {duration}"
-        + (f" (killed at its {timeout_s:g}s timeout)" if kind is FailureKind.TIMEOUT else "")
-        + ".",
     ]
-    if note:
-        lines += ["", note + "."]
-    if proc is not None:
-        lines += ["", "## Output (tail)", "", output_tail(proc)]
-    return "\n".join(lines) + "\n"
+    return command_report(heading, spec.command, proc, kind, timeout_s, note)

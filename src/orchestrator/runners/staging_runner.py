@@ -19,7 +19,7 @@ from orchestrator.runners.base import (
     FailureKind,
     RunnerOutcome,
     RunnerRequest,
-    output_tail,
+    command_report,
     run_suite,
 )
 from orchestrator.workspace import git
@@ -94,22 +94,12 @@ def render_log(
     judged: Judged | None = None,
 ) -> str:
     """`15-staging-log.md`: the verdict key, then what ran and what it printed."""
-    exit_text = f"{proc.exit_code}" if proc and proc.exit_code is not None else "-"
-    duration = f"{proc.duration_s:.2f}s" if proc else "-"
-    lines = [
+    heading = [
         "# Staging log",
         "",
         f"staging_status: {'PASSED' if passed else 'FAILED'}",
         f"failure_kind: {kind}",
         "producer: staging-runner",
         *(judged.lines() if judged else []),
-        "",
-        f"Command: `{shlex.join(argv)}`, exit {exit_text}, duration {duration}"
-        + (f" (killed at its {timeout_s:g}s timeout)" if kind is FailureKind.TIMEOUT else "")
-        + ".",
     ]
-    if note:
-        lines += ["", note + "."]
-    if proc is not None:
-        lines += ["", "## Output (tail)", "", output_tail(proc)]
-    return "\n".join(lines) + "\n"
+    return command_report(heading, argv, proc, kind, timeout_s, note)
