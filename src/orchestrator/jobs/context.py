@@ -107,7 +107,7 @@ def commit_verdict(
             events = ctx.store.events(job.task_id)
             retests = sum(1 for e in events if (e.round, e.from_stage, e.verdict) == (
                 job.round, job.stage, "RETEST"))  # fmt: skip
-        budget_round = ctx.store.get_task(job.task_id).budget_round
+        budget_round = task.budget_round  # a retry needs a failed task: none runs
         judged = judge(
             job.stage,
             text,

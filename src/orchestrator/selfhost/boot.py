@@ -87,8 +87,7 @@ def complete_pending_deploys(store: Store, settings: Settings) -> None:
 def _complete(store: Store, settings: Settings, deploy: SelfDeploy, new: str) -> None:
     job = store.get_job(deploy.job_id)
     text = deploy_log(deploy, new, "DEPLOYED")
-    task = store.get_task(deploy.task_id)
-    repo = store.get_repo(task.repo)
+    task, repo = store.task_and_repo(deploy.task_id)
     judged = judge(
         Stage.DEPLOY, text, job.round, rules(settings), repo.skip_stages, pipeline=task.pipeline
     )
