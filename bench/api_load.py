@@ -14,17 +14,20 @@ two cores it would measure itself). Clients ask as fast as they can unless given
 `/status` and `/queue` are served from a cache recomputed at most once a second (the
 `cache_ttl_s` of `create_app`, `DocumentCache` in api/state.py). `--no-cache` serves them
 with a TTL of 0 instead (the same app and uvicorn settings as `orch serve`, started by this
-script), so every request computes its document over the stored tasks: the cost of the
-documents themselves, which the cache hides.
+script): every request is answered from a computation over the stored tasks begun after it
+arrived, shared by the requests that arrived with it (`Fresh` in api/state.py): the cost of
+the documents themselves, which the cache hides. `--alone` goes further: each request
+computes its own document, shared with none.
 
     .venv/bin/python bench/api_load.py --tasks 10000 --clients 50 --seconds 10 [--pause S]
-        [--no-cache] [--db-url URL of a PostgreSQL server]
+        [--no-cache [--alone]] [--db-url URL of a PostgreSQL server]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -33,13 +36,16 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
+import anyio.to_thread
 from common import percentile, scratch_database
 from history import store_tasks
 
+from orchestrator.api.state import DocumentCache
 from orchestrator.settings import load_settings
 from orchestrator.store import open_store
 
@@ -48,7 +54,9 @@ START_TIMEOUT_S = 30.0
 
 
 @contextmanager
-def serving(home: Path, db_url: str | None, cached: bool) -> Iterator[tuple[str, int]]:
+def serving(
+    home: Path, db_url: str | None, cached: bool, alone: bool = False
+) -> Iterator[tuple[str, int]]:
     """The server as its own process on a free port; yields (host, port).
 
     Cached: `orch serve --no-worker`, as users run it. Uncached: this script's `--serve`,
@@ -64,7 +72,7 @@ def serving(home: Path, db_url: str | None, cached: bool) -> Iterator[tuple[str,
     if cached:
         argv = [str(Path(sys.executable).with_name("orch")), "serve", "--no-worker"]
     else:
-        argv = [sys.executable, __file__, "--serve"]
+        argv = [sys.executable, __file__, "--serve", *(["--alone"] if alone else [])]
     home.mkdir(parents=True, exist_ok=True)  # on PostgreSQL nothing else has made it
     log = home / "server.log"
     with log.open("wb") as stderr:
@@ -94,7 +102,14 @@ def _wait_until_up(server: subprocess.Popen[bytes], port: int, log: Path) -> Non
     raise SystemExit("api_load: the server " + how + "".join(f"\n  {line}" for line in last))
 
 
-def serve_uncached() -> int:
+class Alone(DocumentCache):
+    """Each request computes its own document, in a thread of its own (`--alone`)."""
+
+    async def get(self, key: str, compute: Callable[[], Any]) -> bytes:
+        return await anyio.to_thread.run_sync(lambda: json.dumps(compute()).encode())
+
+
+def serve_uncached(alone: bool) -> int:
     """`--serve`: the API as `orch serve --no-worker` serves it, with the cache off."""
     import uvicorn
 
@@ -103,6 +118,8 @@ def serve_uncached() -> int:
     settings = load_settings()
     store = open_store(settings)
     app = create_app(settings, store, cache_ttl_s=0)
+    if alone:
+        app.state.orch.cache = Alone(0)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -116,8 +133,9 @@ def serve_uncached() -> int:
 
 
 async def get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
-    """One GET on a keep-alive connection; returns the status code."""
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    """One GET on a keep-alive connection; returns the status code. The Host is the loopback
+    name the server answers (the API's door refuses any other name)."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = next(
@@ -161,6 +179,12 @@ async def load(host: str, port: int, args: argparse.Namespace) -> dict[str, list
     return latencies
 
 
+def cache_mode(args: argparse.Namespace) -> str:
+    if not args.no_cache:
+        return "on (1 s)"
+    return "off, each request alone" if args.alone else "off, computations shared"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=10_000)
@@ -176,10 +200,15 @@ def main() -> int:
     parser.add_argument(
         "--no-cache", action="store_true", help="compute /status and /queue on every request"
     )
+    parser.add_argument(
+        "--alone", action="store_true", help="with --no-cache: no request shares a computation"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server
     args = parser.parse_args()
+    if args.alone and not args.no_cache:
+        parser.error("--alone goes with --no-cache")
     if args.serve:
-        return serve_uncached()
+        return serve_uncached(args.alone)
 
     with ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="orch-bench-"))
@@ -190,7 +219,8 @@ def main() -> int:
         store_tasks(store, args.tasks, min(args.active, args.tasks))
         print(f"stored {args.tasks} tasks in {time.monotonic() - started:.1f} s")
         store.close()
-        with serving(Path(tmp) / "home", db_url, cached=not args.no_cache) as (host, port):
+        server = serving(Path(tmp) / "home", db_url, not args.no_cache, args.alone)
+        with server as (host, port):
             asyncio.run(load(host, port, argparse.Namespace(**{**vars(args), "seconds": 1.0})))
             started = time.monotonic()  # the run above warmed the connections and the cache
             latencies = asyncio.run(load(host, port, args))
@@ -201,7 +231,7 @@ def main() -> int:
         f"{args.clients} clients (pause {args.pause} s) for {args.seconds:.0f} s, "
         f"{args.tasks} tasks ({min(args.active, args.tasks)} active), "
         f"store: {'PostgreSQL' if args.db_url else 'SQLite'}, "
-        f"cache: {'off' if args.no_cache else 'on (1 s)'}: {total / elapsed:.0f} req/s"
+        f"cache: {cache_mode(args)}: {total / elapsed:.0f} req/s"
     )
     for path in ENDPOINTS:
         values = latencies[path]

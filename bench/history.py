@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import insert, text, update
 
 from orchestrator.intake import new_task_id
-from orchestrator.store import NewTask, RepoSpec, Store
+from orchestrator.store import NewTask, RepoSpec, Store, tallies
 from orchestrator.store.base import utcnow
-from orchestrator.store.schema import events, jobs, tasks
+from orchestrator.store.schema import agent_calls, events, jobs, tasks
 
 ACTIVE_STAGES = ["analysis", "design", "development", "review", "testing", "deploy-staging"]
 HISTORY = [  # the stage moves of a task that went through to done
@@ -61,6 +61,28 @@ def store_tasks(store: Store, count: int, active: int, repo_name: str = "bench")
         ]
         if history:  # none when every task is active
             conn.execute(insert(events), history)
+        # An agent call for each LLM stage of a finished task: the usage /status sums.
+        calls = [
+            {
+                "task_id": t,
+                "call_site": "A1",
+                "stage": a,
+                "role": p,
+                "round": 1,
+                "backend": "claude",
+                "error_kind": "ok",
+                "tokens_in": 12_000,
+                "tokens_out": 800,
+                "cost_usd": 0.05,
+                "at": now,
+            }
+            for t in finished
+            for a, _, p in HISTORY
+            if not p.endswith("-runner")
+        ]
+        if calls:
+            conn.execute(insert(agent_calls), calls)
+        tallies.recount(conn)  # the running totals a pipeline would have kept
     if store.dialect == "postgresql":
         # Loaded in bulk, the history leaves a dead index entry per job (each was inserted
         # queued, then updated done) that autovacuum would clear in a long-lived installation;

@@ -335,7 +335,6 @@ def runner_document(
 
 def status_document(
     counts: Counts,
-    queue: Queue,
     alerts: list[Alert],
     workers: list[Worker],
     blocked: list[Task],
@@ -349,11 +348,7 @@ def status_document(
             "by_state": counts.by_state,
             "by_stage": {json_key(stage): n for stage, n in counts.by_stage.items()},
         },
-        "jobs": {
-            "running": len(queue.running),
-            "queued": len(queue.queued),
-            "deferred": len(queue.deferred),
-        },
+        "jobs": counts.jobs,
         "blocked": [{"id": t.id, "stage": str(t.stage), "reason": t.reason} for t in blocked],
         "alerts": {"open": len(alerts), "latest": [alert_document(a) for a in alerts[:20]]},
         "workers": [worker_document(w) for w in workers],

@@ -16,10 +16,15 @@ RUNNER_KEYS = {producer: runner_key(producer) for producer in RUNNER_STAGES}
 
 
 def status_report(store: Store) -> dict[str, Any]:
-    """Tasks by stage and state, jobs, blocked tasks, alerts, workers, determinization."""
+    """Tasks by stage and state, jobs, blocked tasks, alerts, workers, determinization (read
+    in one transaction)."""
+    with store.reading():
+        return _status(store)
+
+
+def _status(store: Store) -> dict[str, Any]:
     return status_document(
         store.counts(),
-        store.queue(),
         store.list_alerts(open_only=True),
         store.list_workers(running_only=True),
         store.list_tasks(state=TaskState.BLOCKED, limit=100),
@@ -37,7 +42,12 @@ WAITING_LIMIT = 100
 
 def queue_report(store: Store, settings: Settings) -> dict[str, Any]:
     """Running, queued and deferred jobs; serial gates; the tasks that wait for a person's
-    verdict (no job runs for them); one block per runner."""
+    verdict (no job runs for them); one block per runner (read in one transaction)."""
+    with store.reading():
+        return _queue(store, settings)
+
+
+def _queue(store: Store, settings: Settings) -> dict[str, Any]:
     document = queue_document(store.queue())
     blocked = store.list_tasks(state=TaskState.BLOCKED, limit=WAITING_LIMIT)
     repos = {repo.name: repo for repo in store.list_repos()} if blocked else {}
@@ -46,6 +56,7 @@ def queue_report(store: Store, settings: Settings) -> dict[str, Any]:
         for task in blocked
         if waits_for_person(task, repos[task.repo], settings)
     ]
+    activity = store.runner_activity()
     for producer, key in RUNNER_KEYS.items():
         config = settings.runner(key)
         document[key] = runner_document(
@@ -53,6 +64,6 @@ def queue_report(store: Store, settings: Settings) -> dict[str, Any]:
             config.repos,
             config.timeout_s,
             config.infra_retries,
-            store.runner_activity(producer),
+            activity[producer],
         )
     return document

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import signal
@@ -26,16 +27,62 @@ from orchestrator.store.base import utcnow
 log = logging.getLogger(__name__)
 
 
+class Fresh:
+    """Documents computed for the requests that wait for them, shared by the requests that
+    arrive while one is being computed: each request is answered from a computation that
+    began after it arrived, so it reads every write made before it, as if it had computed
+    alone; fifty requests at once cost two computations, not fifty in a row.
+
+    The waiting is the event loop's (a request waits as a coroutine, not a thread); one
+    thread computes.
+    """
+
+    def __init__(self) -> None:
+        self._begun: dict[str, asyncio.Task[bytes]] = {}  # the computation under way
+        self._next: dict[str, asyncio.Task[bytes]] = {}  # the one that begins after it
+
+    async def get(self, key: str, compute: Callable[[], Any]) -> bytes:
+        """The document, from a computation begun after this call."""
+        waiting = self._next.get(key)
+        if waiting is None:  # none waits to begin: one begins after the one under way
+            waiting = asyncio.ensure_future(self._after(self._begun.get(key), key, compute))
+            self._next[key] = waiting
+        # A client that hangs up cancels its own wait, not the others' computation.
+        return await asyncio.shield(waiting)
+
+    async def _after(
+        self, before: asyncio.Task[bytes] | None, key: str, compute: Callable[[], Any]
+    ) -> bytes:
+        if before is not None:
+            await asyncio.wait([before])  # what it read may predate our requests
+        me = asyncio.current_task()
+        assert me is not None
+        if self._next.get(key) is me:
+            del self._next[key]  # begun: a request from now on waits for the next one
+        self._begun[key] = me
+        try:
+            return await anyio.to_thread.run_sync(lambda: _render(compute()))
+        finally:
+            if self._begun.get(key) is me:
+                del self._begun[key]
+
+
+def _render(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 class DocumentCache:
     """Serves a computed JSON document to many clients; recomputes it at most once per TTL.
 
     A stale document is served while one background thread recomputes it (stale while
     revalidate): no request waits for a computation except the very first. A TTL of 0
-    computes on every request (tests, and anything that must read its own writes).
+    serves no document computed before the request arrived (tests, and anything that must
+    read its own writes); requests that arrive together share one computation (`Fresh`).
     """
 
     def __init__(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
+        self._fresh = Fresh()
         self._entries: dict[str, tuple[float, bytes]] = {}
         self._refreshing: set[str] = set()
         self._first_gates: dict[str, threading.Lock] = {}
@@ -45,7 +92,7 @@ class DocumentCache:
         """The document as JSON bytes."""
         entry = self._entries.get(key)
         if self.ttl_s <= 0:
-            return await anyio.to_thread.run_sync(self._compute, key, compute)
+            return await self._fresh.get(key, compute)
         if entry is None:
             return await anyio.to_thread.run_sync(self._first, key, compute)
         if time.monotonic() - entry[0] >= self.ttl_s:
@@ -68,7 +115,7 @@ class DocumentCache:
             return entry[1] if entry is not None else self._compute(key, compute)
 
     def _compute(self, key: str, compute: Callable[[], Any]) -> bytes:
-        body = json.dumps(compute(), separators=(",", ":")).encode()
+        body = _render(compute())
         self._entries[key] = (time.monotonic(), body)
         return body
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from orchestrator.errors import Conflict, StoreError
 from orchestrator.settings import Settings
+from orchestrator.store import tallies
 
 # Workers LISTEN on this channel; every transaction that makes a job runnable (or frees a
 # serial gate) NOTIFYs it, delivered at commit (PostgreSQL only; SQLite has one process).
@@ -59,6 +61,7 @@ class StoreBase:
 
     def __init__(self, engine: Engine, *, lease_s: float = DEFAULT_LEASE_S) -> None:
         self.engine = engine
+        self._shared = threading.local()  # the connection of this thread's `reading()`
         # ORCH_LEASE_S: a worker whose heartbeat is older than this is lost.
         self.lease_s = lease_s
 
@@ -72,9 +75,33 @@ class StoreBase:
         self.engine.dispose()
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        """A read-only transaction (rolled back at the end)."""
+    def reading(self) -> Iterator[None]:
+        """Every read of this thread inside is one transaction on one connection: a document
+        made of ten queries checks out one connection and begins one transaction, not ten,
+        and on PostgreSQL sees one snapshot (repeatable read), so its figures agree."""
+        if getattr(self._shared, "conn", None) is not None:
+            yield  # already inside one
+            return
         try:
+            with self.engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                self._shared.conn = conn
+                try:
+                    yield
+                finally:
+                    self._shared.conn = None
+        except SQLAlchemyError as exc:
+            raise translate(exc) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A read-only transaction (rolled back at the end), or the one of `reading()`."""
+        shared: Connection | None = getattr(self._shared, "conn", None)
+        try:
+            if shared is not None:
+                yield shared
+                return
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
@@ -82,10 +109,16 @@ class StoreBase:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """One transaction that commits every change in it, or none of them."""
+        """One transaction that commits every change in it, or none of them; the running
+        totals it added to are its last statements (store/tallies.py)."""
         try:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-                yield conn
+            with self.engine.connect().execution_options(write=True) as conn:
+                try:
+                    with conn.begin():
+                        yield conn
+                        tallies.flush(conn)
+                finally:
+                    tallies.discard(conn)  # the counts of a rolled-back transaction
         except SQLAlchemyError as exc:
             raise translate(exc) from exc
 

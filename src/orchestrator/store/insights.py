@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 
 from orchestrator.pipeline.stages import (
     FALLBACK_ROLES,
@@ -18,7 +18,14 @@ from orchestrator.pipeline.stages import (
 )
 from orchestrator.store.base import StoreBase
 from orchestrator.store.records import Job, JobStatus
-from orchestrator.store.schema import agent_calls, alerts, events, jobs, tasks
+from orchestrator.store.schema import (
+    alerts,
+    events,
+    jobs,
+    tasks,
+    usage_tallies,
+    verdict_tallies,
+)
 
 # Runner verdicts on these stages replaced a call to the LLM tester or deployer.
 # The stages a runner produces with an LLM role as its fallback (from the stage table).
@@ -69,21 +76,21 @@ class InsightQueries(StoreBase):
     """Aggregates for /status, /queue, /metrics and the dashboard."""
 
     def determinization(self) -> Determinization:
-        """Verdicts by producer, LLM calls avoided, and the agents' usage."""
+        """Verdicts by producer, LLM calls avoided, and the agents' usage (from the running
+        totals: a few rows however long the history)."""
         llm = [role.value for role in LLM_ROLES]
         with self._read() as conn:
-            # One pass over the (producer, from_stage) index gives both figures.
             rows = conn.execute(
-                select(events.c.producer, events.c.from_stage, func.count())
-                .where(events.c.from_stage.is_not(None))
-                .group_by(events.c.producer, events.c.from_stage)
+                select(
+                    verdict_tallies.c.producer, verdict_tallies.c.stage, verdict_tallies.c.verdicts
+                )
             ).all()
             usage = conn.execute(
                 select(
-                    func.count(),
-                    func.coalesce(func.sum(agent_calls.c.tokens_in), 0),
-                    func.coalesce(func.sum(agent_calls.c.tokens_out), 0),
-                    func.coalesce(func.sum(agent_calls.c.cost_usd), 0.0),
+                    func.coalesce(func.sum(usage_tallies.c.calls), 0),
+                    func.coalesce(func.sum(usage_tallies.c.tokens_in), 0),
+                    func.coalesce(func.sum(usage_tallies.c.tokens_out), 0),
+                    func.coalesce(func.sum(usage_tallies.c.cost_usd), 0.0),
                 )
             ).one()
         by_producer: dict[str, int] = {}
@@ -106,31 +113,53 @@ class InsightQueries(StoreBase):
             float(usage[3]),
         )
 
-    def runner_activity(self, producer: Producer, last: int = 5) -> RunnerActivity:
-        """What one runner is doing and its latest outcomes."""
-        stage = RUNNER_STAGES[producer]
+    def runner_activity(self, last: int = 5) -> dict[Producer, RunnerActivity]:
+        """What each runner is doing and its latest outcomes: two queries for them all."""
+        stages = {str(stage): producer for producer, stage in RUNNER_STAGES.items()}
         live = (
             select(jobs)
             .where(
-                jobs.c.stage == stage, jobs.c.status.in_([JobStatus.RUNNING, JobStatus.DEFERRED])
+                jobs.c.stage.in_(stages),
+                jobs.c.status.in_([JobStatus.RUNNING, JobStatus.DEFERRED]),
             )
             .order_by(jobs.c.id)
         )
-        recent = (
-            select(jobs, events.c.verdict)
-            .outerjoin(events, events.c.job_id == jobs.c.id)
+        # Each runner's newest finished jobs, by the (producer, id) index: one short
+        # backward scan per runner, however many jobs the history holds.
+        latest = [
+            select(jobs.c.id)
             .where(jobs.c.producer == producer, jobs.c.finished_at.is_not(None))
             .order_by(jobs.c.id.desc())
             .limit(last)
+            .subquery()
+            for producer in RUNNER_STAGES
+        ]
+        recent = (
+            select(jobs, events.c.verdict)
+            .outerjoin(events, events.c.job_id == jobs.c.id)
+            .where(jobs.c.id.in_(union_all(*(select(ids.c.id) for ids in latest))))
+            .order_by(jobs.c.id.desc())
         )
         with self._read() as conn:
-            live_jobs = [Job.from_row(row) for row in conn.execute(live)]
-            finished = [(Job.from_row(row), row.verdict) for row in conn.execute(recent)]
-        return RunnerActivity(
-            [j for j in live_jobs if j.status is JobStatus.RUNNING],
-            [j for j in live_jobs if j.status is JobStatus.DEFERRED],
-            finished,
-        )
+            live_jobs = Job.from_rows(conn.execute(live).all())
+            rows = conn.execute(recent).all()
+            finished = list(zip(Job.from_rows(rows), (row.verdict for row in rows), strict=True))
+        return {
+            producer: RunnerActivity(
+                [
+                    j
+                    for j in live_jobs
+                    if j.status is JobStatus.RUNNING and stages[j.stage] is producer
+                ],
+                [
+                    j
+                    for j in live_jobs
+                    if j.status is JobStatus.DEFERRED and stages[j.stage] is producer
+                ],
+                [(job, verdict) for job, verdict in finished if job.producer == producer],
+            )
+            for producer in RUNNER_STAGES
+        }
 
     def job_durations(self) -> dict[tuple[str, str], tuple[int, float]]:
         """(producer, outcome) -> (finished jobs, seconds they took), for the metrics."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any
 
 from orchestrator.pipeline.pipelines import BUILT_IN, Pipeline
@@ -228,6 +230,23 @@ class Job:
         values["stage"] = as_stage(values["stage"])
         values["status"] = JobStatus(values["status"])
         return cls(**values)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Any]) -> list[Job]:
+        """Build from the rows of one query: by position, the positions found once (/queue
+        builds one per live job, and looking up 36 fields by name was half its time)."""
+        if not rows:
+            return []
+        names = list(cls.__dataclass_fields__)
+        take = itemgetter(*(rows[0]._fields.index(name) for name in names))
+        stage, status = names.index("stage"), names.index("status")
+        built = []
+        for row in rows:
+            values = list(take(row))
+            values[stage] = as_stage(values[stage])
+            values[status] = JobStatus(values[status])
+            built.append(cls(*values))
+        return built
 
 
 @dataclass(frozen=True)

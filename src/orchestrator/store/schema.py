@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -174,6 +175,7 @@ jobs = Table(
     Column("duration_s", Float),
     Index(None, "task_id"),
     Index(None, "status", "not_before"),
+    Index(None, "producer", "id"),  # a runner's latest jobs, newest first (/queue)
     # A task has at most one live job: the database, not the scheduler, guarantees it.
     Index(
         "uq_jobs_live_task",
@@ -198,7 +200,6 @@ events = Table(
     Column("round", Integer, nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Index(None, "task_id", "id"),
-    Index(None, "producer", "from_stage"),  # the determinization figures read only this
 )
 
 artifacts = Table(
@@ -251,6 +252,32 @@ agent_calls = Table(
     Column("at", UTCDateTime, nullable=False),
     Index(None, "task_id"),
     Index(None, "at"),
+)
+
+# Running totals of the history, kept in the transaction that adds to it (store/tallies.py):
+# /status and the dashboard read a few rows here, at 200 stored tasks as at 100,000, where
+# counting the events and agent calls themselves grows with every task ever run.
+verdict_tallies = Table(
+    "verdict_tallies",
+    metadata,
+    Column("producer", String(32), primary_key=True),
+    Column("stage", String(32), primary_key=True),  # the stage the verdict was given on
+    Column("verdicts", BigInteger, nullable=False),
+)
+
+usage_tallies = Table(
+    "usage_tallies",
+    metadata,
+    Column("stage", String(32), primary_key=True),
+    Column("role", String(32), primary_key=True),
+    Column("calls", BigInteger, nullable=False),
+    Column("tokens_in", BigInteger, nullable=False),  # unknown counts count as 0
+    Column("tokens_out", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    # The calls that succeeded and reported their tokens, and those tokens (in plus out): the
+    # mean an LLM call costs, which a runner's verdict saves.
+    Column("measured_calls", BigInteger, nullable=False),
+    Column("measured_tokens", BigInteger, nullable=False),
 )
 
 # A deploy of the orchestrator's own checkout: recorded before the restart, completed by the

@@ -18,6 +18,7 @@ from orchestrator.pipeline.stages import (
     StageKind,
     TaskState,
 )
+from orchestrator.store import tallies
 from orchestrator.store.base import StoreBase, announce, utcnow
 from orchestrator.store.records import Artifact, Event, JobStatus, Repo, Task
 from orchestrator.store.schema import artifacts, events, jobs, repos, tasks
@@ -85,6 +86,8 @@ def write_move(
             at=now,
         )
     )
+    if rows.from_stage is not None:
+        tallies.count_verdict(conn, str(rows.producer), rows.from_stage)
 
 
 # The stages whose failing verdict sends a task back to development (the built-in ones; a

@@ -7,8 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import func, insert, select
 
+from orchestrator.store import tallies
 from orchestrator.store.base import StoreBase, utcnow
-from orchestrator.store.schema import agent_calls
+from orchestrator.store.schema import agent_calls, usage_tallies
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,15 @@ class UsageQueries(StoreBase):
         """Account one agent call (in its own transaction: it happened, whatever follows)."""
         with self._write() as conn:
             conn.execute(insert(agent_calls).values(**call.__dict__, at=utcnow()))
+            tallies.count_call(
+                conn,
+                stage=call.stage,
+                role=call.role,
+                ok=call.error_kind == "ok",
+                tokens_in=call.tokens_in,
+                tokens_out=call.tokens_out,
+                cost_usd=call.cost_usd,
+            )
 
     def call_outcomes(self, task_id: str, call_site: str, round: int) -> list[str]:
         """How each of the task's calls at one call site in one round ended, oldest first."""
@@ -81,14 +91,14 @@ class UsageQueries(StoreBase):
             return float(conn.execute(query).scalar_one())
 
     def usage_by_stage(self) -> dict[str, StageUsage]:
-        """Agent calls, tokens and cost per stage."""
+        """Agent calls, tokens and cost per stage (from the running totals)."""
         query = select(
-            agent_calls.c.stage,
-            func.count(),
-            func.coalesce(func.sum(agent_calls.c.tokens_in), 0),
-            func.coalesce(func.sum(agent_calls.c.tokens_out), 0),
-            func.coalesce(func.sum(agent_calls.c.cost_usd), 0.0),
-        ).group_by(agent_calls.c.stage)
+            usage_tallies.c.stage,
+            func.sum(usage_tallies.c.calls),
+            func.sum(usage_tallies.c.tokens_in),
+            func.sum(usage_tallies.c.tokens_out),
+            func.sum(usage_tallies.c.cost_usd),
+        ).group_by(usage_tallies.c.stage)
         with self._read() as conn:
             return {
                 stage: StageUsage(int(calls), int(t_in), int(t_out), float(cost))
@@ -96,18 +106,11 @@ class UsageQueries(StoreBase):
             }
 
     def average_tokens(self, roles: tuple[str, ...]) -> float | None:
-        """Mean tokens (in plus out) of the successful calls of these roles; None if none."""
+        """Mean tokens (in plus out) of the successful calls of these roles that reported
+        them; None if none did."""
         query = select(
-            func.avg(
-                func.coalesce(agent_calls.c.tokens_in, 0)
-                + func.coalesce(agent_calls.c.tokens_out, 0)
-            ),
-            func.count(),
-        ).where(
-            agent_calls.c.role.in_(roles),
-            agent_calls.c.error_kind == "ok",
-            agent_calls.c.tokens_in.is_not(None),
-        )
+            func.sum(usage_tallies.c.measured_tokens), func.sum(usage_tallies.c.measured_calls)
+        ).where(usage_tallies.c.role.in_(roles))
         with self._read() as conn:
-            mean, count = conn.execute(query).one()
-        return float(mean) if count else None
+            tokens, calls = conn.execute(query).one()
+        return int(tokens) / int(calls) if calls else None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
 
 from orchestrator.pipeline.stages import SERIAL_STAGES, Stage, TaskState, artifact_for
 from orchestrator.pipeline.verdicts import Judged
@@ -56,25 +56,33 @@ class QueueEntry:
 
 @dataclass(frozen=True)
 class Counts:
-    """Tasks by state and by stage (active tasks only for stages)."""
+    """Tasks by state and by stage (active tasks only for stages); live jobs by status."""
 
     by_state: dict[str, int]
     by_stage: dict[str, int]
+    jobs: dict[str, int] = field(default_factory=dict)  # running, queued, deferred
 
 
-def _current_test_reports(*where: ColumnElement[bool]) -> Select[str, str]:
-    """(task id, text) of the test reports of the tasks' current rounds, ascending: for a
-    task with several (re-tests), the last one read is the latest."""
-    return (
-        select(artifacts.c.task_id, artifacts.c.text)
-        .join(tasks, tasks.c.id == artifacts.c.task_id)
+def _current_test_reports(*where: ColumnElement[bool]) -> Select[str, str | None]:
+    """(task id, text) of the latest test report of each matching task's current round (None
+    for a task without one). Looked up task by task through the (task_id, name) index: the
+    tasks are few, and the artifacts of every task ever run are not scanned."""
+    latest = (
+        select(artifacts.c.text)
         .where(
+            artifacts.c.task_id == tasks.c.id,
             artifacts.c.name == artifact_for(Stage.TESTING),
             artifacts.c.round == tasks.c.round,
-            *where,
         )
-        .order_by(artifacts.c.id)
+        .order_by(artifacts.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
+    return select(tasks.c.id, latest).where(*where)
+
+
+def _judged(rows: Sequence[Row[str, str | None]]) -> dict[str, Judged | None]:
+    return {task_id: Judged.read(text) for task_id, text in rows if text is not None}
 
 
 class ViewQueries(StoreBase):
@@ -104,8 +112,7 @@ class ViewQueries(StoreBase):
             report_rows = conn.execute(reports).all()
             repo_names = conn.execute(select(repos.c.name).order_by(repos.c.name)).scalars().all()
         by_status: dict[str, list[QueuedJob]] = {s: [] for s in JobStatus}
-        for row in rows:
-            job = Job.from_row(row)
+        for row, job in zip(rows, Job.from_rows(rows), strict=True):
             by_status[job.status].append(QueuedJob(job, row.repo_name, row.task_title))
         holders: dict[str, str] = {}
         waiting: dict[str, list[str]] = {}
@@ -114,7 +121,7 @@ class ViewQueries(StoreBase):
                 holders[name] = task_id
             else:
                 waiting.setdefault(name, []).append(task_id)
-        judged = {task_id: Judged.read(text) for task_id, text in report_rows}
+        judged = _judged(report_rows)
         gates = {}
         for name in repo_names:
             holder, queue = holders.get(name), tuple(waiting.get(name, ()))
@@ -154,11 +161,13 @@ class ViewQueries(StoreBase):
             found = conn.execute(rows).all()
             passed = [row.id for row in found if row.stage in SERIAL_STAGES]
             reports = conn.execute(_current_test_reports(tasks.c.id.in_(passed))).all()
-        judged = {task_id: Judged.read(text) for task_id, text in reports}
+        judged = _judged(reports)
         return [QueueEntry(row.id, row.branch, judged.get(row.id)) for row in found]
 
     def counts(self) -> Counts:
-        """How many tasks are in each state, and active ones in each stage."""
+        """How many tasks are in each state, active ones in each stage, and live jobs in
+        each status (by the index on status: the live ones only, however many have ended)."""
+        live = [JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.DEFERRED]
         with self._read() as conn:
             states = conn.execute(select(tasks.c.state, func.count()).group_by(tasks.c.state)).all()
             stages = conn.execute(
@@ -166,4 +175,10 @@ class ViewQueries(StoreBase):
                 .where(tasks.c.state == TaskState.ACTIVE)
                 .group_by(tasks.c.stage)
             ).all()
-        return Counts({s: n for s, n in states}, {s: n for s, n in stages})
+            statuses = conn.execute(
+                select(jobs.c.status, func.count())
+                .where(jobs.c.status.in_(live))
+                .group_by(jobs.c.status)
+            ).all()
+        by_status = {str(status): 0 for status in live} | {s: n for s, n in statuses}
+        return Counts({s: n for s, n in states}, {s: n for s, n in stages}, by_status)

@@ -1,0 +1,246 @@
+"""The running totals of the history (store/tallies.py), on both backends: they agree with a
+count of the rows at every point, a rolled-back transaction adds nothing, concurrent verdicts
+on one stage all count without a deadlock, and an upgrade counts the history already stored."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, select, text
+
+from orchestrator.errors import StaleState
+from orchestrator.pipeline.stages import Producer, Stage, TaskState
+from orchestrator.pipeline.transitions import Transition
+from orchestrator.settings import load_settings
+from orchestrator.store import (
+    AgentCall,
+    Job,
+    JobMetrics,
+    NewTask,
+    RepoSpec,
+    Store,
+    Verdict,
+    tallies,
+)
+from orchestrator.store import open_store as open_store_
+from orchestrator.store.schema import usage_tallies, verdict_tallies
+from orchestrator.store.tasks import MoveRows, write_move
+from tests.integration.test_store import at_revision
+
+TO_DESIGN = Transition(Stage.DESIGN, TaskState.ACTIVE, 1, "design")
+
+
+def totals(engine: Engine, recount: bool = False) -> dict[str, Any]:
+    """The totals as stored, or (`recount`) as a fresh count of the rows would make them."""
+    with engine.connect() as conn, conn.begin() as transaction:
+        if recount:
+            tallies.recount(conn)
+        verdicts = {
+            (row.producer, row.stage): row.verdicts for row in conn.execute(select(verdict_tallies))
+        }
+        usage = {
+            (row.stage, row.role): (
+                row.calls,
+                row.tokens_in,
+                row.tokens_out,
+                round(row.cost_usd, 6),
+                row.measured_calls,
+                row.measured_tokens,
+            )
+            for row in conn.execute(select(usage_tallies))
+        }
+        transaction.rollback()
+    return {"verdicts": verdicts, "usage": usage}
+
+
+def add_tasks(store: Store, prefix: str, count: int) -> None:
+    if "app" not in {repo.name for repo in store.list_repos()}:
+        store.add_repo("app", RepoSpec(path="/srv/app", default_branch="main"))
+    repo_id = store.get_repo("app").id
+    for n in range(count):
+        task_id = f"{prefix}{n:04d}"
+        store.create_task(NewTask(task_id, repo_id, "t", "", f"orch/{task_id}", "/wt"), "x")
+
+
+def analysed(job: Job) -> Verdict:
+    return Verdict(
+        job,
+        Producer.ANALYST,
+        "02-analysis.md",
+        "analysis_status: READY\n",
+        "READY",
+        TO_DESIGN,
+        JobMetrics(producer="analyst", outcome="verdict"),
+    )
+
+
+def call(stage: str, role: str, kind: str = "ok", **figures: Any) -> AgentCall:
+    """An agent call of the task every test adds first."""
+    return AgentCall("aaaa0000", None, "A1", stage, role, 1, "scripted", kind, **figures)
+
+
+def test_the_totals_follow_every_committed_verdict_and_call(store: Store) -> None:
+    add_tasks(store, "aaaa", 3)
+    jobs = store.claim_jobs("w-1", "here", 3, 30)
+    for job in jobs[:2]:
+        store.finish_job(analysed(job))
+    with pytest.raises(StaleState):
+        store.finish_job(analysed(jobs[0]))  # recorded once: the second is refused whole
+    store.record_agent_call(call("testing", "tester", tokens_in=100, tokens_out=20, cost_usd=0.5))
+    store.record_agent_call(call("testing", "tester", tokens_in=300, tokens_out=None))
+    store.record_agent_call(call("testing", "tester", tokens_out=7))  # no tokens in: unmeasured
+    store.record_agent_call(call("testing", "tester", "timeout", tokens_in=900, tokens_out=9))
+    store.record_agent_call(call("analysis", "analyst", tokens_in=10, tokens_out=5))
+
+    figures = store.determinization()
+    assert figures.verdicts_by_producer == {"analyst": 2}
+    assert figures.verdicts_by_stage == {"analysis": {"code": 0, "llm": 2}}
+    assert (figures.agent_calls, figures.tokens_in, figures.tokens_out) == (5, 1310, 41)
+    assert figures.cost_usd == pytest.approx(0.5)
+    by_stage = store.usage_by_stage()
+    assert (by_stage["testing"].calls, by_stage["testing"].tokens_in) == (4, 1300)
+    assert store.average_tokens(("tester",)) == pytest.approx((120 + 300) / 2)
+    assert store.average_tokens(("deployer",)) is None
+    assert totals(store.engine) == totals(store.engine, recount=True)
+
+
+def test_a_rolled_back_transaction_adds_nothing_to_the_totals(store: Store) -> None:
+    add_tasks(store, "aaaa", 1)
+    rows = MoveRows("aaaa0000", None, 1, Producer.PERSON, "analysis", "design", "READY")
+    with pytest.raises(RuntimeError), store._write() as conn:
+        write_move(conn, rows)
+        tallies.count_call(
+            conn, stage="analysis", role="analyst", ok=True, tokens_in=1, tokens_out=1, cost_usd=1
+        )
+        raise RuntimeError("the transaction fails after its rows were written")
+    # The next transactions, on the same pooled connections, carry nothing of it.
+    for _ in range(3):
+        store.record_agent_call(call("review", "reviewer", tokens_in=1, tokens_out=1))
+    assert store.determinization().verdicts_by_producer == {}
+    assert set(store.usage_by_stage()) == {"review"}
+    assert totals(store.engine) == totals(store.engine, recount=True)
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[Store]:
+    opened = open_store_(load_settings(db_url=pg_url))
+    yield opened
+    opened.close()
+
+
+@pytest.mark.pg
+def test_concurrent_verdicts_and_calls_on_one_stage_all_count(pg_store: Store) -> None:
+    # Eight workers finish analysis verdicts and record analyst calls at once: they all add to
+    # the same two rows of totals, which a transaction locks until its commit.
+    store, workers, each = pg_store, 8, 12
+    add_tasks(store, "aaaa", workers * each)
+    faults: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for _ in range(each):
+                [job] = store.claim_jobs(f"w-{n}", "here", 1, 30)
+                store.record_agent_call(call("analysis", "analyst", tokens_in=2, tokens_out=1))
+                store.finish_job(analysed(job))
+        except BaseException as exc:  # a deadlock would surface here as a StoreError
+            faults.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert faults == []
+    figures = store.determinization()
+    assert figures.verdicts_by_producer == {"analyst": workers * each}
+    assert (figures.agent_calls, figures.tokens_in) == (workers * each, 2 * workers * each)
+    assert totals(store.engine) == totals(store.engine, recount=True)
+
+
+def test_the_upgrade_counts_the_history_already_stored(db_url: str) -> None:
+    with at_revision(db_url, "0014") as conn:
+        conn.execute(
+            text(
+                "INSERT INTO repos (id, name, path, default_branch, test_target, created_at) "
+                "VALUES (1, 'app', '/srv/app', 'main', 'tests', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO tasks (id, repo_id, title, description, stage, state, round, "
+                "branch, worktree, created_at, updated_at) VALUES ('dddd0000', 1, 't', '', "
+                "'testing', 'active', 1, 'orch/dddd0000', '/wt', CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)"
+            )
+        )
+        for source, target, producer in [
+            (None, "analysis", "intake"),  # intake gives no verdict
+            ("analysis", "design", "analyst"),
+            ("design", "development", "architect"),
+            ("development", "review", "developer"),
+            ("review", "development", "reviewer"),
+            ("development", "review", "developer"),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO events (task_id, from_stage, to_stage, producer, round, at) "
+                    "VALUES ('dddd0000', :source, :target, :producer, 1, CURRENT_TIMESTAMP)"
+                ),
+                {"source": source, "target": target, "producer": producer},
+            )
+        for kind, tokens_in, cost in [("ok", 40, 0.25), ("ok", None, None), ("timeout", 5, 1.0)]:
+            conn.execute(
+                text(
+                    "INSERT INTO agent_calls (task_id, call_site, stage, role, round, backend, "
+                    "error_kind, tokens_in, tokens_out, cost_usd, at) VALUES ('dddd0000', "
+                    "'A1', 'development', 'developer', 1, 'claude', :kind, :tokens_in, 2, "
+                    ":cost, CURRENT_TIMESTAMP)"
+                ),
+                {"kind": kind, "tokens_in": tokens_in, "cost": cost},
+            )
+    upgraded = open_store_(load_settings(db_url=db_url))
+    try:
+        figures = upgraded.determinization()
+        assert figures.verdicts_by_producer == {
+            "analyst": 1,
+            "architect": 1,
+            "developer": 2,
+            "reviewer": 1,
+        }
+        assert (figures.agent_calls, figures.tokens_in, figures.tokens_out) == (3, 45, 6)
+        assert figures.cost_usd == pytest.approx(1.25)
+        assert upgraded.average_tokens(("developer",)) == pytest.approx(42)
+        assert totals(upgraded.engine) == totals(upgraded.engine, recount=True)
+    finally:
+        upgraded.close()
+
+
+CALLS = st.lists(
+    st.builds(
+        call,
+        st.sampled_from(["analysis", "testing"]),
+        st.sampled_from(["analyst", "tester"]),
+        st.sampled_from(["ok", "timeout", "rate_limit"]),
+        tokens_in=st.none() | st.integers(0, 10**6),
+        tokens_out=st.none() | st.integers(0, 10**6),
+        cost_usd=st.none() | st.floats(0, 5, allow_nan=False),
+    ),
+    max_size=8,
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batch=CALLS)
+def test_any_run_of_calls_keeps_the_totals_equal_to_a_recount(store: Store, batch: Any) -> None:
+    if not store.list_repos():  # the first example
+        add_tasks(store, "aaaa", 1)
+    for agent_call in batch:
+        store.record_agent_call(agent_call)
+    assert totals(store.engine) == totals(store.engine, recount=True)
