@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from orchestrator.cli import main as orch_main
 from orchestrator.settings import load_settings
 from orchestrator.store import Store, open_store
-from tests.helpers import git
+from tests.helpers import git, tallies_agree
 
 PG_URL = os.environ.get("ORCH_TEST_PG_URL")
 IN_CI = os.environ.get("CI") == "true"
@@ -129,10 +129,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
 
 @pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
-    """A migrated store on each backend."""
+    """A migrated store on each backend; at the end its running totals must agree with the
+    rows they total, whatever the test did (store/tallies.py)."""
     opened = open_store(load_settings(db_url=db_url))
     yield opened
-    opened.close()
+    try:
+        assert tallies_agree(opened), "the running totals drifted from the rows they total"
+    finally:
+        opened.close()
 
 
 # --- agents --------------------------------------------------------------------------------

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, select
 
 from orchestrator.settings import Settings, load_settings
-from orchestrator.store import Alert, Job, Store
+from orchestrator.store import Alert, Job, Store, tallies
+from orchestrator.store.schema import task_tallies, usage_tallies, verdict_tallies
 
 # A service that starts and never answers /health (for the supervisor's tests).
 SILENT_SERVICE = [sys.executable, "-c", "import time; time.sleep(120)"]
@@ -116,3 +118,34 @@ def one_line_refusal(result: subprocess.CompletedProcess[str], words: str) -> No
     assert result.returncode != 0
     stderr = result.stderr.strip()
     assert "\n" not in stderr and words in stderr, stderr
+
+
+def stored_totals(engine: Engine, recount: bool = False) -> dict[str, Any]:
+    """The totals as stored, or (`recount`) as a fresh count of the rows would make them."""
+    with engine.connect() as conn, conn.begin() as transaction:
+        if recount:
+            tallies.recount(conn)
+        states = {  # a state with no task left may keep a row of 0
+            row.state: row.tasks for row in conn.execute(select(task_tallies)) if row.tasks
+        }
+        verdicts = {
+            (row.producer, row.stage): row.verdicts for row in conn.execute(select(verdict_tallies))
+        }
+        usage = {
+            (row.stage, row.role): (
+                row.calls,
+                row.tokens_in,
+                row.tokens_out,
+                round(row.cost_usd, 6),
+                row.measured_calls,
+                row.measured_tokens,
+            )
+            for row in conn.execute(select(usage_tallies))
+        }
+        transaction.rollback()
+    return {"tasks": states, "verdicts": verdicts, "usage": usage}
+
+
+def tallies_agree(store: Store) -> bool:
+    """Whether the running totals equal a fresh count of the rows they total."""
+    return stored_totals(store.engine) == stored_totals(store.engine, recount=True)

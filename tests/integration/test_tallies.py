@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, select, text
+from sqlalchemy import text
 
-from orchestrator.errors import StaleState
+from orchestrator.errors import Conflict, StaleState
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
 from orchestrator.pipeline.transitions import Transition
 from orchestrator.settings import load_settings
@@ -28,34 +29,11 @@ from orchestrator.store import (
     tallies,
 )
 from orchestrator.store import open_store as open_store_
-from orchestrator.store.schema import usage_tallies, verdict_tallies
 from orchestrator.store.tasks import MoveRows, write_move
+from tests.helpers import tallies_agree
 from tests.integration.test_store import at_revision
 
 TO_DESIGN = Transition(Stage.DESIGN, TaskState.ACTIVE, 1, "design")
-
-
-def totals(engine: Engine, recount: bool = False) -> dict[str, Any]:
-    """The totals as stored, or (`recount`) as a fresh count of the rows would make them."""
-    with engine.connect() as conn, conn.begin() as transaction:
-        if recount:
-            tallies.recount(conn)
-        verdicts = {
-            (row.producer, row.stage): row.verdicts for row in conn.execute(select(verdict_tallies))
-        }
-        usage = {
-            (row.stage, row.role): (
-                row.calls,
-                row.tokens_in,
-                row.tokens_out,
-                round(row.cost_usd, 6),
-                row.measured_calls,
-                row.measured_tokens,
-            )
-            for row in conn.execute(select(usage_tallies))
-        }
-        transaction.rollback()
-    return {"verdicts": verdicts, "usage": usage}
 
 
 def add_tasks(store: Store, prefix: str, count: int) -> None:
@@ -97,6 +75,7 @@ def test_the_totals_follow_every_committed_verdict_and_call(store: Store) -> Non
     store.record_agent_call(call("testing", "tester", "timeout", tokens_in=900, tokens_out=9))
     store.record_agent_call(call("analysis", "analyst", tokens_in=10, tokens_out=5))
 
+    assert store.counts().by_state == {"active": 3}
     figures = store.determinization()
     assert figures.verdicts_by_producer == {"analyst": 2}
     assert figures.verdicts_by_stage == {"analysis": {"code": 0, "llm": 2}}
@@ -106,7 +85,25 @@ def test_the_totals_follow_every_committed_verdict_and_call(store: Store) -> Non
     assert (by_stage["testing"].calls, by_stage["testing"].tokens_in) == (4, 1300)
     assert store.average_tokens(("tester",)) == pytest.approx((120 + 300) / 2)
     assert store.average_tokens(("deployer",)) is None
-    assert totals(store.engine) == totals(store.engine, recount=True)
+    assert tallies_agree(store)
+
+
+def test_tasks_by_state_follow_every_move_people_and_verdicts_make(store: Store) -> None:
+    add_tasks(store, "aaaa", 4)
+    done, blocked, cancelled, failed = store.claim_jobs("w-1", "here", 4, 30)
+    finished = Transition(Stage.ANALYSIS, TaskState.DONE, 1, "done")
+    store.finish_job(replace(analysed(done), transition=finished))
+    store.block_task(blocked, "needs a person", JobMetrics("analyst", "blocked"), "blocked")
+    store.cancel_task(cancelled.task_id)
+    lost = Transition(Stage.ANALYSIS, TaskState.FAILED, 1, "failed", alert="failed")
+    store.finish_job(replace(analysed(failed), transition=lost))
+    assert store.counts().by_state == {"done": 1, "blocked": 1, "cancelled": 1, "failed": 1}
+    store.resume_task(blocked.task_id)
+    store.retry_task(failed.task_id)
+    with pytest.raises(Conflict):
+        store.cancel_task(cancelled.task_id)  # refused whole: nothing counted
+    assert store.counts().by_state == {"done": 1, "active": 2, "cancelled": 1}
+    assert tallies_agree(store)
 
 
 def test_a_rolled_back_transaction_adds_nothing_to_the_totals(store: Store) -> None:
@@ -123,7 +120,7 @@ def test_a_rolled_back_transaction_adds_nothing_to_the_totals(store: Store) -> N
         store.record_agent_call(call("review", "reviewer", tokens_in=1, tokens_out=1))
     assert store.determinization().verdicts_by_producer == {}
     assert set(store.usage_by_stage()) == {"review"}
-    assert totals(store.engine) == totals(store.engine, recount=True)
+    assert tallies_agree(store)
 
 
 @pytest.fixture
@@ -159,7 +156,8 @@ def test_concurrent_verdicts_and_calls_on_one_stage_all_count(pg_store: Store) -
     figures = store.determinization()
     assert figures.verdicts_by_producer == {"analyst": workers * each}
     assert (figures.agent_calls, figures.tokens_in) == (workers * each, 2 * workers * each)
-    assert totals(store.engine) == totals(store.engine, recount=True)
+    assert store.counts().by_state == {"active": workers * each}
+    assert tallies_agree(store)
 
 
 def test_the_upgrade_counts_the_history_already_stored(db_url: str) -> None:
@@ -215,7 +213,8 @@ def test_the_upgrade_counts_the_history_already_stored(db_url: str) -> None:
         assert (figures.agent_calls, figures.tokens_in, figures.tokens_out) == (3, 45, 6)
         assert figures.cost_usd == pytest.approx(1.25)
         assert upgraded.average_tokens(("developer",)) == pytest.approx(42)
-        assert totals(upgraded.engine) == totals(upgraded.engine, recount=True)
+        assert upgraded.counts().by_state == {"active": 1}
+        assert tallies_agree(upgraded)
     finally:
         upgraded.close()
 
@@ -243,4 +242,4 @@ def test_any_run_of_calls_keeps_the_totals_equal_to_a_recount(store: Store, batc
         add_tasks(store, "aaaa", 1)
     for agent_call in batch:
         store.record_agent_call(agent_call)
-    assert totals(store.engine) == totals(store.engine, recount=True)
+    assert tallies_agree(store)

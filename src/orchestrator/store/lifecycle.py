@@ -14,6 +14,7 @@ from sqlalchemy import Connection, insert, update
 from orchestrator.errors import Conflict, StaleState
 from orchestrator.pipeline.stages import SERIAL_STAGES, Producer, Stage, TaskState
 from orchestrator.pipeline.transitions import Judgement, Transition
+from orchestrator.store import tallies
 from orchestrator.store.base import StoreBase, announce, utcnow
 from orchestrator.store.jobs import held, metrics_values
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus, Task
@@ -110,9 +111,9 @@ class LifecycleQueries(StoreBase):
                 .values(status=JobStatus.CANCELLED, finished_at=now, outcome="cancelled")
                 .returning(jobs)
             ).first()
-            conn.execute(
+            cancelled = conn.execute(
                 update(tasks)
-                .where(tasks.c.id == task_id)
+                .where(tasks.c.id == task_id, tasks.c.state == task.state)
                 .values(
                     state=TaskState.CANCELLED,
                     reason="cancelled by a person",
@@ -120,6 +121,9 @@ class LifecycleQueries(StoreBase):
                     updated_at=now,
                 )
             )
+            if cancelled.rowcount != 1:  # a verdict moved it meanwhile: judge it again
+                raise Conflict(f"task {task_id} moved while being cancelled; try again")
+            tallies.count_task(conn, task.state, TaskState.CANCELLED)
             announce(conn)  # its serial gate, if it held one, is free
             return fetch_task(conn, task_id), Job.from_row(live) if live else None
 
@@ -129,11 +133,14 @@ class LifecycleQueries(StoreBase):
             task = fetch_task(conn, task_id)
             if task.state is not TaskState.BLOCKED:
                 raise Conflict(f"task {task_id} is {task.state}, not blocked: nothing to resume")
-            conn.execute(
+            resumed = conn.execute(
                 update(tasks)
                 .where(tasks.c.id == task_id, tasks.c.state == TaskState.BLOCKED)
                 .values(state=TaskState.ACTIVE, reason=None, updated_at=utcnow())
             )
+            if resumed.rowcount != 1:
+                raise Conflict(f"task {task_id} moved meanwhile: nothing to resume")
+            tallies.count_task(conn, TaskState.BLOCKED, TaskState.ACTIVE)
             self._queue(conn, task_id, task.stage, task.round)
             return fetch_task(conn, task_id)
 
@@ -150,7 +157,7 @@ class LifecycleQueries(StoreBase):
             if task.state is not TaskState.FAILED:
                 raise Conflict(f"task {task_id} is {task.state}, not failed: nothing to retry")
             fresh = task.round + 1
-            conn.execute(
+            retried = conn.execute(
                 update(tasks)
                 .where(tasks.c.id == task_id, tasks.c.state == TaskState.FAILED)
                 .values(
@@ -163,6 +170,9 @@ class LifecycleQueries(StoreBase):
                     **({"setup_done_at": None} if setup_again else {}),
                 )
             )
+            if retried.rowcount != 1:
+                raise Conflict(f"task {task_id} moved meanwhile: nothing to retry")
+            tallies.count_task(conn, TaskState.FAILED, TaskState.ACTIVE)
             rows = MoveRows(
                 task_id, None, task.round, Producer.PERSON, task.stage, Stage.DEVELOPMENT,
                 RETRY_VERDICT,
@@ -196,6 +206,7 @@ class LifecycleQueries(StoreBase):
             )
             if moved.rowcount != 1:
                 raise Conflict(f"task {task.id} is no longer blocked in {task.stage}")
+            tallies.count_task(conn, TaskState.BLOCKED, move.state)
             rows = MoveRows(
                 task.id, None, task.round, Producer.PERSON, task.stage, move.event_to,
                 judged.gate.verdict,
@@ -263,6 +274,7 @@ class LifecycleQueries(StoreBase):
         )
         if moved.rowcount != 1:
             raise StaleState(f"task {job.task_id} left {job.stage} before the job ended")
+        tallies.count_task(conn, TaskState.ACTIVE, state)
         if not keeps_gate:
             # The serial gate, if this task held it, is free: a task waiting for it elsewhere
             # must hear of it now, not at the next fallback poll (a final verdict queues no

@@ -256,7 +256,14 @@ agent_calls = Table(
 
 # Running totals of the history, kept in the transaction that adds to it (store/tallies.py):
 # /status and the dashboard read a few rows here, at 200 stored tasks as at 100,000, where
-# counting the events and agent calls themselves grows with every task ever run.
+# counting the tasks, events and agent calls themselves grows with every task ever run.
+task_tallies = Table(
+    "task_tallies",
+    metadata,
+    Column("state", String(16), primary_key=True),
+    Column("tasks", BigInteger, nullable=False),
+)
+
 verdict_tallies = Table(
     "verdict_tallies",
     metadata,

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from orchestrator.errors import StaleState
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
+from orchestrator.store import tallies
 from orchestrator.store.base import announce, utcnow
 from orchestrator.store.jobs import held
 from orchestrator.store.lifecycle import LifecycleQueries, Verdict
@@ -281,6 +282,7 @@ class SelfDeployQueries(LifecycleQueries):
         )
         if failed.rowcount != 1:
             return None  # judged already (done, failed, cancelled): nothing is written
+        tallies.count_task(conn, TaskState.ACTIVE, TaskState.FAILED)
         prior = conn.execute(
             select(self_deploys.c.state).where(self_deploys.c.id == deploy.id)
         ).scalar_one()

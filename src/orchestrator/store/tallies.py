@@ -1,14 +1,16 @@
-"""Running totals of the history: verdicts by producer and stage, agent usage by stage and role.
+"""Running totals of the history: tasks by state, verdicts by producer and stage, agent usage by
+stage and role.
 
 /status, /metrics and the dashboard show what the pipeline has done since it was installed.
-Counted from the events and agent calls on each request, that cost grows with every task ever
-run (30 ms at 100,000 tasks); read from these totals, it is a few rows at any size.
+Counted from the tasks, events and agent calls on each request, that cost grows with every task
+ever run (40 ms at 100,000 tasks); read from these totals, it is a few rows at any size.
 
 A total is kept in the transaction that adds to it, so it can never disagree with the rows it
-counts: a verdict or call that rolls back was never counted. The additions wait until the
-transaction's last statement (`flush`, called by the store's `_write`) and go in one fixed
-order: a total's row is locked from its update until the commit, and a transaction that took
-it early could wait on another (a serial gate) that waits on the total, a deadlock.
+counts: a move, verdict or call that rolls back was never counted. A state move is counted
+only by an update that matched the task in the state it counts it out of. The additions wait
+until the transaction's last statement (`flush`, called by the store's `_write`) and go in
+one fixed order: a total's row is locked from its update until the commit, and a transaction
+that took it early could wait on another (a serial gate) that waits on the total, a deadlock.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from sqlalchemy import Connection, and_, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from orchestrator.store.schema import agent_calls, events, usage_tallies, verdict_tallies
+from orchestrator.store.schema import (
+    agent_calls,
+    events,
+    task_tallies,
+    tasks,
+    usage_tallies,
+    verdict_tallies,
+)
 
 _PENDING = "orch_pending_tallies"
 USAGE_FIGURES = (
@@ -37,6 +46,7 @@ USAGE_FIGURES = (
 class Pending:
     """What one transaction adds to the totals, until its end."""
 
+    tasks: Counter[str] = field(default_factory=Counter)
     verdicts: Counter[tuple[str, str]] = field(default_factory=Counter)
     usage: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
@@ -46,6 +56,15 @@ def _pending(conn: Connection) -> Pending:
     if found is None:
         found = conn.info[_PENDING] = Pending()
     return found
+
+
+def count_task(conn: Connection, before: str | None, after: str) -> None:
+    """A task moved from state `before` (None: it is new) to `after`, when this transaction
+    commits. The caller's update must have matched the task in state `before`."""
+    pending = _pending(conn).tasks
+    if before is not None:
+        pending[str(before)] -= 1
+    pending[str(after)] += 1
 
 
 def count_verdict(conn: Connection, producer: str, stage: str) -> None:
@@ -85,6 +104,16 @@ def flush(conn: Connection) -> None:
     if pending is None:
         return
     upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    for state, n in sorted(pending.tasks.items()):
+        if n == 0:
+            continue  # moved out and back in: nothing to lock
+        statement = upsert(task_tallies).values(state=state, tasks=n)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["state"],
+                set_={"tasks": task_tallies.c.tasks + statement.excluded.tasks},
+            )
+        )
     for (producer, stage), n in sorted(pending.verdicts.items()):
         statement = upsert(verdict_tallies).values(producer=producer, stage=stage, verdicts=n)
         conn.execute(
@@ -107,8 +136,14 @@ def flush(conn: Connection) -> None:
 
 
 def recount(conn: Connection) -> None:
-    """Count the totals afresh from the events and agent calls stored (a bulk load that wrote
+    """Count the totals afresh from the tasks, events and agent calls stored (a bulk load that wrote
     them directly; a check that the running totals agree)."""
+    conn.execute(delete(task_tallies))
+    conn.execute(
+        task_tallies.insert().from_select(
+            ["state", "tasks"], select(tasks.c.state, func.count()).group_by(tasks.c.state)
+        )
+    )
     conn.execute(delete(verdict_tallies))
     conn.execute(delete(usage_tallies))
     conn.execute(

@@ -132,6 +132,7 @@ class TaskQueries(StoreBase):
                     pipeline=new.pipeline.to_json(),
                 )
             )
+            tallies.count_task(conn, None, TaskState.BLOCKED if waits else TaskState.ACTIVE)
             intake = MoveRows(new.id, None, 1, Producer.INTAKE, None, new.stage, None)
             write_move(conn, intake, TASK_ARTIFACT, task_md)
             announce(conn)

@@ -11,7 +11,7 @@ from orchestrator.pipeline.stages import SERIAL_STAGES, Stage, TaskState, artifa
 from orchestrator.pipeline.verdicts import Judged
 from orchestrator.store.base import StoreBase
 from orchestrator.store.records import Job, JobStatus, Task
-from orchestrator.store.schema import artifacts, jobs, repos, tasks
+from orchestrator.store.schema import artifacts, jobs, repos, task_tallies, tasks
 
 
 @dataclass(frozen=True)
@@ -165,11 +165,14 @@ class ViewQueries(StoreBase):
         return [QueueEntry(row.id, row.branch, judged.get(row.id)) for row in found]
 
     def counts(self) -> Counts:
-        """How many tasks are in each state, active ones in each stage, and live jobs in
-        each status (by the index on status: the live ones only, however many have ended)."""
+        """How many tasks are in each state (the running totals), active ones in each stage,
+        and live jobs in each status (by the index on status: the live ones only, however many
+        have ended)."""
         live = [JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.DEFERRED]
         with self._read() as conn:
-            states = conn.execute(select(tasks.c.state, func.count()).group_by(tasks.c.state)).all()
+            states = conn.execute(
+                select(task_tallies.c.state, task_tallies.c.tasks).where(task_tallies.c.tasks > 0)
+            ).all()
             stages = conn.execute(
                 select(tasks.c.stage, func.count())
                 .where(tasks.c.state == TaskState.ACTIVE)
