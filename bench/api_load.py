@@ -205,10 +205,10 @@ def main() -> int:
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server
     args = parser.parse_args()
-    if args.alone and not args.no_cache:
-        parser.error("--alone goes with --no-cache")
     if args.serve:
         return serve_uncached(args.alone)
+    if args.alone and not args.no_cache:
+        parser.error("--alone goes with --no-cache")
 
     with ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="orch-bench-"))

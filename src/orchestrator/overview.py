@@ -6,9 +6,15 @@ from typing import Any
 
 from orchestrator.control import waits_for_person
 from orchestrator.documents import queue_document, runner_document, status_document
-from orchestrator.pipeline.stages import FALLBACK_ROLES, RUNNER_STAGES, TaskState, runner_key
+from orchestrator.pipeline.stages import (
+    FALLBACK_ROLES,
+    RUNNER_STAGES,
+    Producer,
+    TaskState,
+    runner_key,
+)
 from orchestrator.settings import Settings
-from orchestrator.store import Store
+from orchestrator.store import Job, Queue, RunnerActivity, Store
 
 # Runner blocks of /queue, keyed as scripts expect them (underscores, docs/api.md), one
 # per runner of the stage table.
@@ -48,7 +54,8 @@ def queue_report(store: Store, settings: Settings) -> dict[str, Any]:
 
 
 def _queue(store: Store, settings: Settings) -> dict[str, Any]:
-    document = queue_document(store.queue())
+    queue = store.queue()
+    document = queue_document(queue)
     blocked = store.list_tasks(state=TaskState.BLOCKED, limit=WAITING_LIMIT)
     repos = {repo.name: repo for repo in store.list_repos()} if blocked else {}
     document["waiting_for_person"] = [
@@ -56,7 +63,7 @@ def _queue(store: Store, settings: Settings) -> dict[str, Any]:
         for task in blocked
         if waits_for_person(task, repos[task.repo], settings)
     ]
-    activity = store.runner_activity()
+    outcomes = store.runner_outcomes()
     for producer, key in RUNNER_KEYS.items():
         config = settings.runner(key)
         document[key] = runner_document(
@@ -64,6 +71,19 @@ def _queue(store: Store, settings: Settings) -> dict[str, Any]:
             config.repos,
             config.timeout_s,
             config.infra_retries,
-            activity[producer],
+            runner_activity(queue, producer, outcomes[producer]),
         )
     return document
+
+
+def runner_activity(
+    queue: Queue, producer: Producer, outcomes: list[tuple[Job, str | None]]
+) -> RunnerActivity:
+    """A runner's running and deferred jobs (the live jobs of its stage, from the queue the
+    document already read) and its latest outcomes."""
+    stage = RUNNER_STAGES[producer]
+    return RunnerActivity(
+        [item.job for item in queue.running if item.job.stage == stage],
+        [item.job for item in queue.deferred if item.job.stage == stage],
+        outcomes,
+    )

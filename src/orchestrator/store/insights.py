@@ -17,7 +17,7 @@ from orchestrator.pipeline.stages import (
     TaskState,
 )
 from orchestrator.store.base import StoreBase
-from orchestrator.store.records import Job, JobStatus
+from orchestrator.store.records import Job
 from orchestrator.store.schema import (
     alerts,
     events,
@@ -113,19 +113,9 @@ class InsightQueries(StoreBase):
             float(usage[3]),
         )
 
-    def runner_activity(self, last: int = 5) -> dict[Producer, RunnerActivity]:
-        """What each runner is doing and its latest outcomes: two queries for them all."""
-        stages = {str(stage): producer for producer, stage in RUNNER_STAGES.items()}
-        live = (
-            select(jobs)
-            .where(
-                jobs.c.stage.in_(stages),
-                jobs.c.status.in_([JobStatus.RUNNING, JobStatus.DEFERRED]),
-            )
-            .order_by(jobs.c.id)
-        )
-        # Each runner's newest finished jobs, by the (producer, id) index: one short
-        # backward scan per runner, however many jobs the history holds.
+    def runner_outcomes(self, last: int = 5) -> dict[Producer, list[tuple[Job, str | None]]]:
+        """Each runner's latest finished jobs, newest first, with the verdict each produced:
+        one short backward scan of the (producer, id) index per runner, in one query."""
         latest = [
             select(jobs.c.id)
             .where(jobs.c.producer == producer, jobs.c.finished_at.is_not(None))
@@ -141,25 +131,11 @@ class InsightQueries(StoreBase):
             .order_by(jobs.c.id.desc())
         )
         with self._read() as conn:
-            live_jobs = Job.from_rows(conn.execute(live).all())
             rows = conn.execute(recent).all()
-            finished = list(zip(Job.from_rows(rows), (row.verdict for row in rows), strict=True))
-        return {
-            producer: RunnerActivity(
-                [
-                    j
-                    for j in live_jobs
-                    if j.status is JobStatus.RUNNING and stages[j.stage] is producer
-                ],
-                [
-                    j
-                    for j in live_jobs
-                    if j.status is JobStatus.DEFERRED and stages[j.stage] is producer
-                ],
-                [(job, verdict) for job, verdict in finished if job.producer == producer],
-            )
-            for producer in RUNNER_STAGES
-        }
+        outcomes: dict[Producer, list[tuple[Job, str | None]]] = {p: [] for p in RUNNER_STAGES}
+        for job, row in zip(Job.from_rows(rows), rows, strict=True):
+            outcomes[Producer(row.producer)].append((job, row.verdict))
+        return outcomes
 
     def job_durations(self) -> dict[tuple[str, str], tuple[int, float]]:
         """(producer, outcome) -> (finished jobs, seconds they took), for the metrics."""

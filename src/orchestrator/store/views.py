@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
+from sqlalchemy import ScalarSelect, and_, func, or_, select
 
 from orchestrator.pipeline.stages import SERIAL_STAGES, Stage, TaskState, artifact_for
 from orchestrator.pipeline.verdicts import Judged
@@ -63,11 +63,11 @@ class Counts:
     jobs: dict[str, int] = field(default_factory=dict)  # running, queued, deferred
 
 
-def _current_test_reports(*where: ColumnElement[bool]) -> Select[str, str | None]:
-    """(task id, text) of the latest test report of each matching task's current round (None
-    for a task without one). Looked up task by task through the (task_id, name) index: the
-    tasks are few, and the artifacts of every task ever run are not scanned."""
-    latest = (
+def _latest_test_report() -> ScalarSelect[str | None]:
+    """The text of the latest test report of the task's current round (None without one),
+    looked up task by task through the (task_id, name) index: the tasks asked about are few,
+    and the artifacts of every task ever run are not scanned."""
+    return (
         select(artifacts.c.text)
         .where(
             artifacts.c.task_id == tasks.c.id,
@@ -78,10 +78,9 @@ def _current_test_reports(*where: ColumnElement[bool]) -> Select[str, str | None
         .limit(1)
         .scalar_subquery()
     )
-    return select(tasks.c.id, latest).where(*where)
 
 
-def _judged(rows: Sequence[Row[str, str | None]]) -> dict[str, Judged | None]:
+def _judged(rows: Iterable[tuple[str, str | None]]) -> dict[str, Judged | None]:
     return {task_id: Judged.read(text) for task_id, text in rows if text is not None}
 
 
@@ -98,30 +97,26 @@ class ViewQueries(StoreBase):
             .order_by(jobs.c.id)
         )
         gated = (
-            select(repos.c.name, tasks.c.id, tasks.c.gate_acquired_at)
+            select(repos.c.name, tasks.c.id, tasks.c.gate_acquired_at, _latest_test_report())
             .join(tasks, tasks.c.repo_id == repos.c.id)
             .where(tasks.c.state == TaskState.ACTIVE, tasks.c.stage.in_(SERIAL_STAGES))
             .order_by(tasks.c.created_at, tasks.c.id)  # the order the gate goes in
         )
-        reports = _current_test_reports(
-            tasks.c.state == TaskState.ACTIVE, tasks.c.stage.in_(SERIAL_STAGES)
-        )
         with self._read() as conn:
             rows = conn.execute(live).all()
             gate_rows = conn.execute(gated).all()
-            report_rows = conn.execute(reports).all()
             repo_names = conn.execute(select(repos.c.name).order_by(repos.c.name)).scalars().all()
         by_status: dict[str, list[QueuedJob]] = {s: [] for s in JobStatus}
         for row, job in zip(rows, Job.from_rows(rows), strict=True):
             by_status[job.status].append(QueuedJob(job, row.repo_name, row.task_title))
         holders: dict[str, str] = {}
         waiting: dict[str, list[str]] = {}
-        for name, task_id, acquired in gate_rows:
+        for name, task_id, acquired, _ in gate_rows:
             if acquired is not None:
                 holders[name] = task_id
             else:
                 waiting.setdefault(name, []).append(task_id)
-        judged = _judged(report_rows)
+        judged = _judged([(task_id, report) for _, task_id, _, report in gate_rows])
         gates = {}
         for name in repo_names:
             holder, queue = holders.get(name), tuple(waiting.get(name, ()))
@@ -160,7 +155,9 @@ class ViewQueries(StoreBase):
         with self._read() as conn:
             found = conn.execute(rows).all()
             passed = [row.id for row in found if row.stage in SERIAL_STAGES]
-            reports = conn.execute(_current_test_reports(tasks.c.id.in_(passed))).all()
+            reports = conn.execute(
+                select(tasks.c.id, _latest_test_report()).where(tasks.c.id.in_(passed))
+            ).all()
         judged = _judged(reports)
         return [QueueEntry(row.id, row.branch, judged.get(row.id)) for row in found]
 
