@@ -30,7 +30,7 @@ from orchestrator.selfhost.deploy_log import COMMAND_UNFINISHED
 from orchestrator.selfhost.rollback import roll_back
 from orchestrator.selfhost.supervisor import Supervisor
 from orchestrator.settings import Settings, load_settings
-from orchestrator.store import Job, NewTask, RepoSpec, SelfDeploy, SelfDeployState, Store
+from orchestrator.store import Job, NewTask, RepoSpec, SelfDeploy, SelfDeployState, Store, tallies
 from orchestrator.store.schema import jobs, tasks
 from tests.helpers import SILENT_SERVICE, git
 
@@ -105,11 +105,13 @@ def restarted_on_the_merge(
 
 
 def judge(store: Store, state: TaskState) -> None:
-    """The in-service post-deploy-monitor's verdict on the task, as the task's row shows it."""
+    """The in-service post-deploy-monitor's verdict on the task, as the task's row shows it
+    (written by hand, with the running totals it moves)."""
     with store.engine.begin() as conn:
         conn.execute(
             update(tasks).where(tasks.c.id == TASK).values(stage=Stage.POST_DEPLOY, state=state)
         )
+        tallies.recount(conn)
 
 
 def test_the_pending_deploy_is_recorded_before_the_branch_moves(
