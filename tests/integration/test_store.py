@@ -67,6 +67,24 @@ def at_revision(db_url: str, revision: str) -> Iterator[Connection]:
         engine.dispose()
 
 
+def old_task(conn: Connection, task_id: str, state: str, round: int) -> None:
+    """A repo `app` and one task of it in testing, written as an older revision's rows."""
+    conn.execute(
+        text(
+            "INSERT INTO repos (id, name, path, default_branch, test_target, created_at) "
+            "VALUES (1, 'app', '/srv/app', 'main', 'tests', CURRENT_TIMESTAMP)"
+        )
+    )
+    conn.execute(
+        text(
+            "INSERT INTO tasks (id, repo_id, title, description, stage, state, round, branch, "
+            "worktree, created_at, updated_at) VALUES (:id, 1, 't', '', 'testing', :state, "
+            ":round, :branch, '/wt', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ),
+        {"id": task_id, "state": state, "round": round, "branch": f"orch/{task_id}"},
+    )
+
+
 def test_upgrade_from_the_first_revision_keeps_the_data(db_url: str) -> None:
     with at_revision(db_url, "0001") as conn:
         conn.execute(
@@ -297,20 +315,7 @@ def test_upgrades_from_0012_give_tasks_budget_round_one_and_the_built_in_pipelin
     # mode) is refused by that foreign key, so each column (0013, 0014) is added in place;
     # both go back down as well.
     with at_revision(db_url, "0012") as conn:
-        conn.execute(
-            text(
-                "INSERT INTO repos (id, name, path, default_branch, test_target, created_at) "
-                "VALUES (1, 'app', '/srv/app', 'main', 'tests', CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO tasks (id, repo_id, title, description, stage, state, round, "
-                "branch, worktree, created_at, updated_at) VALUES ('aaaa3333', 1, 't', '', "
-                "'testing', 'failed', 4, 'orch/aaaa3333', '/wt', CURRENT_TIMESTAMP, "
-                "CURRENT_TIMESTAMP)"
-            )
-        )
+        old_task(conn, "aaaa3333", "failed", 4)
         conn.execute(
             text(
                 "INSERT INTO jobs (id, task_id, stage, round, status, attempt, created_at) "

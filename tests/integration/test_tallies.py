@@ -31,7 +31,7 @@ from orchestrator.store import (
 from orchestrator.store import open_store as open_store_
 from orchestrator.store.tasks import MoveRows, write_move
 from tests.helpers import tallies_agree
-from tests.integration.test_store import at_revision
+from tests.integration.test_store import at_revision, old_task
 
 TO_DESIGN = Transition(Stage.DESIGN, TaskState.ACTIVE, 1, "design")
 
@@ -162,20 +162,7 @@ def test_concurrent_verdicts_and_calls_on_one_stage_all_count(pg_store: Store) -
 
 def test_the_upgrade_counts_the_history_already_stored(db_url: str) -> None:
     with at_revision(db_url, "0014") as conn:
-        conn.execute(
-            text(
-                "INSERT INTO repos (id, name, path, default_branch, test_target, created_at) "
-                "VALUES (1, 'app', '/srv/app', 'main', 'tests', CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO tasks (id, repo_id, title, description, stage, state, round, "
-                "branch, worktree, created_at, updated_at) VALUES ('dddd0000', 1, 't', '', "
-                "'testing', 'active', 1, 'orch/dddd0000', '/wt', CURRENT_TIMESTAMP, "
-                "CURRENT_TIMESTAMP)"
-            )
-        )
+        old_task(conn, "dddd0000", "active", 1)
         for source, target, producer in [
             (None, "analysis", "intake"),  # intake gives no verdict
             ("analysis", "design", "analyst"),
