@@ -16,9 +16,8 @@ that took it early could wait on another (a serial gate) that waits on the total
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy import Connection, Table, and_, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -40,36 +39,30 @@ USAGE_FIGURES = (
     "measured_calls",
     "measured_tokens",
 )
+# Each table of totals by the columns that name one of its rows.
+_KEYS = {
+    table.name: (table, tuple(column.name for column in table.primary_key))
+    for table in (task_tallies, verdict_tallies, usage_tallies)
+}
 
 
-@dataclass
-class Pending:
-    """What one transaction adds to the totals, until its end."""
-
-    tasks: Counter[str] = field(default_factory=Counter)
-    verdicts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    usage: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-
-
-def _pending(conn: Connection) -> Pending:
-    found = conn.info.get(_PENDING)
-    if found is None:
-        found = conn.info[_PENDING] = Pending()
-    return found
+def _add(conn: Connection, table: Table, key: tuple[str, ...], figures: dict[str, float]) -> None:
+    """Add `figures` to the row `key` of `table` when this transaction commits."""
+    pending: dict[tuple[str, tuple[str, ...]], Counter[str]] = conn.info.setdefault(_PENDING, {})
+    pending.setdefault((table.name, key), Counter()).update(figures)
 
 
 def count_task(conn: Connection, before: str | None, after: str) -> None:
     """A task moved from state `before` (None: it is new) to `after`, when this transaction
     commits. The caller's update must have matched the task in state `before`."""
-    pending = _pending(conn).tasks
     if before is not None:
-        pending[str(before)] -= 1
-    pending[str(after)] += 1
+        _add(conn, task_tallies, (str(before),), {"tasks": -1})
+    _add(conn, task_tallies, (str(after),), {"tasks": 1})
 
 
 def count_verdict(conn: Connection, producer: str, stage: str) -> None:
     """One more verdict of `producer` on `stage`, when this transaction commits."""
-    _pending(conn).verdicts[(producer, stage)] += 1
+    _add(conn, verdict_tallies, (producer, stage), {"verdicts": 1})
 
 
 def count_call(
@@ -85,12 +78,16 @@ def count_call(
     """One more agent call, when this transaction commits. A call that succeeded and reported
     its tokens is measured: the mean of those is what an LLM call costs."""
     measured = ok and tokens_in is not None
-    tokens = (tokens_in or 0) + (tokens_out or 0)
-    added = (1, tokens_in or 0, tokens_out or 0, cost_usd or 0.0, int(measured))
-    figures = [*added, tokens if measured else 0]
-    totals = _pending(conn).usage.setdefault((stage, role), [0] * len(USAGE_FIGURES))
-    for n, value in enumerate(figures):
-        totals[n] += value
+    known_in, known_out = tokens_in or 0, tokens_out or 0
+    figures = {
+        "calls": 1,
+        "tokens_in": known_in,
+        "tokens_out": known_out,
+        "cost_usd": cost_usd or 0.0,
+        "measured_calls": int(measured),
+        "measured_tokens": known_in + known_out if measured else 0,
+    }
+    _add(conn, usage_tallies, (stage, role), figures)
 
 
 def discard(conn: Connection) -> None:
@@ -100,37 +97,17 @@ def discard(conn: Connection) -> None:
 
 def flush(conn: Connection) -> None:
     """Add this transaction's counts to the totals: its last statements, in key order."""
-    pending = conn.info.pop(_PENDING, None)
-    if pending is None:
-        return
+    pending: dict[tuple[str, tuple[str, ...]], Counter[str]] = conn.info.pop(_PENDING, {})
     upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    for state, n in sorted(pending.tasks.items()):
-        if n == 0:
-            continue  # moved out and back in: nothing to lock
-        statement = upsert(task_tallies).values(state=state, tasks=n)
+    for (name, key), figures in sorted(pending.items()):
+        if not any(figures.values()):
+            continue  # a task moved out of a state and back in: nothing to lock
+        table, columns = _KEYS[name]
+        statement = upsert(table).values(**dict(zip(columns, key, strict=True)), **figures)
         conn.execute(
             statement.on_conflict_do_update(
-                index_elements=["state"],
-                set_={"tasks": task_tallies.c.tasks + statement.excluded.tasks},
-            )
-        )
-    for (producer, stage), n in sorted(pending.verdicts.items()):
-        statement = upsert(verdict_tallies).values(producer=producer, stage=stage, verdicts=n)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["producer", "stage"],
-                set_={"verdicts": verdict_tallies.c.verdicts + statement.excluded.verdicts},
-            )
-        )
-    for (stage, role), figures in sorted(pending.usage.items()):
-        added = dict(zip(USAGE_FIGURES, figures, strict=True))
-        statement = upsert(usage_tallies).values(stage=stage, role=role, **added)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["stage", "role"],
-                set_={
-                    name: usage_tallies.c[name] + statement.excluded[name] for name in USAGE_FIGURES
-                },
+                index_elements=list(columns),
+                set_={figure: table.c[figure] + statement.excluded[figure] for figure in figures},
             )
         )
 
