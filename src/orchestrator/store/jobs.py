@@ -101,7 +101,8 @@ class JobQueries(StoreBase):
             # The database's clock on PostgreSQL, read by the candidates' query itself: one
             # round trip less than asking first, on the path of every hand-off.
             pg = conn.dialect.name == "postgresql"
-            clock: datetime | ColumnElement[datetime] = func.now() if pg else utcnow()
+            here = utcnow()
+            clock: datetime | ColumnElement[datetime] = func.now() if pg else here
             columns: list[Any] = [
                 jobs.c.id,
                 jobs.c.task_id,
@@ -121,7 +122,7 @@ class JobQueries(StoreBase):
             if not self_deploy:
                 candidates = candidates.where(not_(_self_deploy()))
             rows = conn.execute(candidates).all()
-            now = rows[0].now.astimezone(UTC) if pg and rows else utcnow()
+            now = rows[0].now.astimezone(UTC) if pg and rows else here
             for row in rows:
                 if len(claimed) == limit:
                     break
