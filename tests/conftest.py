@@ -15,8 +15,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from orchestrator.cli import main as orch_main
+from orchestrator.pipeline.stages import Stage
 from orchestrator.settings import load_settings
-from orchestrator.store import Store, open_store
+from orchestrator.store import RepoSpec, Store, open_store
 from tests.helpers import git, tallies_agree
 
 PG_URL = os.environ.get("ORCH_TEST_PG_URL")
@@ -137,6 +138,27 @@ def store(db_url: str) -> Iterator[Store]:
         assert tallies_agree(opened), "the running totals drifted from the rows they total"
     finally:
         opened.close()
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[Store]:
+    """A migrated store on PostgreSQL only (LISTEN/NOTIFY, concurrent claims and locks)."""
+    opened = open_store(load_settings(db_url=pg_url))
+    yield opened
+    opened.close()
+
+
+# The stages an agent-only pipeline skips: tasks end after testing.
+AGENT_STAGES_ONLY_SKIP = frozenset({Stage.DEPLOY_STAGING, Stage.DEPLOY, Stage.POST_DEPLOY})
+
+
+@pytest.fixture
+def agent_repo(make_repo: Callable[..., Path], store: Store) -> Path:
+    """A repo `app` registered with staging and the deploys skipped."""
+    path = make_repo("app")
+    spec = RepoSpec(path=str(path), default_branch="main", skip_stages=AGENT_STAGES_ONLY_SKIP)
+    store.add_repo("app", spec)
+    return path
 
 
 # --- agents --------------------------------------------------------------------------------

@@ -17,17 +17,8 @@ from orchestrator.scheduler import Worker
 from orchestrator.settings import Settings
 from orchestrator.store import RepoSpec, Store, Task
 from orchestrator.store.schema import agent_calls
-from tests.conftest import Run
+from tests.conftest import AGENT_STAGES_ONLY_SKIP, Run
 from tests.helpers import fake_agent_settings
-
-SKIP = frozenset({Stage.DEPLOY_STAGING, Stage.DEPLOY, Stage.POST_DEPLOY})
-
-
-@pytest.fixture
-def repo(make_repo: Callable[..., Path], store: Store) -> Path:
-    path = make_repo("app")
-    store.add_repo("app", RepoSpec(path=str(path), default_branch="main", skip_stages=SKIP))
-    return path
 
 
 def settings_for(db_url: str, home: Path, **overrides: object) -> Settings:
@@ -66,7 +57,7 @@ def calls(store: Store, task_id: str) -> list[tuple[str, str, str, int]]:
 
 def test_failure_summary_off_the_developer_gets_the_report_alone(
     fake_bin: Path,
-    repo: Path,
+    agent_repo: Path,
     store: Store,
     db_url: str,
     orch_home: Path,
@@ -81,7 +72,7 @@ def test_failure_summary_off_the_developer_gets_the_report_alone(
 
 def test_failure_summary_on_goes_above_the_whole_report(
     fake_bin: Path,
-    repo: Path,
+    agent_repo: Path,
     store: Store,
     db_url: str,
     orch_home: Path,
@@ -100,7 +91,7 @@ def test_failure_summary_on_goes_above_the_whole_report(
 
 def test_a_failing_summary_leaves_the_pipeline_unchanged(
     fake_bin: Path,
-    repo: Path,
+    agent_repo: Path,
     store: Store,
     db_url: str,
     orch_home: Path,
@@ -130,7 +121,12 @@ def test_a_failing_summary_leaves_the_pipeline_unchanged(
 
 
 def test_every_agent_call_is_accounted_with_tokens_and_cost(
-    fake_bin: Path, repo: Path, store: Store, db_url: str, orch_home: Path, orch: Callable[..., Run]
+    fake_bin: Path,
+    agent_repo: Path,
+    store: Store,
+    db_url: str,
+    orch_home: Path,
+    orch: Callable[..., Run],
 ) -> None:
     task = run_one(store, orch_home, settings_for(db_url, orch_home, agent_backend="claude"))
     assert task.state is TaskState.DONE
@@ -157,7 +153,7 @@ def test_tokens_avoided_are_unknown_without_llm_tester_calls(
 
 
 def test_a_task_over_its_budget_is_blocked_before_the_next_call(
-    fake_bin: Path, repo: Path, store: Store, db_url: str, orch_home: Path
+    fake_bin: Path, agent_repo: Path, store: Store, db_url: str, orch_home: Path
 ) -> None:
     settings = settings_for(db_url, orch_home, agent_backend="claude", task_budget_usd=0.05)
     task = run_one(store, orch_home, settings)
@@ -168,7 +164,7 @@ def test_a_task_over_its_budget_is_blocked_before_the_next_call(
 
 
 def test_the_daily_budget_blocks_every_task_once_spent(
-    fake_bin: Path, repo: Path, store: Store, db_url: str, orch_home: Path
+    fake_bin: Path, agent_repo: Path, store: Store, db_url: str, orch_home: Path
 ) -> None:
     settings = settings_for(db_url, orch_home, agent_backend="claude", daily_budget_usd=0.03)
     first = run_one(store, orch_home, settings)
@@ -199,7 +195,7 @@ def stand_in(folder: Path, before: str) -> str:
 
 def test_the_failure_summary_is_made_once_per_round_and_reused_by_a_developer_retry(
     fake_bin: Path,
-    repo: Path,
+    agent_repo: Path,
     store: Store,
     db_url: str,
     orch_home: Path,
@@ -250,7 +246,7 @@ REFUSE_SUMMARIES = {
 @pytest.mark.parametrize("fault", ["unreadable note", "accounting fails"])
 def test_a_failure_summary_that_raises_leaves_the_pipeline_unchanged(
     fake_bin: Path,
-    repo: Path,
+    agent_repo: Path,
     store: Store,
     db_url: str,
     orch_home: Path,
@@ -290,7 +286,13 @@ def test_the_budget_is_checked_again_after_the_failure_summary(
     path = make_repo("red")
     failing = shlex.join(["python", "-c", "raise SystemExit(1)"])
     store.add_repo(
-        "red", RepoSpec(str(path), default_branch="main", skip_stages=SKIP, test_command=failing)
+        "red",
+        RepoSpec(
+            str(path),
+            default_branch="main",
+            skip_stages=AGENT_STAGES_ONLY_SKIP,
+            test_command=failing,
+        ),
     )
     # Four calls (0.1684) leave room for one more; the summary (0.2105) spends the rest.
     settings = settings_for(
@@ -320,7 +322,7 @@ def test_the_budget_is_checked_again_after_the_failure_summary(
 
 def test_no_prompt_carries_a_secret_of_the_orchestrator(
     fake_bin: Path,
-    repo: Path,
+    agent_repo: Path,
     store: Store,
     db_url: str,
     orch_home: Path,

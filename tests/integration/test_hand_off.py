@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,22 +20,13 @@ from orchestrator.jobs.context import JobEnd
 from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.scheduler import Worker
 from orchestrator.scheduler import slots as slots_module
-from orchestrator.store import JobStatus, RepoSpec, Store
+from orchestrator.store import JobStatus, Store
 from orchestrator.store.schema import jobs
 from tests.helpers import fake_agent_settings
 
-SKIPPED = frozenset({Stage.DEPLOY_STAGING, Stage.DEPLOY, Stage.POST_DEPLOY})
-
-
-@pytest.fixture
-def repo(make_repo: Callable[..., Path], store: Store) -> Path:
-    path = make_repo("app")
-    store.add_repo("app", RepoSpec(path=str(path), default_branch="main", skip_stages=SKIPPED))
-    return path
-
 
 def test_slots_hand_off_and_never_hold_more_jobs_than_allowed(
-    fake_bin: Path, repo: Path, store: Store, db_url: str, orch_home: Path,
+    fake_bin: Path, agent_repo: Path, store: Store, db_url: str, orch_home: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     handed: list[int] = []
@@ -84,7 +74,7 @@ def test_slots_hand_off_and_never_hold_more_jobs_than_allowed(
 
 
 def test_a_worker_stopping_during_a_hand_off_gives_the_job_back(
-    repo: Path, store: Store, db_url: str, orch_home: Path, monkeypatch: pytest.MonkeyPatch
+    agent_repo: Path, store: Store, db_url: str, orch_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = fake_agent_settings(db_url, orch_home, max_parallel_jobs=1)
     task = submit_task(store, orch_home, "app", "Task", "")

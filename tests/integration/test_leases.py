@@ -104,14 +104,6 @@ def test_a_reclaimed_attempt_cannot_commit_and_leaves_no_trace(store: Store) -> 
     store.hold(retaken, LEASE_S)  # the current attempt may push
 
 
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[Store]:
-    """LISTEN/NOTIFY is PostgreSQL's (on SQLite, one worker process wakes itself)."""
-    opened = open_store_(load_settings(db_url=pg_url))
-    yield opened
-    opened.close()
-
-
 def test_a_final_verdict_that_frees_the_serial_gate_wakes_the_workers(pg_store: Store) -> None:
     store = pg_store
     for task_id in ("aaaa2222", "bbbb3333"):

@@ -7,7 +7,7 @@ import re
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -98,13 +98,6 @@ def test_on_sqlite_listening_returns_at_once_for_one_process_wakes_itself(
     listener.join(10)
     assert not listener.is_alive() and called == []
     sqlite.close()
-
-
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[Store]:
-    opened = open_store(load_settings(db_url=pg_url))
-    yield opened
-    opened.close()
 
 
 @pytest.mark.pg

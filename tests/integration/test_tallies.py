@@ -5,7 +5,6 @@ on one stage all count without a deadlock, and an upgrade counts the history alr
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -121,13 +120,6 @@ def test_a_rolled_back_transaction_adds_nothing_to_the_totals(store: Store) -> N
     assert store.determinization().verdicts_by_producer == {}
     assert set(store.usage_by_stage()) == {"review"}
     assert tallies_agree(store)
-
-
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[Store]:
-    opened = open_store_(load_settings(db_url=pg_url))
-    yield opened
-    opened.close()
 
 
 @pytest.mark.pg
