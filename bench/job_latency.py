@@ -57,6 +57,7 @@ class Figures:
     transitions: int
     gaps_s: list[float]  # job end -> the same task's next job start
     round_trips: Counter[str]
+    cpu_s: dict[str, float]  # CPU seconds spent during the run: worker, children, database
     rss_before: int
     rss_after: int
 
@@ -94,6 +95,38 @@ class RoundTrips:
         self._count("checkout")
 
 
+def _server_cpu() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL server process on this machine, by pid."""
+    spent = {}
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        if proc.info["name"] in ("postgres", "postgres.exe") and times is not None:
+            spent[proc.pid] = times.user + times.system
+    return spent
+
+
+class CpuClock:
+    """The CPU spent from its making to `spent()`, apart: this process (the worker), its
+    child processes (agents and git, once reaped) and the PostgreSQL server's processes
+    (a local server only; backends that ended during the run are not counted)."""
+
+    def __init__(self) -> None:
+        self._own = psutil.Process().cpu_times()
+        self._server = _server_cpu()
+
+    def spent(self) -> dict[str, float]:
+        own = psutil.Process().cpu_times()
+        server = _server_cpu()
+        return {
+            "worker": own.user + own.system - self._own.user - self._own.system,
+            "children": own.children_user
+            + own.children_system
+            - self._own.children_user
+            - self._own.children_system,
+            "database": sum(s - self._server.get(pid, 0.0) for pid, s in server.items()),
+        }
+
+
 def measure(
     tasks: int, parallel: int, stored: int = 0, db_url: str | None = None, root: Path | None = None
 ) -> Figures:
@@ -127,9 +160,11 @@ def measure(
         rss_before = psutil.Process().memory_info().rss
 
         counter = RoundTrips(store.engine)
+        cpu = CpuClock()
         started = time.monotonic()
         Worker(store, settings, drain=True).run()
         wall = time.monotonic() - started
+        cpu_s = cpu.spent()
         round_trips = Counter(counter.counts)
         rss_after = psutil.Process().memory_info().rss
 
@@ -151,6 +186,7 @@ def measure(
         transitions,
         gaps,
         round_trips,
+        cpu_s,
         rss_before,
         rss_after,
     )
@@ -178,6 +214,8 @@ def report(figures: Figures, stored: int, parallel: int) -> None:
         f"database round trips per transition: {total / f.transitions:.1f} ({parts}); "
         f"{trips['checkout'] / f.transitions:.1f} connection check-outs"
     )
+    cpu = ", ".join(f"{k} {s / f.transitions * 1000:.1f} ms" for k, s in f.cpu_s.items())
+    print(f"CPU per transition: {cpu} (the machine has {psutil.cpu_count()} cores)")
     print(
         f"worker memory (RSS): {f.rss_before / 2**20:.0f} MB before, "
         f"{f.rss_after / 2**20:.0f} MB after"

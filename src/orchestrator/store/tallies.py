@@ -16,8 +16,9 @@ that took it early could wait on another (a serial gate) that waits on the total
 from __future__ import annotations
 
 from collections import Counter
+from functools import cache
 
-from sqlalchemy import Connection, Table, and_, delete, func, select
+from sqlalchemy import Connection, Insert, Table, and_, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -98,18 +99,25 @@ def discard(conn: Connection) -> None:
 def flush(conn: Connection) -> None:
     """Add this transaction's counts to the totals: its last statements, in key order."""
     pending: dict[tuple[str, tuple[str, ...]], Counter[str]] = conn.info.pop(_PENDING, {})
-    upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     for (name, key), figures in sorted(pending.items()):
         if not any(figures.values()):
             continue  # a task moved out of a state and back in: nothing to lock
-        table, columns = _KEYS[name]
-        statement = upsert(table).values(**dict(zip(columns, key, strict=True)), **figures)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=list(columns),
-                set_={figure: table.c[figure] + statement.excluded[figure] for figure in figures},
-            )
-        )
+        _table, columns = _KEYS[name]
+        row = {**dict(zip(columns, key, strict=True)), **figures}
+        conn.execute(_upsert(conn.dialect.name, name, tuple(figures)), row)
+
+
+@cache
+def _upsert(dialect: str, name: str, figures: tuple[str, ...]) -> Insert:
+    # Built once per kind of row: every verdict runs one to three of them, and building and
+    # keying a statement costs more of the worker's time than sending it.
+    table, columns = _KEYS[name]
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = upsert(table).values({column: bindparam(column) for column in (*columns, *figures)})
+    return statement.on_conflict_do_update(
+        index_elements=list(columns),
+        set_={figure: table.c[figure] + statement.excluded[figure] for figure in figures},
+    )
 
 
 def recount(conn: Connection) -> None:

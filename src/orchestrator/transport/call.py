@@ -45,7 +45,8 @@ def build_argv(settings: Settings, request: AgentRequest) -> list[str]:
         values = request.placeholders()
         return [arg.format_map(values) for arg in template]
     # scripted: a real executable that replays a scenario, so it takes the real spawn path.
-    return [sys.executable, "-I", str(SCRIPTED_AGENT)]
+    # -S: it needs nothing from site-packages, and the site's .pth files cost more than it.
+    return [sys.executable, "-I", "-S", str(SCRIPTED_AGENT)]
 
 
 def resolve_executable(program: str) -> str | None:

@@ -208,7 +208,8 @@ def keep_work(repo: Repo, task: Task, start: str, message: str) -> str:
     """
     worktree = Path(task.worktree)
     # As few git calls as the answer needs: this runs after every agent's job.
-    tip, on = git.head_and_branch(worktree)
+    state = git.worktree_state(worktree)
+    tip, on = state.head, state.branch
     problem = None
     if on != task.branch:
         where = f"on branch {on}" if on else f"on a detached HEAD at {tip[:12]}"
@@ -219,7 +220,7 @@ def keep_work(repo: Repo, task: Task, start: str, message: str) -> str:
         kept = f"refs/orch/kept/{task.id}/{tip[:12]}"
         git.git(worktree, "update-ref", kept, tip)
         raise GitError(f"{problem}; nothing was changed, and its HEAD is kept as {kept}")
-    tip = git.commit_all(worktree, message) or tip
+    tip = git.commit_paths(worktree, state.changed, message) or tip
     if tip != start:
         publish(repo, task)
     return tip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import GitError
@@ -140,12 +141,23 @@ NEVER_COMMITTED = (
 )
 
 
-def changed_paths(worktree: Path) -> list[str]:
-    """Files changed, added or deleted in the worktree (ignored and never-committed ones aside)."""
+@dataclass(frozen=True)
+class WorktreeState:
+    """What a worktree holds after an agent's job."""
+
+    head: str  # the commit checked out ("" in a repository with no commit yet)
+    branch: str | None  # None on a detached HEAD
+    changed: tuple[str, ...]  # files changed, added or deleted (ignored, never-committed aside)
+
+
+def worktree_state(worktree: Path) -> WorktreeState:
+    """The worktree's HEAD, its branch and its changed files, in one git call: this runs
+    after every agent's job."""
     status = git(
         worktree,
         "status",
-        "--porcelain",
+        "--porcelain=v2",
+        "--branch",
         "-z",
         "--no-renames",
         "--untracked-files=all",
@@ -153,12 +165,24 @@ def changed_paths(worktree: Path) -> list[str]:
         ".",
         *NEVER_COMMITTED,
     )
-    return [entry[3:] for entry in status.stdout.split("\0") if len(entry) > 3]
+    head, branch, changed = "", None, []
+    for entry in status.stdout.split("\0"):
+        if entry.startswith("# branch.oid "):
+            head = entry.removeprefix("# branch.oid ").replace("(initial)", "")
+        elif entry.startswith("# branch.head "):
+            name = entry.removeprefix("# branch.head ")
+            branch = None if name == "(detached)" else name
+        elif entry[:2] in ("1 ", "u "):
+            # 1 XY sub mH mI mW hH hI path, and an unmerged entry has two more fields.
+            changed.append(entry.split(" ", 8 if entry[0] == "1" else 10)[-1])
+        elif entry.startswith("? "):
+            changed.append(entry[2:])
+    return WorktreeState(head, branch, tuple(changed))
 
 
-def commit_all(worktree: Path, message: str) -> str | None:
-    """Commit everything in the worktree (hooks skipped); the new commit, or None if clean."""
-    paths = changed_paths(worktree)
+def commit_paths(worktree: Path, paths: tuple[str, ...], message: str) -> str | None:
+    """Commit exactly `paths` (from `worktree_state`; hooks skipped); the new commit, or None
+    when there are none."""
     if not paths:
         return None
     # Exactly the listed paths: a pathspec naming an ignored folder would make `git add` fail.
@@ -180,14 +204,6 @@ def commit_all(worktree: Path, message: str) -> str | None:
         extra_env=identity_env(worktree),
     )
     return head(worktree)
-
-
-def head_and_branch(repo: Path) -> tuple[str, str | None]:
-    """The commit checked out in `repo` and its branch (None on a detached HEAD), in one git
-    call."""
-    lines = git(repo, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD").stdout.split()
-    branch = lines[1].removeprefix("refs/heads/") if lines[1].startswith("refs/heads/") else None
-    return lines[0], branch
 
 
 def head(repo: Path) -> str:
