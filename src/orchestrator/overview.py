@@ -14,7 +14,14 @@ from orchestrator.pipeline.stages import (
     runner_key,
 )
 from orchestrator.settings import Settings
-from orchestrator.store import Job, Queue, RunnerActivity, Store
+from orchestrator.store import (
+    Job,
+    Queue,
+    RunnerActivity,
+    Store,
+    average_tokens,
+    usage_by_stage,
+)
 
 # Runner blocks of /queue, keyed as scripts expect them (underscores, docs/api.md), one
 # per runner of the stage table.
@@ -29,15 +36,16 @@ def status_report(store: Store) -> dict[str, Any]:
 
 
 def _status(store: Store) -> dict[str, Any]:
+    usage = store.usage()
     return status_document(
         store.counts(),
         store.list_alerts(open_only=True),
         store.list_workers(running_only=True),
         store.list_tasks(state=TaskState.BLOCKED, limit=100),
-        store.determinization(),
-        store.usage_by_stage(),
+        store.determinization(usage),
+        usage_by_stage(usage),
         # The LLM agents the runners stand in for: their calls estimate the tokens saved.
-        store.average_tokens(tuple(role.value for role in FALLBACK_ROLES)),
+        average_tokens(usage, tuple(role.value for role in FALLBACK_ROLES)),
     )
 
 

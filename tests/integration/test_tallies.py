@@ -25,7 +25,9 @@ from orchestrator.store import (
     RepoSpec,
     Store,
     Verdict,
+    average_tokens,
     tallies,
+    usage_by_stage,
 )
 from orchestrator.store import open_store as open_store_
 from orchestrator.store.tasks import MoveRows, write_move
@@ -80,10 +82,10 @@ def test_the_totals_follow_every_committed_verdict_and_call(store: Store) -> Non
     assert figures.verdicts_by_stage == {"analysis": {"code": 0, "llm": 2}}
     assert (figures.agent_calls, figures.tokens_in, figures.tokens_out) == (5, 1310, 41)
     assert figures.cost_usd == pytest.approx(0.5)
-    by_stage = store.usage_by_stage()
+    by_stage = usage_by_stage(store.usage())
     assert (by_stage["testing"].calls, by_stage["testing"].tokens_in) == (4, 1300)
-    assert store.average_tokens(("tester",)) == pytest.approx((120 + 300) / 2)
-    assert store.average_tokens(("deployer",)) is None
+    assert average_tokens(store.usage(), ("tester",)) == pytest.approx((120 + 300) / 2)
+    assert average_tokens(store.usage(), ("deployer",)) is None
     assert tallies_agree(store)
 
 
@@ -118,7 +120,7 @@ def test_a_rolled_back_transaction_adds_nothing_to_the_totals(store: Store) -> N
     for _ in range(3):
         store.record_agent_call(call("review", "reviewer", tokens_in=1, tokens_out=1))
     assert store.determinization().verdicts_by_producer == {}
-    assert set(store.usage_by_stage()) == {"review"}
+    assert set(usage_by_stage(store.usage())) == {"review"}
     assert tallies_agree(store)
 
 
@@ -191,7 +193,7 @@ def test_the_upgrade_counts_the_history_already_stored(db_url: str) -> None:
         }
         assert (figures.agent_calls, figures.tokens_in, figures.tokens_out) == (3, 45, 6)
         assert figures.cost_usd == pytest.approx(1.25)
-        assert upgraded.average_tokens(("developer",)) == pytest.approx(42)
+        assert average_tokens(upgraded.usage(), ("developer",)) == pytest.approx(42)
         assert upgraded.counts().by_state == {"active": 1}
         assert tallies_agree(upgraded)
     finally:

@@ -28,7 +28,14 @@ from orchestrator.store.repos import RepoQueries
 from orchestrator.store.self_deploys import SelfDeploy, SelfDeployQueries, SelfDeployState
 from orchestrator.store.self_hold import SelfHold, SelfHoldQueries
 from orchestrator.store.tasks import NewTask, TaskQueries
-from orchestrator.store.usage import AgentCall, StageUsage, UsageQueries
+from orchestrator.store.usage import (
+    AgentCall,
+    StageUsage,
+    UsageQueries,
+    UsageTally,
+    average_tokens,
+    usage_by_stage,
+)
 from orchestrator.store.views import Counts, Queue, QueuedJob, SerialGate, ViewQueries
 from orchestrator.store.workers import WorkerQueries
 
@@ -122,7 +129,10 @@ __all__ = [
     "StageUsage",
     "Store",
     "Task",
+    "UsageTally",
     "Verdict",
     "Worker",
+    "average_tokens",
     "open_store",
+    "usage_by_stage",
 ]

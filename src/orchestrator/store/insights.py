@@ -16,16 +16,15 @@ from orchestrator.pipeline.stages import (
     Stage,
     TaskState,
 )
-from orchestrator.store.base import StoreBase
 from orchestrator.store.records import Job
 from orchestrator.store.schema import (
     alerts,
     events,
     jobs,
     tasks,
-    usage_tallies,
     verdict_tallies,
 )
+from orchestrator.store.usage import UsageQueries, UsageTally
 
 # Runner verdicts on these stages replaced a call to the LLM tester or deployer.
 # The stages a runner produces with an LLM role as its fallback (from the stage table).
@@ -72,27 +71,19 @@ class RunnerActivity:
     last: list[tuple[Job, str | None]]  # (finished job, the verdict it produced)
 
 
-class InsightQueries(StoreBase):
+class InsightQueries(UsageQueries):
     """Aggregates for /status, /queue, /metrics and the dashboard."""
 
-    def determinization(self) -> Determinization:
+    def determinization(self, usage: list[UsageTally] | None = None) -> Determinization:
         """Verdicts by producer, LLM calls avoided, and the agents' usage (from the running
-        totals: a few rows however long the history)."""
+        totals: a few rows however long the history; `usage` when already read)."""
         llm = [role.value for role in LLM_ROLES]
+        query = select(
+            verdict_tallies.c.producer, verdict_tallies.c.stage, verdict_tallies.c.verdicts
+        )
         with self._read() as conn:
-            rows = conn.execute(
-                select(
-                    verdict_tallies.c.producer, verdict_tallies.c.stage, verdict_tallies.c.verdicts
-                )
-            ).all()
-            usage = conn.execute(
-                select(
-                    func.coalesce(func.sum(usage_tallies.c.calls), 0),
-                    func.coalesce(func.sum(usage_tallies.c.tokens_in), 0),
-                    func.coalesce(func.sum(usage_tallies.c.tokens_out), 0),
-                    func.coalesce(func.sum(usage_tallies.c.cost_usd), 0.0),
-                )
-            ).one()
+            rows = conn.execute(query).all()
+        usage = self.usage() if usage is None else usage
         by_producer: dict[str, int] = {}
         by_stage: dict[str, dict[str, int]] = {}
         avoided = 0
@@ -107,10 +98,10 @@ class InsightQueries(StoreBase):
             by_producer,
             by_stage,
             avoided,
-            int(usage[0]),
-            int(usage[1]),
-            int(usage[2]),
-            float(usage[3]),
+            sum(row.calls for row in usage),
+            sum(row.tokens_in for row in usage),
+            sum(row.tokens_out for row in usage),
+            sum(row.cost_usd for row in usage),
         )
 
     def runner_outcomes(self, last: int = 5) -> dict[Producer, list[tuple[Job, str | None]]]:

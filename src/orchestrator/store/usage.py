@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select
 from orchestrator.store import tallies
 from orchestrator.store.base import StoreBase, utcnow
 from orchestrator.store.schema import agent_calls, usage_tallies
+from orchestrator.store.tallies import USAGE_FIGURES as FIGURES
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,42 @@ class StageUsage:
     tokens_in: int
     tokens_out: int
     cost_usd: float
+
+
+@dataclass(frozen=True)
+class UsageTally:
+    """The running totals of one stage and role's agent calls (`tallies.USAGE_FIGURES`)."""
+
+    stage: str
+    role: str
+    calls: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    measured_calls: int  # succeeded and reported their tokens
+    measured_tokens: int
+
+
+def usage_by_stage(usage: list[UsageTally]) -> dict[str, StageUsage]:
+    """Agent calls, tokens and cost per stage."""
+    by_stage: dict[str, StageUsage] = {}
+    for row in usage:
+        was = by_stage.get(row.stage, StageUsage(0, 0, 0, 0.0))
+        by_stage[row.stage] = StageUsage(
+            was.calls + row.calls,
+            was.tokens_in + row.tokens_in,
+            was.tokens_out + row.tokens_out,
+            was.cost_usd + row.cost_usd,
+        )
+    return by_stage
+
+
+def average_tokens(usage: list[UsageTally], roles: tuple[str, ...]) -> float | None:
+    """Mean tokens (in plus out) of the successful calls of these roles that reported them;
+    None if none did."""
+    mine = [row for row in usage if row.role in roles]
+    calls = sum(row.measured_calls for row in mine)
+    return sum(row.measured_tokens for row in mine) / calls if calls else None
 
 
 class UsageQueries(StoreBase):
@@ -90,27 +127,16 @@ class UsageQueries(StoreBase):
         with self._read() as conn:
             return float(conn.execute(query).scalar_one())
 
-    def usage_by_stage(self) -> dict[str, StageUsage]:
-        """Agent calls, tokens and cost per stage (from the running totals)."""
+    def usage(self) -> list[UsageTally]:
+        """The running totals of agent usage, by stage and role: a few rows however long the
+        history (`usage_by_stage` and `average_tokens` read them)."""
         query = select(
-            usage_tallies.c.stage,
-            func.sum(usage_tallies.c.calls),
-            func.sum(usage_tallies.c.tokens_in),
-            func.sum(usage_tallies.c.tokens_out),
-            func.sum(usage_tallies.c.cost_usd),
-        ).group_by(usage_tallies.c.stage)
+            usage_tallies.c.stage, usage_tallies.c.role, *(usage_tallies.c[f] for f in FIGURES)
+        )
         with self._read() as conn:
-            return {
-                stage: StageUsage(int(calls), int(t_in), int(t_out), float(cost))
-                for stage, calls, t_in, t_out, cost in conn.execute(query)
-            }
-
-    def average_tokens(self, roles: tuple[str, ...]) -> float | None:
-        """Mean tokens (in plus out) of the successful calls of these roles that reported
-        them; None if none did."""
-        query = select(
-            func.sum(usage_tallies.c.measured_tokens), func.sum(usage_tallies.c.measured_calls)
-        ).where(usage_tallies.c.role.in_(roles))
-        with self._read() as conn:
-            tokens, calls = conn.execute(query).one()
-        return int(tokens) / int(calls) if calls else None
+            return [
+                UsageTally(
+                    stage, role, int(calls), int(t_in), int(t_out), float(cost), *map(int, m)
+                )
+                for stage, role, calls, t_in, t_out, cost, *m in conn.execute(query)
+            ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import ScalarSelect, and_, func, or_, select
+from sqlalchemy import ScalarSelect, and_, func, literal, or_, select, union_all
 
 from orchestrator.pipeline.stages import SERIAL_STAGES, Stage, TaskState, artifact_for
 from orchestrator.pipeline.verdicts import Judged
@@ -96,16 +96,23 @@ class ViewQueries(StoreBase):
             .where(jobs.c.status.in_([JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.DEFERRED]))
             .order_by(jobs.c.id)
         )
+        in_gate = and_(
+            tasks.c.repo_id == repos.c.id,
+            tasks.c.state == TaskState.ACTIVE,
+            tasks.c.stage.in_(SERIAL_STAGES),
+        )
+        # Every repo, with a row per task in its gate (one with no task id for a repo whose
+        # gate is free), in the order its gate goes in.
         gated = (
             select(repos.c.name, tasks.c.id, tasks.c.gate_acquired_at, _latest_test_report())
-            .join(tasks, tasks.c.repo_id == repos.c.id)
-            .where(tasks.c.state == TaskState.ACTIVE, tasks.c.stage.in_(SERIAL_STAGES))
-            .order_by(tasks.c.created_at, tasks.c.id)  # the order the gate goes in
+            .select_from(repos.outerjoin(tasks, in_gate))
+            .order_by(repos.c.name, tasks.c.created_at, tasks.c.id)
         )
         with self._read() as conn:
             rows = conn.execute(live).all()
-            gate_rows = conn.execute(gated).all()
-            repo_names = conn.execute(select(repos.c.name).order_by(repos.c.name)).scalars().all()
+            every_repo = conn.execute(gated).all()
+        repo_names = list(dict.fromkeys(name for name, *_ in every_repo))
+        gate_rows = [row for row in every_repo if row[1] is not None]
         by_status: dict[str, list[QueuedJob]] = {s: [] for s in JobStatus}
         for row, job in zip(rows, Job.from_rows(rows), strict=True):
             by_status[job.status].append(QueuedJob(job, row.repo_name, row.task_title))
@@ -164,21 +171,22 @@ class ViewQueries(StoreBase):
     def counts(self) -> Counts:
         """How many tasks are in each state (the running totals), active ones in each stage,
         and live jobs in each status (by the index on status: the live ones only, however many
-        have ended)."""
+        have ended), in one query."""
         live = [JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.DEFERRED]
+        query = union_all(
+            select(literal("state"), task_tallies.c.state, task_tallies.c.tasks).where(
+                task_tallies.c.tasks > 0
+            ),
+            select(literal("stage"), tasks.c.stage, func.count())
+            .where(tasks.c.state == TaskState.ACTIVE)
+            .group_by(tasks.c.stage),
+            select(literal("job"), jobs.c.status, func.count())
+            .where(jobs.c.status.in_(live))
+            .group_by(jobs.c.status),
+        )
+        found: dict[str, dict[str, int]] = {"state": {}, "stage": {}, "job": {}}
         with self._read() as conn:
-            states = conn.execute(
-                select(task_tallies.c.state, task_tallies.c.tasks).where(task_tallies.c.tasks > 0)
-            ).all()
-            stages = conn.execute(
-                select(tasks.c.stage, func.count())
-                .where(tasks.c.state == TaskState.ACTIVE)
-                .group_by(tasks.c.stage)
-            ).all()
-            statuses = conn.execute(
-                select(jobs.c.status, func.count())
-                .where(jobs.c.status.in_(live))
-                .group_by(jobs.c.status)
-            ).all()
-        by_status = {str(status): 0 for status in live} | {s: n for s, n in statuses}
-        return Counts({s: n for s, n in states}, {s: n for s, n in stages}, by_status)
+            for kind, name, count in conn.execute(query):
+                found[kind][name] = int(count)
+        by_status = {str(status): 0 for status in live} | found["job"]
+        return Counts(found["state"], found["stage"], by_status)

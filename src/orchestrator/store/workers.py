@@ -56,8 +56,11 @@ class WorkerQueries(StoreBase):
         if running_only:
             query = query.where(workers.c.stopped_at.is_(None))
         with self._read() as conn:
-            now = db_now(conn)
-            return [Worker.from_row(row, now, self.lease_s) for row in conn.execute(query)]
+            rows = conn.execute(query).all()
+            # The clock is read only when there is a worker to judge by it (a query saved on
+            # /status, which lists them).
+            now = db_now(conn) if rows else None
+        return [Worker.from_row(row, now, self.lease_s) for row in rows if now is not None]
 
     def get_worker(self, worker_id: str) -> Worker | None:
         """One worker, if it ever registered."""
