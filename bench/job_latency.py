@@ -56,6 +56,7 @@ class Figures:
     wall_s: float
     transitions: int
     gaps_s: list[float]  # job end -> the same task's next job start
+    longest: list[tuple[float, str]]  # the longest hand-offs, and between which jobs
     round_trips: Counter[str]
     cpu_s: dict[str, float]  # CPU seconds spent during the run: worker, children, database
     rss_before: int
@@ -169,12 +170,17 @@ def measure(
         rss_after = psutil.Process().memory_info().rss
 
         gaps: list[float] = []
+        hand_offs: list[tuple[float, str]] = []
         transitions = 0
         for task in submitted:
             jobs = store.task_jobs(task.id)
             for earlier, later in itertools.pairwise(jobs):
                 if earlier.finished_at and later.started_at:
                     gaps.append((later.started_at - earlier.finished_at).total_seconds())
+                    hand_offs.append(
+                        (gaps[-1], f"task {task.id} {earlier.stage} -> {later.stage}, "
+                         f"ended {earlier.finished_at:%H:%M:%S.%f}")
+                    )  # fmt: skip
             transitions += sum(1 for e in store.events(task.id) if e.from_stage is not None)
         states = dict(store.counts().by_state)
         store.close()
@@ -185,6 +191,7 @@ def measure(
         wall,
         transitions,
         gaps,
+        sorted(hand_offs, reverse=True)[:3],
         round_trips,
         cpu_s,
         rss_before,
@@ -206,6 +213,8 @@ def report(figures: Figures, stored: int, parallel: int) -> None:
         f"job end -> next job start: p50 {f.gap_ms(0.5):.1f} ms, p99 {f.gap_ms(0.99):.1f} ms, "
         f"longest {max(f.gaps_s) * 1000:.1f} ms (targets p50 / p99: {target} ms, none over 1 s)"
     )
+    for gap, where in f.longest:
+        print(f"  {gap * 1000:7.1f} ms: {where}")
     trips = f.round_trips
     kinds = ("statement", "commit", "rollback")
     total = sum(trips[k] for k in kinds)

@@ -1,12 +1,17 @@
 """Pooled PostgreSQL connections whose backends the server killed are replaced before use,
-with no round trip spent on a ping at each check-out (store/engine.py)."""
+with no round trip spent on a ping at each check-out, and sessions that read UTC whatever
+the server's zone (store/engine.py)."""
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, event, text
+from datetime import UTC, datetime
+
+from sqlalchemy import create_engine, event, insert, select, text
+from sqlalchemy.engine import make_url
 
 from orchestrator.settings import load_settings
 from orchestrator.store import open_store
+from orchestrator.store.schema import alerts
 
 
 def test_a_pooled_connection_whose_backend_was_killed_is_replaced_before_use(
@@ -30,5 +35,28 @@ def test_a_pooled_connection_whose_backend_was_killed_is_replaced_before_use(
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
         # No ping was sent on the way: each statement is one of ours.
         assert all("pg_backend_pid" in s or "repos" in s for s in statements), statements
+    finally:
+        store.close()
+
+
+def test_timestamps_read_back_are_utc_whatever_zone_the_server_gives_a_session(
+    pg_url: str,
+) -> None:
+    # The server's default zone for these sessions is Tokyo; the store's sessions run in UTC,
+    # and a session some code moved to another zone still reads UTC.
+    tokyo = make_url(pg_url)
+    tokyo = tokyo.update_query_dict({"options": f"{tokyo.query['options']} -cTimeZone=Asia/Tokyo"})
+    store = open_store(load_settings(db_url=tokyo.render_as_string(hide_password=False)))
+    try:
+        written = datetime(2026, 12, 5, 23, 30, tzinfo=UTC)
+        with store.engine.begin() as conn:
+            assert conn.execute(text("SHOW TimeZone")).scalar_one() == "UTC"
+            conn.execute(insert(alerts).values(kind="k", message="m", created_at=written))
+        with store.engine.begin() as conn:
+            conn.execute(text("SET LOCAL TIME ZONE 'America/New_York'"))
+            read = conn.execute(select(alerts.c.created_at)).scalar_one()
+        assert read == written and read.tzinfo is UTC
+        (alert,) = store.list_alerts()
+        assert alert.created_at == written and alert.created_at.tzinfo is UTC
     finally:
         store.close()

@@ -38,6 +38,7 @@ def make_engine(
             url, pool_size=parallel_jobs + OWN_CONNECTIONS, max_overflow=BURST_CONNECTIONS
         )
         event.listen(engine.pool, "checkout", _replace_if_closed)
+        event.listen(engine, "connect", _postgres_on_connect)
         return engine
     if parsed.database and parsed.database != ":memory:":
         folder = Path(parsed.database).parent
@@ -53,6 +54,13 @@ def make_engine(
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def _postgres_on_connect(dbapi_connection: Any, record: Any) -> None:
+    # Sessions in UTC, so the timestamps psycopg reads are UTC already, and the store's
+    # UTCDateTime passes them through as they are (/queue reads a thousand of them).
+    dbapi_connection.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
 
 
 def _replace_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -43,9 +43,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name != "postgresql":
+            return super().result_processor(dialect, coltype)
+
+        # One call per value, not TypeDecorator's three. psycopg reads a timestamp aware, in
+        # the session's zone, and the store's sessions run in UTC (store/engine.py): this
+        # is an identity check on almost every value (/queue reads a thousand of them).
+        def process(value: datetime | None) -> datetime | None:
+            return value if value is None or value.tzinfo is UTC else value.astimezone(UTC)
+
+        return process
 
 
 metadata = MetaData(
