@@ -16,13 +16,13 @@ from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.staticfiles import StaticFiles
 
 from orchestrator.api import dashboard_views as views
-from orchestrator.api.state import ApiState, get_state, server_exiting
+from orchestrator.api.state import ApiState, State, server_exiting
 from orchestrator.errors import StoreError
 from orchestrator.pipeline.names import TASK_ID
 from orchestrator.store import Store
@@ -39,7 +39,6 @@ STREAM_MAX_S = 60.0
 RETRY_MS = 1000  # how soon EventSource reconnects
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ApiState, Depends(get_state)]
 TaskIdPath = Annotated[str, Path(pattern=f"^{TASK_ID.pattern}$", description="A task id")]
 
 templates = Environment(

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 import orjson
-from fastapi import Request
+from fastapi import Depends, Request
 
 import orchestrator
 from orchestrator.redact import secret_values
@@ -153,10 +153,16 @@ class ApiState:
         return secret_values(self.settings)
 
 
-def get_state(request: Request) -> ApiState:
-    """The shared state (a FastAPI dependency)."""
+async def get_state(request: Request) -> ApiState:
+    """The shared state (a FastAPI dependency). A coroutine, so that FastAPI calls it on the
+    event loop: a plain function it would run in a worker thread, a thread hop on every
+    request (a sixth of the server's time under load) competing for the threads that compute
+    the documents."""
     state: ApiState = request.app.state.orch
     return state
+
+
+State = Annotated[ApiState, Depends(get_state)]
 
 
 def server_exiting() -> bool:

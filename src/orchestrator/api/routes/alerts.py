@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
 from orchestrator.api.security import Writer
-from orchestrator.api.state import ApiState, get_state
+from orchestrator.api.state import State
 from orchestrator.documents import alert_document
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
-State = Annotated[ApiState, Depends(get_state)]
 
 
 @router.get("", summary="List alerts, newest first")

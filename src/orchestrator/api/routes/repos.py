@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from orchestrator.api.models import RepoCreate
 from orchestrator.api.security import Writer
-from orchestrator.api.state import ApiState, get_state
+from orchestrator.api.state import State
 from orchestrator.documents import repo_document
 from orchestrator.registry import RepoOptions, register_repo
 
 router = APIRouter(prefix="/repos", tags=["repos"])
-State = Annotated[ApiState, Depends(get_state)]
 
 
 @router.get("", summary="List repos")

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from orchestrator.api.metrics import render_metrics
-from orchestrator.api.state import ApiState, get_state
+from orchestrator.api.state import State
 from orchestrator.errors import StoreError
 from orchestrator.overview import queue_report, status_report
 
 router = APIRouter(tags=["system"])
-State = Annotated[ApiState, Depends(get_state)]
 
 
 @router.get("/health", summary="Liveness, version, database and worker")

@@ -9,14 +9,14 @@ from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
 from orchestrator import joblogs
 from orchestrator.api.models import Approval, Rejection, TaskCreate
 from orchestrator.api.render import markdown_html
 from orchestrator.api.security import Writer
-from orchestrator.api.state import ApiState, get_state, server_exiting
+from orchestrator.api.state import ApiState, State, server_exiting
 from orchestrator.control import (
     approve_task,
     cancel_task,
@@ -35,7 +35,6 @@ from orchestrator.transport.turns import ReadableBytes, TurnReader
 from orchestrator.workspace.changes import branch_changes
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
-State = Annotated[ApiState, Depends(get_state)]
 TaskIdPath = Annotated[str, Path(pattern=f"^{TASK_ID.pattern}$", description="A task id")]
 ArtifactPath = Annotated[str, Path(pattern=f"^{ARTIFACT_NAME.pattern}$")]
 LOG_LIMIT = 1_000_000  # bytes of a job log served at most (its tail)
