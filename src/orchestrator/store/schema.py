@@ -113,6 +113,7 @@ tasks = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index(None, "state", "stage"),
     Index(None, "repo_id", "state"),
+    Index(None, "updated_at"),  # the latest change, for the dashboard's change token (0016)
     Index(
         "uq_tasks_serial_gate",
         "repo_id",
@@ -188,6 +189,9 @@ jobs = Table(
     Index(None, "task_id"),
     Index(None, "status", "not_before"),
     Index(None, "producer", "id"),  # a runner's latest jobs, newest first (/queue)
+    # The latest start and end, for the dashboard's change token (revision 0016).
+    Index(None, "started_at"),
+    Index(None, "finished_at"),
     # A task has at most one live job: the database, not the scheduler, guarantees it.
     Index(
         "uq_jobs_live_task",
