@@ -66,6 +66,32 @@ def workers(
     ]
 
 
+def drained(started: list[subprocess.Popen[str]], store: Store, timeout: float = 240) -> None:
+    """Wait for every `--drain` worker to exit cleanly. One that does not is killed with the
+    rest (no worker outlives the test), and the failure says what the pipeline held: which
+    tasks were still active, where, who held a serial gate, and each live job."""
+    deadline = time.monotonic() + timeout
+    try:
+        for process in started:
+            _, err = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            assert process.returncode == 0, err
+    except subprocess.TimeoutExpired:
+        for process in started:
+            process.kill()
+            process.communicate()
+        active = [
+            (t.id, str(t.stage), str(t.state), t.gate_acquired_at is not None, t.reason)
+            for t in store.list_tasks()
+            if not t.state.is_final
+        ]
+        queue = store.queue()
+        live = [
+            (q.job.task_id, str(q.job.stage), q.job.status.value, q.job.not_before, q.job.worker_id)
+            for q in (*queue.running, *queue.queued, *queue.deferred)
+        ]
+        pytest.fail(f"the drain did not end in {timeout:.0f} s; active: {active}; live: {live}")
+
+
 def add_tasks(count: int, repo: str = "app", env: dict[str, str] | None = None) -> list[str]:
     return [
         json.loads(orch("task", "add", repo, f"Task {n}", "--json", env=env).stdout)["id"]
@@ -105,10 +131,7 @@ def test_four_workers_share_forty_tasks_without_a_double_claim(
     monkeypatch.setenv("ORCH_STAGING_RUNNER_REPOS", "elsewhere")
     register(make_repo)
     ids = add_tasks(40)
-    started = workers(4, "--drain")
-    for process in started:
-        _, err = process.communicate(timeout=240)
-        assert process.returncode == 0, err
+    drained(workers(4, "--drain"), store)
     assert_each_move_once(store, ids)
     assert_no_attempt_ran_twice(pg_env)
     with store.engine.connect() as conn:
