@@ -31,7 +31,6 @@ from orchestrator.store.tasks import NewTask, TaskQueries
 from orchestrator.store.usage import (
     AgentCall,
     StageUsage,
-    UsageQueries,
     UsageTally,
     average_tokens,
     usage_by_stage,
@@ -49,8 +48,7 @@ class Store(
     WorkerQueries,
     AlertQueries,
     ViewQueries,
-    InsightQueries,
-    UsageQueries,
+    InsightQueries,  # with UsageQueries, whose usage totals it reads
 ):
     """The narrow interface every other module uses to read and change state."""
 

@@ -134,9 +134,10 @@ class UsageQueries(StoreBase):
             usage_tallies.c.stage, usage_tallies.c.role, *(usage_tallies.c[f] for f in FIGURES)
         )
         with self._read() as conn:
-            return [
-                UsageTally(
-                    stage, role, int(calls), int(t_in), int(t_out), float(cost), *map(int, m)
-                )
-                for stage, role, calls, t_in, t_out, cost, *m in conn.execute(query)
-            ]
+            rows = conn.execute(query).all()
+        return [
+            UsageTally(
+                stage, role, int(calls), int(t_in), int(t_out), float(cost), int(mc), int(mt)
+            )
+            for stage, role, calls, t_in, t_out, cost, mc, mt in rows
+        ]

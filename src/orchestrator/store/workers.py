@@ -57,10 +57,10 @@ class WorkerQueries(StoreBase):
             query = query.where(workers.c.stopped_at.is_(None))
         with self._read() as conn:
             rows = conn.execute(query).all()
-            # The clock is read only when there is a worker to judge by it (a query saved on
-            # /status, which lists them).
-            now = db_now(conn) if rows else None
-        return [Worker.from_row(row, now, self.lease_s) for row in rows if now is not None]
+            if not rows:  # no worker to judge by the clock: a query saved on /status
+                return []
+            now = db_now(conn)
+        return [Worker.from_row(row, now, self.lease_s) for row in rows]
 
     def get_worker(self, worker_id: str) -> Worker | None:
         """One worker, if it ever registered."""
