@@ -4,6 +4,7 @@ the server's zone (store/engine.py)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import create_engine, event, insert, select, text
@@ -27,6 +28,11 @@ def test_a_pooled_connection_whose_backend_was_killed_is_replaced_before_use(
         admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+            # The backend ends after the call returns: wait until it has said goodbye.
+            gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p")
+            deadline = time.monotonic() + 10
+            while conn.execute(gone, {"p": pid}).scalar() and time.monotonic() < deadline:
+                time.sleep(0.01)
         admin.dispose()
         statements.clear()
 
