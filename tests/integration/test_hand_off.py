@@ -3,7 +3,7 @@
 With real agent processes and a real database: the slots never hold more jobs than
 ORCH_MAX_PARALLEL_JOBS, most next stages start in the slot that ran the stage before (not
 after the loop comes round), and a worker that stops while a slot hands off gives the job
-back at once.
+back at once, whether it claimed after its job ended or its job's verdict claimed.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from sqlalchemy import func, select
 from orchestrator.intake import submit_task
 from orchestrator.jobs.context import JobEnd
 from orchestrator.pipeline.stages import Stage, TaskState
+from orchestrator.proc import CancelToken
 from orchestrator.scheduler import Worker
 from orchestrator.scheduler import slots as slots_module
-from orchestrator.store import JobStatus, Store
+from orchestrator.store import Claimant, Job, JobStatus, Store, Verdict
 from orchestrator.store.schema import jobs
 from tests.helpers import fake_agent_settings
 
@@ -93,3 +94,32 @@ def test_a_worker_stopping_during_a_hand_off_gives_the_job_back(
     # The job it claimed was given back at once, as a fresh job for the next worker.
     states = [(j.stage, j.status) for j in store.task_jobs(task.id)]
     assert states == [(Stage.ANALYSIS, JobStatus.ABANDONED), (Stage.ANALYSIS, JobStatus.QUEUED)]
+
+
+def test_a_worker_stopping_as_a_verdict_claims_gives_the_claimed_job_back(
+    fake_bin: Path, agent_repo: Path, store: Store, db_url: str, orch_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    settings = fake_agent_settings(db_url, orch_home, max_parallel_jobs=1)
+    task = submit_task(store, orch_home, "app", "Task", "")
+    worker = Worker(store, settings)
+    real_finish = store.finish_job
+
+    def finish_then_stop(verdict: Verdict, hand_off: Claimant | None = None) -> Job | None:
+        claimed = real_finish(verdict, hand_off)
+        worker.stop()  # asked to stop as the verdict claimed the next job in its transaction
+        return claimed
+
+    monkeypatch.setattr(store, "finish_job", finish_then_stop)
+    [job] = worker._claim_jobs(1)
+    # The real agent ran and its verdict claimed the design job, in the job's own thread.
+    assert worker._run_job(job, CancelToken()) is JobEnd.VERDICT
+    assert worker._hand_off(JobEnd.VERDICT) is None  # nothing to run in the slot
+    [given_back] = worker._slots.reap()
+    assert given_back.future.result() is JobEnd.CANCELLED
+    states = [(j.stage, j.status) for j in store.task_jobs(task.id)]
+    assert states == [
+        (Stage.ANALYSIS, JobStatus.DONE),
+        (Stage.DESIGN, JobStatus.ABANDONED),
+        (Stage.DESIGN, JobStatus.QUEUED),
+    ]

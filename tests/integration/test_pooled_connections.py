@@ -66,3 +66,20 @@ def test_timestamps_read_back_are_utc_whatever_zone_the_server_gives_a_session(
         assert alert.created_at == written and alert.created_at.tzinfo is UTC
     finally:
         store.close()
+
+
+def test_a_connection_keeps_its_prepared_statements_across_reads(pg_url: str) -> None:
+    # psycopg prepares a statement on its fifth run on a connection, and forgets every one it
+    # prepared at a rollback: reads end with a commit, or no statement would ever be prepared
+    # and the server would parse each of a job's statements anew.
+    store = open_store(load_settings(db_url=pg_url))
+    try:
+        for _ in range(8):
+            assert store.list_repos() == []
+        with store.reading():
+            store.list_repos()
+        with store.engine.connect() as conn:  # the one pooled connection: nothing ran at once
+            prepared = conn.execute(text("SELECT count(*) FROM pg_prepared_statements"))
+            assert prepared.scalar_one() >= 1
+    finally:
+        store.close()

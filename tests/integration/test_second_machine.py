@@ -19,7 +19,7 @@ from orchestrator.scheduler import Worker
 from orchestrator.scheduler import worker as worker_module
 from orchestrator.scheduler.recovery import Identity
 from orchestrator.settings import Settings
-from orchestrator.store import Job, JobStatus, RepoSpec, Store, Verdict, open_store
+from orchestrator.store import Claimant, Job, JobStatus, RepoSpec, Store, Verdict, open_store
 from orchestrator.store.schema import artifacts
 from orchestrator.workspace import checkout
 from tests.helpers import fake_agent_settings, git, running_job
@@ -71,9 +71,9 @@ def test_a_paused_worker_on_another_machine_is_refused_its_stale_commit(
     refused: list[tuple[int, int]] = []
     finish = paused_store.finish_job
 
-    def finish_or_stop(verdict: Verdict) -> object:
+    def finish_or_stop(verdict: Verdict, hand_off: Claimant | None = None) -> object:
         try:
-            return finish(verdict)
+            return finish(verdict, hand_off)
         except StaleState:
             refused.append((verdict.job.id, verdict.job.attempt))
             paused.stop()  # it has shown what it would do; let it take nothing more

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -15,7 +16,7 @@ from orchestrator.pipeline.transitions import Rules, judge
 from orchestrator.proc import CancelToken, Started
 from orchestrator.runners.base import RunnerOutcome, RunnerRequest
 from orchestrator.settings import Settings
-from orchestrator.store import Job, JobMetrics, Repo, Store, Task, Verdict
+from orchestrator.store import Claimant, Job, JobMetrics, Repo, Store, Task, Verdict
 from orchestrator.workspace import checkout, layout
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,17 @@ class Step(Protocol):
 TakeOver = Callable[[Job, Repo], Step | None]
 
 
+@dataclass
+class HandOff:
+    """The claim a job's verdict makes for the slot the job frees, in the verdict's own
+    transaction (`Store.finish_job`): the scheduler runs `job` next in that slot."""
+
+    claimant: Claimant
+    asked: float = 0.0  # time.monotonic() when the claim was asked for (its lease's start)
+    made: bool = False  # a verdict committed with the claim (which may have found nothing)
+    job: Job | None = None
+
+
 @dataclass(frozen=True)
 class JobContext:
     """What a running job needs: the store, the settings, and its way to be stopped."""
@@ -57,6 +69,8 @@ class JobContext:
     secrets: tuple[str, ...] = ()
     # Set only in `orch serve`, the one process that can restart on new code.
     take_over: TakeOver | None = None
+    # Set by the scheduler when the job's slot may run another job after this one.
+    hand_off: HandOff | None = None
 
     def marker(self, job: Job) -> str:
         """Tags every process of this job attempt, so that recovery can find them all."""
@@ -119,9 +133,14 @@ def commit_verdict(
             task.pipeline,
         )
     metrics = replace(metrics, outcome="verdict")
-    ctx.store.finish_job(
-        Verdict.of(job, producer, name, text, judged, metrics, extra_alert=extra_alert)
-    )
+    verdict = Verdict.of(job, producer, name, text, judged, metrics, extra_alert=extra_alert)
+    hand_off = ctx.hand_off
+    if hand_off is None:
+        ctx.store.finish_job(verdict)
+    else:
+        hand_off.asked = time.monotonic()
+        hand_off.job = ctx.store.finish_job(verdict, hand_off.claimant)
+        hand_off.made = True
     move = judged.move
     log.info(
         "task %s: %s %s by %s -> %s (round %d)",

@@ -15,19 +15,30 @@ from pathlib import Path
 from orchestrator.errors import GitError
 from orchestrator.jobs.accounting import account, over_budget
 from orchestrator.jobs.context import JobContext, JobEnd, commit_verdict
-from orchestrator.jobs.policy import Next, after_agent_failure, agent_alert_kind, backoff_s
+from orchestrator.jobs.policy import (
+    Next,
+    after_agent_failure,
+    after_tool_error,
+    agent_alert_kind,
+    backoff_s,
+)
 from orchestrator.jobs.reserved import claiming_runner, run_reserved
 from orchestrator.jobs.setup import ensure_setup
 from orchestrator.jobs.summary import failure_summary
 from orchestrator.pipeline.stages import TASK_ARTIFACT, Producer
 from orchestrator.prompts import PromptContext, render_prompt
 from orchestrator.redact import redact
+from orchestrator.settings import Settings
 from orchestrator.store import Artifact, Job, JobMetrics, Repo, Store, Task
 from orchestrator.transport import AgentRequest, AgentResult, ErrorKind, call_agent
 from orchestrator.workspace import checkout, git, layout
 from orchestrator.workspace.merging import fix_round_note, merge_base_in
 
 log = logging.getLogger(__name__)
+
+# An unexpected exception in the orchestrator's own code while running a job is retried this
+# many times (it may be a passing fault), then the task is blocked for a person.
+INTERNAL_ERROR_RETRIES = 2
 
 
 def launch_job(ctx: JobContext, job: Job) -> JobEnd:
@@ -175,6 +186,29 @@ def _agent_failed(
     )
     ctx.store.block_task(job, reason, metrics, alert_kind=agent_alert_kind(result.kind))
     return JobEnd.BLOCKED
+
+
+def internal_error(store: Store, settings: Settings, job: Job) -> None:
+    """The job failed inside the orchestrator's own code: defer it within its own budget
+    (not the agent's: migration 0009), then block its task. Never raises: a failure that
+    cannot be recorded is left to recovery, which re-queues the job."""
+    message = "unexpected error inside orchestrator; see the worker log"
+    metrics = JobMetrics(
+        producer=job.producer or "orchestrator",
+        outcome="internal_error",
+        error_kind="internal_error",
+        error_message=message,
+    )
+    try:
+        failures = job.internal_failures
+        if after_tool_error(failures, INTERNAL_ERROR_RETRIES) is Next.RETRY:
+            wait = backoff_s(failures + 1, settings.defer_backoff_s, settings.defer_backoff_max_s)
+            store.defer_job(job, wait, metrics, counted="internal")
+        else:
+            reason = f"the {job.stage} job kept failing: {message}"
+            store.block_task(job, reason, metrics, alert_kind="internal_error")
+    except Exception:
+        log.exception("job %s: could not record the failure; recovery will re-queue it", job.id)
 
 
 def _metrics(role: Producer, result: AgentResult, secrets: tuple[str, ...]) -> JobMetrics:

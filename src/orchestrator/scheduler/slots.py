@@ -1,8 +1,9 @@
 """The jobs a worker runs, one slot each, and the hand-off that keeps a slot busy.
 
-When a job ends, its own thread claims the next runnable job at once and runs it in the same
-slot, before the loop even wakes: the next stage does not wait for the loop to come round,
-finish what it was doing (a claim, a poll) and win the interpreter from the running jobs.
+When a job ends, its own thread runs the next runnable job in the same slot, before the loop
+even wakes: the next stage does not wait for the loop to come round, finish what it was doing
+(a claim, a poll) and win the interpreter from the running jobs. A verdict claims that job in
+its own transaction (`Store.finish_job`); after any other end, the thread claims it then.
 Each job has a future of its own, resolved by the thread when that job ends, so the loop
 reaps and reports every job as before, whichever thread ran it.
 
@@ -22,7 +23,7 @@ from orchestrator.proc import CancelToken
 from orchestrator.scheduler.leases import Running
 from orchestrator.store import Job
 
-# The ends after which a slot hands off to the next job. Not after a cancel (the task was
+# The ends after which a slot claims the next job. Not after a cancel (the task was
 # cancelled, or the worker stops), a restart (the service is going down), or a fault in the
 # database or our own code (None): the loop looks at those first.
 HANDS_OFF = frozenset({JobEnd.VERDICT, JobEnd.DEFERRED, JobEnd.BLOCKED})
@@ -75,15 +76,16 @@ def run_in_slot(
     hand_off: Callable[[JobEnd | None], Running | None],
     ended: Callable[[], None],
 ) -> None:
-    """Run a job in its slot, then each job handed off to the slot, until none is: each
-    job's future is resolved once the next one (if any) holds the slot."""
+    """Run a job in its slot, then each job `hand_off` gives the slot after it (after any
+    end: a verdict may have claimed the next job already), until none is: each job's future
+    is resolved once the next one (if any) holds the slot."""
     running: Running | None = first
     while running is not None:
         end: JobEnd | None = None
         following: Running | None = None
         try:
             end = run(running.job, running.cancel)
-            following = hand_off(end) if end in HANDS_OFF else None
+            following = hand_off(end)
         finally:
             running.future.set_result(end)
             ended()

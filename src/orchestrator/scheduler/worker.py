@@ -23,9 +23,8 @@ import psutil
 
 from orchestrator.alerting import AlertNotifier
 from orchestrator.errors import StaleState, StoreError
-from orchestrator.jobs.context import JobContext, JobEnd
-from orchestrator.jobs.launcher import launch_job
-from orchestrator.jobs.policy import Next, after_tool_error, backoff_s
+from orchestrator.jobs.context import HandOff, JobContext, JobEnd
+from orchestrator.jobs.launcher import internal_error, launch_job
 from orchestrator.proc import CancelToken, host_identity
 from orchestrator.redact import secret_values
 from orchestrator.scheduler import leases
@@ -33,10 +32,10 @@ from orchestrator.scheduler.drain import drain_end
 from orchestrator.scheduler.leases import Running
 from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.recovery import Identity, take_over
-from orchestrator.scheduler.slots import Slots, run_in_slot
+from orchestrator.scheduler.slots import HANDS_OFF, Slots, run_in_slot
 from orchestrator.selfhost.hosting import SelfHosting
 from orchestrator.settings import Settings
-from orchestrator.store import Job, JobMetrics, Store
+from orchestrator.store import Claimant, Job, Store
 from orchestrator.workspace import checkout
 
 log = logging.getLogger(__name__)
@@ -45,9 +44,6 @@ log = logging.getLogger(__name__)
 # workers wake each other with LISTEN/NOTIFY, and the poll is only a safety net.
 FALLBACK_POLL_S = 0.5
 LISTENING_POLL_S = 5.0
-# An unexpected exception in the orchestrator's own code while running a job is retried this
-# many times (it may be a passing fault), then the task is blocked for a person.
-INTERNAL_ERROR_RETRIES = 2
 
 
 class Worker:
@@ -72,12 +68,16 @@ class Worker:
             worker_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
             host=host_identity(),  # not the hostname alone: proc/host.py says why
         )
+        me = self.identity
+        self._claimant = Claimant(
+            me.worker_id, me.host, settings.lease_s, self.hosting.runs_self_deploys
+        )
         self._secrets = secret_values(settings)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._listening = threading.Event()
         self._slots = Slots(settings.max_parallel_jobs)
-        self._told_waiting: set[str] = set()  # self deploys already logged as waiting
+        self._thread = threading.local()  # a job thread's HandOff, from its run to its hand-off
         self.outage = Outage()  # database faults, ridden out (scheduler/outage.py)
         self._ended = False
         self.stranded: tuple[str, ...] = ()  # see scheduler/drain.py
@@ -180,27 +180,32 @@ class Worker:
             pool.submit(run_in_slot, running, self._run_job, self._hand_off, self._wake.set)
 
     def _claim_jobs(self, limit: int) -> list[Job]:
+        me = self._claimant
         return self.store.claim_jobs(
-            self.identity.worker_id,
-            self.identity.host,
-            limit,
-            self.settings.lease_s,
-            self_deploy=self.hosting.runs_self_deploys,
+            me.worker_id, me.host, limit, me.lease_s, self_deploy=me.self_deploy
         )
 
     def _hand_off(self, end: JobEnd | None) -> Running | None:
         """In the thread of a job that just ended (`scheduler/slots.py`): the next job for
-        its slot, claimed now, or None."""
-        if self._stopping.is_set():
+        its slot, or None. A verdict claimed it already, in its own transaction; after any
+        other end that hands off, it is claimed now."""
+        verdict_claim: HandOff | None = self._thread.__dict__.pop("hand_off", None)
+        if verdict_claim is not None and verdict_claim.job is not None:
+            return self._take(verdict_claim.job, verdict_claim.asked)
+        if end not in HANDS_OFF or self._stopping.is_set():
             return None
+        if verdict_claim is not None and verdict_claim.made:
+            return None  # the verdict's claim found nothing runnable
         asked = time.monotonic()
         try:
             claimed = self._claim_jobs(1)
         except StoreError:
             return None  # the loop rides the outage out
-        if not claimed:
-            return None
-        running = self._slots.add(claimed[0], asked)
+        return self._take(claimed[0], asked) if claimed else None
+
+    def _take(self, job: Job, asked: float) -> Running | None:
+        """Run a job claimed by a hand-off in the slot that claimed it."""
+        running = self._slots.add(job, asked)
         if self._stopping.is_set():  # stopped while it claimed: give the job back at once
             with contextlib.suppress(StoreError):
                 self.store.abandon_job(running.job, "the worker stopped; re-queued")
@@ -270,6 +275,10 @@ class Worker:
     # --- one job ------------------------------------------------------------------------------
 
     def _run_job(self, job: Job, cancel: CancelToken) -> JobEnd | None:
+        # The claim its verdict may make, kept for `_hand_off` in this thread (it runs next,
+        # scheduler/slots.py) whatever happens after the verdict commits.
+        hand_off = None if self._stopping.is_set() else HandOff(self._claimant)
+        self._thread.hand_off = hand_off
         context = JobContext(
             self.store,
             self.settings,
@@ -277,6 +286,7 @@ class Worker:
             self.identity.worker_id,
             self._secrets,
             take_over=self.hosting.take_over,
+            hand_off=hand_off,
         )
         try:
             # Every git push of this job first checks that its attempt still holds its lease.
@@ -297,30 +307,10 @@ class Worker:
             log.exception(
                 "job %s (%s of task %s) failed inside orchestrator", job.id, job.stage, job.task_id
             )
-            self._internal_error(job)
+            internal_error(self.store, self.settings, job)
             return None
         finally:
             cancel.close()
-
-    def _internal_error(self, job: Job) -> None:
-        message = "unexpected error inside orchestrator; see the worker log"
-        metrics = JobMetrics(
-            producer=job.producer or "orchestrator",
-            outcome="internal_error",
-            error_kind="internal_error",
-            error_message=message,
-        )
-        first, most = self.settings.defer_backoff_s, self.settings.defer_backoff_max_s
-        try:
-            failures = job.internal_failures  # its own budget, not the agent's (migration 0009)
-            if after_tool_error(failures, INTERNAL_ERROR_RETRIES) is Next.RETRY:
-                wait = backoff_s(failures + 1, first, most)
-                self.store.defer_job(job, wait, metrics, counted="internal")
-            else:
-                reason = f"the {job.stage} job kept failing: {message}"
-                self.store.block_task(job, reason, metrics, alert_kind="internal_error")
-        except Exception:
-            log.exception("job %s: could not record the failure; recovery will re-queue it", job.id)
 
     # --- leases and shutdown --------------------------------------------------------------------
 
@@ -344,7 +334,7 @@ class Worker:
                 mine = self._slots.ids()
                 if take_over(self.store, self.identity, self.settings.kill_grace_s, mine):
                     self._wake.set()
-                self._tell_waiting_self_deploys()
+                self.hosting.tell_waiting(self.store)
             except StoreError as exc:
                 self.outage.failed(exc, time.monotonic())  # logged once per outage
             except Exception:
@@ -377,14 +367,6 @@ class Worker:
                     r.job.id,
                 )
                 r.cancel.cancel()
-
-    def _tell_waiting_self_deploys(self) -> None:
-        for task_id in set(self.hosting.left_for_the_service(self.store)) - self._told_waiting:
-            log.warning(
-                "task %s: its self deploy waits for `orch serve` (a plain worker never runs it)",
-                task_id,
-            )
-            self._told_waiting.add(task_id)
 
     def _shutdown(self, pool: ThreadPoolExecutor) -> None:
         self._stopping.set()

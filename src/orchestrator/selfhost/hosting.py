@@ -9,12 +9,15 @@ The worker loop asks this one object, and holds no self-deploy branch of its own
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.jobs.context import JobEnd, TakeOver
 from orchestrator.selfhost.deploy_job import self_deploy_steps
 from orchestrator.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class SelfHosting:
     """A worker's part in self deploys: run them and restart (`restart` set), or leave them."""
 
     restart: Callable[[], None] | None = None  # asks the service to restart on new code
+    _told: set[str] = field(default_factory=set, compare=False)  # self deploys said to wait
 
     @property
     def runs_self_deploys(self) -> bool:
@@ -41,3 +45,12 @@ class SelfHosting:
     def left_for_the_service(self, store: Store) -> list[str]:
         """The tasks whose self deploy this worker leaves to the service (none in it)."""
         return [] if self.runs_self_deploys else store.waiting_self_deploys()
+
+    def tell_waiting(self, store: Store) -> None:
+        """Log, once each, the self deploys this worker leaves to the service."""
+        for task_id in sorted(set(self.left_for_the_service(store)) - self._told):
+            log.warning(
+                "task %s: its self deploy waits for `orch serve` (a plain worker never runs it)",
+                task_id,
+            )
+            self._told.add(task_id)

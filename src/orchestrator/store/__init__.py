@@ -8,6 +8,7 @@ from orchestrator.settings import Settings
 from orchestrator.store import migrate
 from orchestrator.store.alerts import AlertQueries
 from orchestrator.store.base import translate
+from orchestrator.store.claims import Claimant
 from orchestrator.store.engine import make_engine
 from orchestrator.store.insights import Determinization, InsightQueries, RunnerActivity
 from orchestrator.store.jobs import JobQueries
@@ -108,6 +109,7 @@ __all__ = [
     "AgentCall",
     "Alert",
     "Artifact",
+    "Claimant",
     "Counts",
     "Determinization",
     "Event",

@@ -89,6 +89,7 @@ class StoreBase:
                 self._shared.conn = conn
                 try:
                     yield
+                    _end_read(conn)
                 finally:
                     self._shared.conn = None
         except SQLAlchemyError as exc:
@@ -104,6 +105,7 @@ class StoreBase:
                 return
             with self.engine.connect() as conn:
                 yield conn
+                _end_read(conn)
         except SQLAlchemyError as exc:
             raise translate(exc) from exc
 
@@ -121,6 +123,14 @@ class StoreBase:
                     tallies.discard(conn)  # the counts of a rolled-back transaction
         except SQLAlchemyError as exc:
             raise translate(exc) from exc
+
+
+def _end_read(conn: Connection) -> None:
+    """End a read transaction with a commit, which on PostgreSQL costs what a rollback does
+    (it wrote nothing), where a rollback would make psycopg forget the connection's prepared
+    statements: every job's reads would then send its statements to be parsed anew."""
+    if conn.in_transaction():
+        conn.commit()
 
 
 def translate(exc: SQLAlchemyError) -> StoreError | Conflict:

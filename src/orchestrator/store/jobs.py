@@ -6,33 +6,17 @@ a worker that lost its job, to a cancel or to another worker, cannot change it a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Literal
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Select,
-    and_,
-    func,
-    insert,
-    not_,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, and_, func, insert, select, update
 
 from orchestrator.errors import StaleState
-from orchestrator.pipeline.stages import SERIAL_STAGES, Stage, TaskState
+from orchestrator.pipeline.stages import TaskState
 from orchestrator.store.base import StoreBase, announce, db_now, utcnow
+from orchestrator.store.claims import Claimant, claim, runnable, self_deploy_job
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus
 from orchestrator.store.schema import jobs, repos, tasks
-
-# How many more candidates than free slots a claim looks at, so that jobs waiting for a
-# serial gate do not hide runnable ones behind them.
-_CLAIM_LOOKAHEAD = 32
-
 
 # What failed, each with a budget of its own: a tool or service the job needs, the agent,
 # or the orchestrator's own code (one never spends another's retries).
@@ -44,30 +28,9 @@ FAILURE_COUNTERS = {
 }
 
 
-def _runnable(now: datetime | ColumnElement[datetime]):  # type: ignore[no-untyped-def]
-    return or_(
-        jobs.c.status == JobStatus.QUEUED,
-        and_(jobs.c.status == JobStatus.DEFERRED, jobs.c.not_before <= now),
-    )
-
-
 def held(job_id: int, attempt: int) -> ColumnElement[bool]:
     """The fencing rule: this attempt still holds the job (its row says so)."""
     return and_(jobs.c.id == job_id, jobs.c.attempt == attempt, jobs.c.status == JobStatus.RUNNING)
-
-
-def _self_deploy() -> ColumnElement[bool]:
-    return and_(jobs.c.stage == Stage.DEPLOY, repos.c.is_self.is_(True))
-
-
-def _unclaimed(job_id: int) -> Select[tuple[int]]:
-    """The job, if it is still waiting and no concurrent claim holds it (SQLite, whose
-    writers take turns, renders no lock)."""
-    return (
-        select(jobs.c.id)
-        .where(jobs.c.id == job_id, jobs.c.status.in_([JobStatus.QUEUED, JobStatus.DEFERRED]))
-        .with_for_update(skip_locked=True)
-    )
 
 
 def metrics_values(metrics: JobMetrics) -> dict[str, object]:
@@ -81,118 +44,11 @@ class JobQueries(StoreBase):
     def claim_jobs(
         self, worker_id: str, host: str, limit: int, lease_s: float, *, self_deploy: bool = False
     ) -> list[Job]:
-        """Take up to `limit` runnable jobs, respecting each repo's serial gate.
-
-        Older tasks go first, so that a task's next stage starts the moment its job ends
-        instead of queueing behind every newer task's first stage. The deploy of a repo
-        marked self is left to the supervised service (`self_deploy`): only it can restart
-        on the merged code.
-
-        On PostgreSQL, several workers (and a worker's slots handing off) claim at once: the
-        candidates are read without a lock, and each is taken by an update of that one row
-        under `FOR UPDATE SKIP LOCKED`, so no job is taken twice, a claim never waits for
-        another, and it locks only what it takes (locking every candidate would push a
-        concurrent claim past the oldest tasks' jobs). Each claim bumps the job's attempt.
-        """
+        """Take up to `limit` runnable jobs, respecting each repo's serial gate (`claim`)."""
         if limit <= 0:
             return []
-        claimed: list[Job] = []
         with self._write() as conn:
-            # The database's clock on PostgreSQL, read by the candidates' query itself: one
-            # round trip less than asking first, on the path of every hand-off.
-            pg = conn.dialect.name == "postgresql"
-            here = utcnow()
-            clock: datetime | ColumnElement[datetime] = func.now() if pg else here
-            columns: list[Any] = [
-                jobs.c.id,
-                jobs.c.task_id,
-                jobs.c.stage,
-                tasks.c.repo_id,
-                tasks.c.gate_acquired_at,
-                tasks.c.created_at,
-            ]
-            candidates = (
-                select(*columns, *([func.now().label("now")] if pg else []))
-                .join(tasks, tasks.c.id == jobs.c.task_id)
-                .join(repos, repos.c.id == tasks.c.repo_id)
-                .where(_runnable(clock), tasks.c.state == TaskState.ACTIVE)
-                .order_by(tasks.c.created_at, tasks.c.id, jobs.c.id)
-                .limit(limit + _CLAIM_LOOKAHEAD)
-            )
-            if not self_deploy:
-                candidates = candidates.where(not_(_self_deploy()))
-            rows = conn.execute(candidates).all()
-            now = rows[0].now.astimezone(UTC) if pg and rows else here
-            for row in rows:
-                if len(claimed) == limit:
-                    break
-                needs_gate = row.stage in SERIAL_STAGES and row.gate_acquired_at is None
-                if needs_gate and not self._acquire_gate(conn, row, now):
-                    continue
-                job = conn.execute(
-                    update(jobs)
-                    .where(jobs.c.id.in_(_unclaimed(row.id)))
-                    .values(
-                        status=JobStatus.RUNNING,
-                        attempt=jobs.c.attempt + 1,
-                        worker_id=worker_id,
-                        host=host,
-                        started_at=now,
-                        heartbeat_at=now,
-                        lease_expires_at=now + timedelta(seconds=lease_s),
-                        pid=None,
-                        pgid=None,
-                        proc_started_at=None,
-                        marker=None,
-                    )
-                    .returning(jobs)
-                ).first()
-                if job is not None:
-                    claimed.append(Job.from_row(job))
-        return claimed
-
-    @staticmethod
-    def _acquire_gate(conn: Connection, row: Any, now: datetime) -> bool:
-        """Take the repo's serial gate for the candidate `row`'s task, if it is its turn.
-
-        The merge queue is first come, first served by task age: an older task of the repo
-        still in testing goes first. The test-runner tests each task on top of the older
-        ones ahead of it (`workspace.merging.speculate`); a younger one that merged first
-        would make every one of those test runs stale.
-        """
-        task_id, repo_id = row.task_id, row.repo_id
-        holder = conn.execute(
-            select(tasks.c.id).where(
-                tasks.c.repo_id == repo_id, tasks.c.gate_acquired_at.is_not(None)
-            )
-        ).first()
-        if holder is not None:
-            return bool(holder.id == task_id)
-        older_in_testing = conn.execute(
-            select(tasks.c.id)
-            .where(
-                tasks.c.repo_id == repo_id,
-                tasks.c.state == TaskState.ACTIVE,
-                tasks.c.stage == Stage.TESTING,
-                or_(
-                    tasks.c.created_at < row.created_at,
-                    and_(tasks.c.created_at == row.created_at, tasks.c.id < task_id),
-                ),
-            )
-            .limit(1)
-        ).first()
-        if older_in_testing is not None:
-            return False
-        try:
-            with conn.begin_nested():  # a concurrent claim may take it first: unique index
-                conn.execute(
-                    update(tasks)
-                    .where(tasks.c.id == task_id, tasks.c.gate_acquired_at.is_(None))
-                    .values(gate_acquired_at=now)
-                )
-        except IntegrityError:
-            return False
-        return True
+            return claim(conn, Claimant(worker_id, host, lease_s, self_deploy), limit)
 
     def record_process(
         self, job_id: int, attempt: int, pid: int, create_time: float, marker: str
@@ -342,7 +198,7 @@ class JobQueries(StoreBase):
                 select(jobs.c.task_id)
                 .join(tasks, tasks.c.id == jobs.c.task_id)
                 .join(repos, repos.c.id == tasks.c.repo_id)
-                .where(_runnable(db_now(conn)), tasks.c.state == TaskState.ACTIVE, _self_deploy())
+                .where(runnable(db_now(conn)), tasks.c.state == TaskState.ACTIVE, self_deploy_job())
             )
             return list(conn.execute(query).scalars())
 

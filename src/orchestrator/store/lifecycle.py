@@ -16,6 +16,7 @@ from orchestrator.pipeline.stages import SERIAL_STAGES, Producer, Stage, TaskSta
 from orchestrator.pipeline.transitions import Judgement, Transition
 from orchestrator.store import tallies
 from orchestrator.store.base import StoreBase, announce, utcnow
+from orchestrator.store.claims import HOLDS_UP_GATES, Claimant, claim
 from orchestrator.store.jobs import held, metrics_values
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus, Task
 from orchestrator.store.schema import alerts, jobs, tasks
@@ -66,15 +67,30 @@ class Verdict:
 class LifecycleQueries(StoreBase):
     """Commit verdicts and the moves people make (cancel, resume, retry)."""
 
-    def finish_job(self, verdict: Verdict) -> None:
+    def finish_job(self, verdict: Verdict, hand_off: Claimant | None = None) -> Job | None:
         """Record a verdict: job done, artifact, event, the task's move and its next job. The
-        task is not read back: the caller knows where the move took it (the hand-off to the
-        next job waits for this transaction, so it holds nothing it does not need)."""
-        with self._write() as conn:
-            self._apply_verdict(conn, verdict)
+        task is not read back: the caller knows where the move took it.
 
-    def _apply_verdict(self, conn: Connection, verdict: Verdict) -> None:
+        With `hand_off`, the same transaction then claims the job the freed slot runs next
+        (store/claims.py), and returns it: the next stage starts without a transaction of its
+        own. The job this verdict queued wakes the other workers only when it is not the
+        one claimed here; a serial gate the move freed always does.
+        """
+        with self._write() as conn:
+            queued = self._apply_verdict(conn, verdict, announced=hand_off is None)
+            if hand_off is None:
+                return None
+            claimed = claim(conn, hand_off, 1)
+            if queued is not None and [job.id for job in claimed] != [queued]:
+                announce(conn)
+            return claimed[0] if claimed else None
+
+    def _apply_verdict(
+        self, conn: Connection, verdict: Verdict, *, announced: bool = True
+    ) -> int | None:
+        """The verdict's rows; the id of the job it queued, if any (announced or not)."""
         job, move = verdict.job, verdict.transition
+        queued = None
         self._end_job(conn, job, JobStatus.DONE, verdict.metrics)
         rows = MoveRows(
             job.task_id, job.id, job.round, verdict.producer, job.stage, move.event_to,
@@ -83,11 +99,12 @@ class LifecycleQueries(StoreBase):
         write_move(conn, rows, verdict.artifact_name, verdict.artifact_text)
         self._move_task(conn, job, move.stage, move.state, move.round, move.alert)
         if move.state is TaskState.ACTIVE:
-            self._queue(conn, job.task_id, move.stage, move.round)
+            queued = self._queue(conn, job.task_id, move.stage, move.round, announced=announced)
         if move.alert:
             self._alert(conn, verdict.alert_kind, move.alert, job.task_id)
         if verdict.extra_alert:
             self._alert(conn, *verdict.extra_alert, job.task_id)
+        return queued
 
     def block_task(self, job: Job, reason: str, metrics: JobMetrics, alert_kind: str) -> Task:
         """End a job without a verdict and park its task for a person, with an alert."""
@@ -275,24 +292,32 @@ class LifecycleQueries(StoreBase):
         if moved.rowcount != 1:
             raise StaleState(f"task {job.task_id} left {job.stage} before the job ended")
         tallies.count_task(conn, TaskState.ACTIVE, state)
-        if not keeps_gate:
-            # The serial gate, if this task held it, is free: a task waiting for it elsewhere
-            # must hear of it now, not at the next fallback poll (a final verdict queues no
-            # job, so nothing else would announce it).
+        if not keeps_gate and job.stage in HOLDS_UP_GATES:
+            # The serial gate, if this task held it, is free, or it no longer tests ahead of
+            # younger tasks: one waiting for the gate must hear of it now, not at the next
+            # fallback poll (a final verdict queues no job, so nothing else would announce it).
             announce(conn)
 
     @staticmethod
-    def _queue(conn: Connection, task_id: str, stage: str, round_: int) -> None:
-        announce(conn)
-        conn.execute(
-            insert(jobs).values(
+    def _queue(
+        conn: Connection, task_id: str, stage: str, round_: int, *, announced: bool = True
+    ) -> int:
+        """A fresh job for the task's stage; its id. Announced unless the caller says it
+        will (or need not: it claims the job itself)."""
+        if announced:
+            announce(conn)
+        queued = conn.execute(
+            insert(jobs)
+            .values(
                 task_id=task_id,
                 stage=stage,
                 round=round_,
                 status=JobStatus.QUEUED,
                 created_at=utcnow(),
             )
+            .returning(jobs.c.id)
         )
+        return int(queued.scalar_one())
 
     @staticmethod
     def _alert(conn: Connection, kind: str, message: str, task_id: str | None) -> None:

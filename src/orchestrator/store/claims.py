@@ -1,0 +1,183 @@
+"""Claiming jobs: which runnable job a worker takes next, and the serial gate it may need.
+
+A claim runs in a transaction of its own (`JobQueries.claim_jobs`) or at the end of the
+verdict that freed the slot (`LifecycleQueries.finish_job`): then the next job starts without
+a transaction of its own, and a job the verdict queued and claimed itself wakes nobody.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from orchestrator.pipeline.stages import SERIAL_STAGES, Stage, TaskState
+from orchestrator.store.base import utcnow
+from orchestrator.store.records import Job, JobStatus
+from orchestrator.store.schema import jobs, repos, tasks
+
+# The stages whose end may let another task of the repo take its serial gate: the gated
+# stages themselves, and testing (an older task in testing goes first: `_acquire_gate`).
+HOLDS_UP_GATES = SERIAL_STAGES | {Stage.TESTING}
+
+# How many more candidates than free slots a claim looks at, so that jobs waiting for a
+# serial gate do not hide runnable ones behind them.
+_CLAIM_LOOKAHEAD = 32
+
+
+def runnable(now: datetime | ColumnElement[datetime]):  # type: ignore[no-untyped-def]
+    """A job any worker may take at `now`: queued, or deferred and due."""
+    return or_(
+        jobs.c.status == JobStatus.QUEUED,
+        and_(jobs.c.status == JobStatus.DEFERRED, jobs.c.not_before <= now),
+    )
+
+
+def self_deploy_job() -> ColumnElement[bool]:
+    """The deploy of a repo marked self, which only the supervised service runs."""
+    return and_(jobs.c.stage == Stage.DEPLOY, repos.c.is_self.is_(True))
+
+
+def _unclaimed(job_id: int) -> Select[tuple[int]]:
+    """The job, if it is still waiting and no concurrent claim holds it (SQLite, whose
+    writers take turns, renders no lock)."""
+    return (
+        select(jobs.c.id)
+        .where(jobs.c.id == job_id, jobs.c.status.in_([JobStatus.QUEUED, JobStatus.DEFERRED]))
+        .with_for_update(skip_locked=True)
+    )
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """Who claims jobs, and for how long: a worker on a host, with its lease. Only the
+    supervised service (`self_deploy`) takes the deploy of a repo marked self: only it can
+    restart on the merged code."""
+
+    worker_id: str
+    host: str
+    lease_s: float
+    self_deploy: bool = False
+
+
+def claim(conn: Connection, claimant: Claimant, limit: int) -> list[Job]:
+    """Take up to `limit` runnable jobs in the caller's transaction, respecting each repo's
+    serial gate (its own transaction, or the verdict's that freed the slot: store/lifecycle.py).
+
+    Older tasks go first, so that a task's next stage starts the moment its job ends
+    instead of queueing behind every newer task's first stage.
+
+    On PostgreSQL, several workers (and a worker's slots handing off) claim at once: the
+    candidates are read without a lock, and each is taken by an update of that one row
+    under `FOR UPDATE SKIP LOCKED`, so no job is taken twice, a claim never waits for
+    another, and it locks only what it takes (locking every candidate would push a
+    concurrent claim past the oldest tasks' jobs). Each claim bumps the job's attempt.
+    """
+    claimed: list[Job] = []
+    # The database's clock on PostgreSQL, read by the candidates' query itself: one round
+    # trip less than asking first, on the path of every hand-off. The statement's time, not
+    # the transaction's: a claim in a verdict's transaction starts after that job ended.
+    pg = conn.dialect.name == "postgresql"
+    here = utcnow()
+    clock: datetime | ColumnElement[datetime] = func.statement_timestamp() if pg else here
+    columns: list[Any] = [
+        jobs.c.id,
+        jobs.c.task_id,
+        jobs.c.stage,
+        tasks.c.repo_id,
+        tasks.c.gate_acquired_at,
+        tasks.c.created_at,
+    ]
+    candidates = (
+        select(*columns, *([func.statement_timestamp().label("now")] if pg else []))
+        .join(tasks, tasks.c.id == jobs.c.task_id)
+        .join(repos, repos.c.id == tasks.c.repo_id)
+        .where(runnable(clock), tasks.c.state == TaskState.ACTIVE)
+        .order_by(tasks.c.created_at, tasks.c.id, jobs.c.id)
+        .limit(limit + _CLAIM_LOOKAHEAD)
+    )
+    if not claimant.self_deploy:
+        candidates = candidates.where(not_(self_deploy_job()))
+    rows = conn.execute(candidates).all()
+    now = rows[0].now.astimezone(UTC) if pg and rows else here
+    for row in rows:
+        if len(claimed) == limit:
+            break
+        needs_gate = row.stage in SERIAL_STAGES and row.gate_acquired_at is None
+        if needs_gate and not _acquire_gate(conn, row, now):
+            continue
+        job = conn.execute(
+            update(jobs)
+            .where(jobs.c.id.in_(_unclaimed(row.id)))
+            .values(
+                status=JobStatus.RUNNING,
+                attempt=jobs.c.attempt + 1,
+                worker_id=claimant.worker_id,
+                host=claimant.host,
+                started_at=now,
+                heartbeat_at=now,
+                lease_expires_at=now + timedelta(seconds=claimant.lease_s),
+                pid=None,
+                pgid=None,
+                proc_started_at=None,
+                marker=None,
+            )
+            .returning(jobs)
+        ).first()
+        if job is not None:
+            claimed.append(Job.from_row(job))
+    return claimed
+
+
+def _acquire_gate(conn: Connection, row: Any, now: datetime) -> bool:
+    """Take the repo's serial gate for the candidate `row`'s task, if it is its turn.
+
+    The merge queue is first come, first served by task age: an older task of the repo
+    still in testing goes first. The test-runner tests each task on top of the older
+    ones ahead of it (`workspace.merging.speculate`); a younger one that merged first
+    would make every one of those test runs stale.
+    """
+    task_id, repo_id = row.task_id, row.repo_id
+    holder = conn.execute(
+        select(tasks.c.id).where(tasks.c.repo_id == repo_id, tasks.c.gate_acquired_at.is_not(None))
+    ).first()
+    if holder is not None:
+        return bool(holder.id == task_id)
+    older_in_testing = conn.execute(
+        select(tasks.c.id)
+        .where(
+            tasks.c.repo_id == repo_id,
+            tasks.c.state == TaskState.ACTIVE,
+            tasks.c.stage == Stage.TESTING,
+            or_(
+                tasks.c.created_at < row.created_at,
+                and_(tasks.c.created_at == row.created_at, tasks.c.id < task_id),
+            ),
+        )
+        .limit(1)
+    ).first()
+    if older_in_testing is not None:
+        return False
+    try:
+        with conn.begin_nested():  # a concurrent claim may take it first: unique index
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.gate_acquired_at.is_(None))
+                .values(gate_acquired_at=now)
+            )
+    except IntegrityError:
+        return False
+    return True
