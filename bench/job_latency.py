@@ -8,6 +8,11 @@ they sit behind the per-repo serial gate, whose waits are by design, not schedul
 With --stored N, N finished tasks (with their jobs and events) are in the database first:
 the cost of a transition must not grow with the history an installation keeps.
 
+A job's end is its `finished_at`, stamped as its verdict's transaction begins to write; the
+next job's start is when the worker begins to run it (`launch_job`), after the transaction
+that claimed it committed: the claim's own timestamp would leave out that commit, now that
+a verdict's transaction claims the next job itself.
+
 Round trips are counted at the driver: each statement, each commit and each rollback,
 whichever thread makes them, divided by the stage transitions of the run. Connection
 check-outs are counted apart: they cost no round trip (store/engine.py polls the socket).
@@ -31,6 +36,7 @@ import time
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +48,7 @@ from sqlalchemy import Engine, event
 from orchestrator.intake import submit_task
 from orchestrator.pipeline.stages import Stage
 from orchestrator.scheduler import Worker
+from orchestrator.scheduler import worker as worker_module
 from orchestrator.settings import load_settings
 from orchestrator.store import RepoSpec, open_store
 
@@ -94,6 +101,25 @@ class RoundTrips:
 
     def _checkout(self, *args: Any) -> None:
         self._count("checkout")
+
+
+class Launches:
+    """When the worker began to run each job (`launch_job` entered), by job id."""
+
+    def __init__(self) -> None:
+        self.at: dict[int, datetime] = {}
+        self._real = worker_module.launch_job
+
+    def __enter__(self) -> Launches:
+        def launch(context: Any, job: Any) -> Any:
+            self.at[job.id] = datetime.now(UTC)
+            return self._real(context, job)
+
+        worker_module.launch_job = launch  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        worker_module.launch_job = self._real
 
 
 def _server_cpu() -> dict[int, float]:
@@ -163,7 +189,8 @@ def measure(
         counter = RoundTrips(store.engine)
         cpu = CpuClock()
         started = time.monotonic()
-        Worker(store, settings, drain=True).run()
+        with Launches() as launches:
+            Worker(store, settings, drain=True).run()
         wall = time.monotonic() - started
         cpu_s = cpu.spent()
         round_trips = Counter(counter.counts)
@@ -175,8 +202,9 @@ def measure(
         for task in submitted:
             jobs = store.task_jobs(task.id)
             for earlier, later in itertools.pairwise(jobs):
-                if earlier.finished_at and later.started_at:
-                    gaps.append((later.started_at - earlier.finished_at).total_seconds())
+                launched = launches.at.get(later.id)
+                if earlier.finished_at and launched:
+                    gaps.append((launched - earlier.finished_at).total_seconds())
                     hand_offs.append(
                         (gaps[-1], f"task {task.id} {earlier.stage} -> {later.stage}, "
                          f"ended {earlier.finished_at:%H:%M:%S.%f}")

@@ -68,10 +68,6 @@ class Worker:
             worker_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
             host=host_identity(),  # not the hostname alone: proc/host.py says why
         )
-        me = self.identity
-        self._claimant = Claimant(
-            me.worker_id, me.host, settings.lease_s, self.hosting.runs_self_deploys
-        )
         self._secrets = secret_values(settings)
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -178,6 +174,13 @@ class Worker:
         for job in self._claim_jobs(free):
             running = self._slots.add(job, asked)
             pool.submit(run_in_slot, running, self._run_job, self._hand_off, self._wake.set)
+
+    @property
+    def _claimant(self) -> Claimant:
+        me = self.identity
+        return Claimant(
+            me.worker_id, me.host, self.settings.lease_s, self.hosting.runs_self_deploys
+        )
 
     def _claim_jobs(self, limit: int) -> list[Job]:
         me = self._claimant

@@ -7,6 +7,7 @@ a transaction of its own, and a job the verdict queued and claimed itself wakes 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
+    bindparam,
     func,
     not_,
     or_,
@@ -51,16 +53,6 @@ def self_deploy_job() -> ColumnElement[bool]:
     return and_(jobs.c.stage == Stage.DEPLOY, repos.c.is_self.is_(True))
 
 
-def _unclaimed(job_id: int) -> Select[tuple[int]]:
-    """The job, if it is still waiting and no concurrent claim holds it (SQLite, whose
-    writers take turns, renders no lock)."""
-    return (
-        select(jobs.c.id)
-        .where(jobs.c.id == job_id, jobs.c.status.in_([JobStatus.QUEUED, JobStatus.DEFERRED]))
-        .with_for_update(skip_locked=True)
-    )
-
-
 @dataclass(frozen=True)
 class Claimant:
     """Who claims jobs, and for how long: a worker on a host, with its lease. Only the
@@ -87,12 +79,38 @@ def claim(conn: Connection, claimant: Claimant, limit: int) -> list[Job]:
     concurrent claim past the oldest tasks' jobs). Each claim bumps the job's attempt.
     """
     claimed: list[Job] = []
-    # The database's clock on PostgreSQL, read by the candidates' query itself: one round
-    # trip less than asking first, on the path of every hand-off. The statement's time, not
-    # the transaction's: a claim in a verdict's transaction starts after that job ended.
     pg = conn.dialect.name == "postgresql"
     here = utcnow()
-    clock: datetime | ColumnElement[datetime] = func.statement_timestamp() if pg else here
+    limits = {"limit": limit + _CLAIM_LOOKAHEAD, "now": here}
+    rows = conn.execute(_candidates(pg, claimant.self_deploy), limits).all()
+    now = rows[0].now.astimezone(UTC) if pg and rows else here
+    taking = {
+        "c_worker": claimant.worker_id,
+        "c_host": claimant.host,
+        "c_now": now,
+        "c_lease": now + timedelta(seconds=claimant.lease_s),
+    }
+    for row in rows:
+        if len(claimed) == limit:
+            break
+        needs_gate = row.stage in SERIAL_STAGES and row.gate_acquired_at is None
+        if needs_gate and not _acquire_gate(conn, row, now):
+            continue
+        job = conn.execute(_TAKE, {**taking, "c_id": row.id}).first()
+        if job is not None:
+            claimed.append(Job.from_row(job))
+    return claimed
+
+
+@functools.cache
+def _candidates(pg: bool, self_deploy: bool) -> Select[tuple[Any, ...]]:
+    """The runnable jobs, oldest task first (built and keyed once for each kind of claim).
+
+    The database's clock on PostgreSQL, read by the query itself: one round trip less than
+    asking first, on the path of every hand-off. The statement's time, not the transaction's:
+    a claim in a verdict's transaction starts after that job ended.
+    """
+    clock: ColumnElement[datetime] = func.statement_timestamp() if pg else bindparam("now")
     columns: list[Any] = [
         jobs.c.id,
         jobs.c.task_id,
@@ -107,39 +125,40 @@ def claim(conn: Connection, claimant: Claimant, limit: int) -> list[Job]:
         .join(repos, repos.c.id == tasks.c.repo_id)
         .where(runnable(clock), tasks.c.state == TaskState.ACTIVE)
         .order_by(tasks.c.created_at, tasks.c.id, jobs.c.id)
-        .limit(limit + _CLAIM_LOOKAHEAD)
+        .limit(bindparam("limit"))
     )
-    if not claimant.self_deploy:
-        candidates = candidates.where(not_(self_deploy_job()))
-    rows = conn.execute(candidates).all()
-    now = rows[0].now.astimezone(UTC) if pg and rows else here
-    for row in rows:
-        if len(claimed) == limit:
-            break
-        needs_gate = row.stage in SERIAL_STAGES and row.gate_acquired_at is None
-        if needs_gate and not _acquire_gate(conn, row, now):
-            continue
-        job = conn.execute(
-            update(jobs)
-            .where(jobs.c.id.in_(_unclaimed(row.id)))
-            .values(
-                status=JobStatus.RUNNING,
-                attempt=jobs.c.attempt + 1,
-                worker_id=claimant.worker_id,
-                host=claimant.host,
-                started_at=now,
-                heartbeat_at=now,
-                lease_expires_at=now + timedelta(seconds=claimant.lease_s),
-                pid=None,
-                pgid=None,
-                proc_started_at=None,
-                marker=None,
+    return candidates if self_deploy else candidates.where(not_(self_deploy_job()))
+
+
+# One candidate taken, if it is still waiting and no concurrent claim holds it (SQLite,
+# whose writers take turns, renders no lock). Built once, as `_candidates`.
+_TAKE = (
+    update(jobs)
+    .where(
+        jobs.c.id.in_(
+            select(jobs.c.id)
+            .where(
+                jobs.c.id == bindparam("c_id"),
+                jobs.c.status.in_([JobStatus.QUEUED, JobStatus.DEFERRED]),
             )
-            .returning(jobs)
-        ).first()
-        if job is not None:
-            claimed.append(Job.from_row(job))
-    return claimed
+            .with_for_update(skip_locked=True)
+        )
+    )
+    .values(
+        status=JobStatus.RUNNING,
+        attempt=jobs.c.attempt + 1,
+        worker_id=bindparam("c_worker"),
+        host=bindparam("c_host"),
+        started_at=bindparam("c_now"),
+        heartbeat_at=bindparam("c_now"),
+        lease_expires_at=bindparam("c_lease"),
+        pid=None,
+        pgid=None,
+        proc_started_at=None,
+        marker=None,
+    )
+    .returning(jobs)
+)
 
 
 def _acquire_gate(conn: Connection, row: Any, now: datetime) -> bool:

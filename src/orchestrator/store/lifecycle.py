@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, bindparam, insert, update
 
 from orchestrator.errors import Conflict, StaleState
 from orchestrator.pipeline.stages import SERIAL_STAGES, Producer, Stage, TaskState
@@ -17,7 +17,7 @@ from orchestrator.pipeline.transitions import Judgement, Transition
 from orchestrator.store import tallies
 from orchestrator.store.base import StoreBase, announce, utcnow
 from orchestrator.store.claims import HOLDS_UP_GATES, Claimant, claim
-from orchestrator.store.jobs import held, metrics_values
+from orchestrator.store.jobs import UPDATE_HELD, held_values, metrics_values
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus, Task
 from orchestrator.store.schema import alerts, jobs, tasks
 from orchestrator.store.tasks import MoveRows, fetch_task, write_move
@@ -62,6 +62,17 @@ class Verdict:
             judged.alert_kind,
             extra_alert,
         )
+
+
+# The statements of every verdict, built and keyed once (store/jobs.py, `UPDATE_HELD`): an
+# active task's move out of the stage its job ran in, setting the columns its parameters
+# name; and a fresh job.
+_MOVE_ACTIVE = update(tasks).where(
+    tasks.c.id == bindparam("move_id"),
+    tasks.c.state == TaskState.ACTIVE,
+    tasks.c.stage == bindparam("move_from"),
+)
+_QUEUE = insert(jobs).returning(jobs.c.id)
 
 
 class LifecycleQueries(StoreBase):
@@ -247,14 +258,15 @@ class LifecycleQueries(StoreBase):
     @staticmethod
     def _end_job(conn: Connection, job: Job, status: JobStatus, metrics: JobMetrics) -> None:
         ended = conn.execute(
-            update(jobs)
-            .where(held(job.id, job.attempt))
-            .values(
+            UPDATE_HELD,
+            held_values(
+                job.id,
+                job.attempt,
                 status=status,
                 finished_at=utcnow(),
                 lease_expires_at=None,
                 **metrics_values(metrics),
-            )
+            ),
         )
         if ended.rowcount != 1:
             # Cancelled, reclaimed by another worker, or already finished: this attempt's
@@ -272,6 +284,8 @@ class LifecycleQueries(StoreBase):
     ) -> None:
         keeps_gate = state is TaskState.ACTIVE and stage in SERIAL_STAGES
         values: dict[str, object] = {
+            "move_id": job.task_id,
+            "move_from": job.stage,
             "stage": stage,
             "state": state,
             "round": round_,
@@ -280,15 +294,7 @@ class LifecycleQueries(StoreBase):
         }
         if not keeps_gate:
             values["gate_acquired_at"] = None
-        moved = conn.execute(
-            update(tasks)
-            .where(
-                tasks.c.id == job.task_id,
-                tasks.c.state == TaskState.ACTIVE,
-                tasks.c.stage == job.stage,
-            )
-            .values(**values)
-        )
+        moved = conn.execute(_MOVE_ACTIVE, values)
         if moved.rowcount != 1:
             raise StaleState(f"task {job.task_id} left {job.stage} before the job ended")
         tallies.count_task(conn, TaskState.ACTIVE, state)
@@ -306,18 +312,14 @@ class LifecycleQueries(StoreBase):
         will (or need not: it claims the job itself)."""
         if announced:
             announce(conn)
-        queued = conn.execute(
-            insert(jobs)
-            .values(
-                task_id=task_id,
-                stage=stage,
-                round=round_,
-                status=JobStatus.QUEUED,
-                created_at=utcnow(),
-            )
-            .returning(jobs.c.id)
-        )
-        return int(queued.scalar_one())
+        values = {
+            "task_id": task_id,
+            "stage": stage,
+            "round": round_,
+            "status": JobStatus.QUEUED,
+            "created_at": utcnow(),
+        }
+        return int(conn.execute(_QUEUE, values).scalar_one())
 
     @staticmethod
     def _alert(conn: Connection, kind: str, message: str, task_id: str | None) -> None:

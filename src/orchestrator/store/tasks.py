@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Select, and_, func, insert, or_, select
+from sqlalchemy import Connection, Select, and_, bindparam, func, insert, or_, select
 
 from orchestrator.errors import NotFound
 from orchestrator.pipeline.pipelines import BUILT_IN, Pipeline
@@ -57,35 +57,54 @@ class MoveRows:
     verdict: str | None  # None for intake
 
 
+# Built and keyed once: every move writes them (store/jobs.py, `UPDATE_HELD`, says why).
+_NEW_ARTIFACT = insert(artifacts)
+_NEW_EVENT = insert(events)
+
+
+# What every job reads first: its task, its repo, the task's latest artifacts.
+_TASK_BY_ID = task_select().where(tasks.c.id == bindparam("task_id"))
+_REPO_BY_NAME = select(repos).where(repos.c.name == bindparam("name"))
+_LATEST_ARTIFACTS = (
+    select(artifacts)
+    .where(
+        artifacts.c.id.in_(
+            select(func.max(artifacts.c.id))
+            .where(artifacts.c.task_id == bindparam("task_id"))
+            .group_by(artifacts.c.name)
+        )
+    )
+    .order_by(artifacts.c.name)
+)
+
+
 def write_move(
     conn: Connection, rows: MoveRows, name: str | None = None, text: str | None = None
 ) -> None:
     """The one writer of a move's rows: the artifact (when there is one) and the event."""
     now = utcnow()
     if name is not None and text is not None:
-        conn.execute(
-            insert(artifacts).values(
-                task_id=rows.task_id,
-                job_id=rows.job_id,
-                name=name,
-                round=rows.round,
-                producer=rows.producer,
-                text=text,
-                created_at=now,
-            )
-        )
-    conn.execute(
-        insert(events).values(
-            task_id=rows.task_id,
-            job_id=rows.job_id,
-            from_stage=rows.from_stage,
-            to_stage=rows.to,
-            verdict=rows.verdict,
-            producer=rows.producer,
-            round=rows.round,
-            at=now,
-        )
-    )
+        artifact = {
+            "task_id": rows.task_id,
+            "job_id": rows.job_id,
+            "name": name,
+            "round": rows.round,
+            "producer": rows.producer,
+            "text": text,
+            "created_at": now,
+        }
+        conn.execute(_NEW_ARTIFACT, artifact)
+    event = {
+        "task_id": rows.task_id,
+        "job_id": rows.job_id,
+        "from_stage": rows.from_stage,
+        "to_stage": rows.to,
+        "verdict": rows.verdict,
+        "producer": rows.producer,
+        "round": rows.round,
+        "at": now,
+    }
+    conn.execute(_NEW_EVENT, event)
     if rows.from_stage is not None:
         tallies.count_verdict(conn, str(rows.producer), rows.from_stage)
 
@@ -100,7 +119,7 @@ _ROLLBACK_PRODUCERS = (Producer.PERSON, Producer.CHECK_RUNNER)
 
 def fetch_task(conn: Connection, task_id: str) -> Task:
     """The task with that id, read in the caller's transaction; NotFound otherwise."""
-    row = conn.execute(task_select().where(tasks.c.id == task_id)).first()
+    row = conn.execute(_TASK_BY_ID, {"task_id": task_id}).first()
     if row is None:
         raise NotFound(f"no task {task_id} (see: orch task list)")
     return Task.from_row(row)
@@ -157,7 +176,7 @@ class TaskQueries(StoreBase):
         """The task and its repo, read together (what every job starts with)."""
         with self._read() as conn:
             task = self._task(conn, task_id)
-            row = conn.execute(select(repos).where(repos.c.name == task.repo)).one()
+            row = conn.execute(_REPO_BY_NAME, {"name": task.repo}).one()
         return task, Repo.from_row(row)
 
     def list_tasks(
@@ -221,14 +240,9 @@ class TaskQueries(StoreBase):
 
     def latest_artifacts(self, task_id: str) -> list[Artifact]:
         """The latest version of each of the task's artifacts, by name."""
-        newest = (
-            select(func.max(artifacts.c.id))
-            .where(artifacts.c.task_id == task_id)
-            .group_by(artifacts.c.name)
-        )
-        query = select(artifacts).where(artifacts.c.id.in_(newest)).order_by(artifacts.c.name)
         with self._read() as conn:
-            return [Artifact.from_row(row) for row in conn.execute(query)]
+            rows = conn.execute(_LATEST_ARTIFACTS, {"task_id": task_id})
+            return [Artifact.from_row(row) for row in rows]
 
     def rollback_feedback(self, task_id: str, round: int) -> Artifact | None:
         """The artifact that started `round` by sending the task back to development: the one

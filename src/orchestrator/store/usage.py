@@ -80,13 +80,17 @@ def average_tokens(usage: list[UsageTally], roles: tuple[str, ...]) -> float | N
     return sum(row.measured_tokens for row in mine) / calls if calls else None
 
 
+# Built and keyed once: every agent call writes one (store/jobs.py, `UPDATE_HELD`, says why).
+_NEW_CALL = insert(agent_calls)
+
+
 class UsageQueries(StoreBase):
     """Record agent calls; sum what they spent."""
 
     def record_agent_call(self, call: AgentCall) -> None:
         """Account one agent call (in its own transaction: it happened, whatever follows)."""
         with self._write() as conn:
-            conn.execute(insert(agent_calls).values(**call.__dict__, at=utcnow()))
+            conn.execute(_NEW_CALL, {**call.__dict__, "at": utcnow()})
             tallies.count_call(
                 conn,
                 stage=call.stage,
