@@ -192,7 +192,8 @@ class Worker:
         """In the thread of a job that just ended (`scheduler/slots.py`): the next job for
         its slot, or None. A verdict claimed it already, in its own transaction; after any
         other end that hands off, it is claimed now."""
-        verdict_claim: HandOff | None = self._thread.__dict__.pop("hand_off", None)
+        verdict_claim: HandOff | None = getattr(self._thread, "hand_off", None)
+        self._thread.hand_off = None
         if verdict_claim is not None and verdict_claim.job is not None:
             return self._take(verdict_claim.job, verdict_claim.asked)
         if end not in HANDS_OFF or self._stopping.is_set():

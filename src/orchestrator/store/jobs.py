@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, insert, select, update
+from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, func, insert, select, update
 
 from orchestrator.errors import StaleState
 from orchestrator.pipeline.stages import TaskState
@@ -28,7 +28,9 @@ FAILURE_COUNTERS = {
 }
 
 
-def held(job_id: int, attempt: int) -> ColumnElement[bool]:
+def held(
+    job_id: int | BindParameter[int], attempt: int | BindParameter[int]
+) -> ColumnElement[bool]:
     """The fencing rule: this attempt still holds the job (its row says so)."""
     return and_(jobs.c.id == job_id, jobs.c.attempt == attempt, jobs.c.status == JobStatus.RUNNING)
 
@@ -36,11 +38,7 @@ def held(job_id: int, attempt: int) -> ColumnElement[bool]:
 # Every job's path changes its row twice (its process, its end): the statement is built and
 # keyed once, and sets the columns its parameters name (`held_values`). Building and keying
 # a statement costs the worker more of the interpreter than sending it does.
-UPDATE_HELD = update(jobs).where(
-    jobs.c.id == bindparam("held_id"),
-    jobs.c.attempt == bindparam("held_attempt"),
-    jobs.c.status == JobStatus.RUNNING,
-)
+UPDATE_HELD = update(jobs).where(held(bindparam("held_id"), bindparam("held_attempt")))
 
 
 def held_values(job_id: int, attempt: int, **values: object) -> dict[str, object]:

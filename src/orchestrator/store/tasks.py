@@ -123,15 +123,8 @@ def write_move(
         written = {**event, "artifact_name": name, "artifact_text": text}
         conn.execute(_NEW_ARTIFACT_AND_EVENT, written)
     else:
-        artifact = {
-            "task_id": rows.task_id,
-            "job_id": rows.job_id,
-            "name": name,
-            "round": rows.round,
-            "producer": rows.producer,
-            "text": text,
-            "created_at": event["at"],
-        }
+        shared = {column: event[column] for column in _SHARED}
+        artifact = {**shared, "name": name, "text": text, "created_at": event["at"]}
         conn.execute(_NEW_ARTIFACT, artifact)
         conn.execute(_NEW_EVENT, event)
     if rows.from_stage is not None:
