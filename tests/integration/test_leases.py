@@ -104,6 +104,29 @@ def test_a_reclaimed_attempt_cannot_commit_and_leaves_no_trace(store: Store) -> 
     store.hold(retaken, LEASE_S)  # the current attempt may push
 
 
+def test_a_verdict_on_a_task_that_left_its_stage_writes_nothing(store: Store) -> None:
+    # The job still holds its lease, but its task moved on under it (a person's move): the
+    # verdict is refused whole, on PostgreSQL in one statement (store/verdicts.py) as on
+    # SQLite one write at a time.
+    task_id = add_task(store, "cccc4444")
+    held = claim(store, "w-here", lease_s=30)
+    with store.engine.begin() as conn:
+        conn.execute(update(tasks).where(tasks.c.id == task_id).values(stage=Stage.REVIEW))
+    with pytest.raises(StaleState, match="left analysis before the job ended"):
+        store.finish_job(verdict(held, Transition(Stage.DESIGN, TaskState.ACTIVE, 1, "design")))
+    with store.engine.connect() as conn:
+        written = conn.execute(
+            select(func.count()).select_from(artifacts).where(artifacts.c.task_id == task_id)
+        ).scalar()
+        moves = conn.execute(select(events.c.to_stage).where(events.c.task_id == task_id)).all()
+        task_jobs = conn.execute(select(jobs.c.status).where(jobs.c.task_id == task_id)).all()
+    assert written == 1  # 01-task.md alone
+    assert [m.to_stage for m in moves] == ["analysis"]
+    assert [j.status for j in task_jobs] == [JobStatus.RUNNING]
+    assert store.get_task(task_id).stage is Stage.REVIEW
+    store.hold(held, LEASE_S)  # the attempt itself is still current
+
+
 def test_a_final_verdict_that_frees_the_serial_gate_wakes_the_workers(pg_store: Store) -> None:
     store = pg_store
     for task_id in ("aaaa2222", "bbbb3333"):

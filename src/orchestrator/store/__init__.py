@@ -12,7 +12,6 @@ from orchestrator.store.claims import Claimant
 from orchestrator.store.engine import make_engine
 from orchestrator.store.insights import Determinization, InsightQueries, RunnerActivity
 from orchestrator.store.jobs import JobQueries
-from orchestrator.store.lifecycle import Verdict
 from orchestrator.store.records import (
     Alert,
     Artifact,
@@ -36,6 +35,7 @@ from orchestrator.store.usage import (
     average_tokens,
     usage_by_stage,
 )
+from orchestrator.store.verdicts import Verdict
 from orchestrator.store.views import Counts, Queue, QueuedJob, SerialGate, ViewQueries
 from orchestrator.store.workers import WorkerQueries
 

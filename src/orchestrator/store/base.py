@@ -31,6 +31,12 @@ def announce(conn: Connection) -> None:
     conn.info[_ANNOUNCED] = transaction
 
 
+def note_announced(conn: Connection) -> None:
+    """This transaction announced itself by other means (a statement's `pg_notify`):
+    `announce` need not send another NOTIFY."""
+    conn.info[_ANNOUNCED] = conn.get_transaction()
+
+
 _ANNOUNCED = "orch_announced_in"
 
 

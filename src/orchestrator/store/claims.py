@@ -35,6 +35,18 @@ from orchestrator.store.schema import jobs, repos, tasks
 # stages themselves, and testing (an older task in testing goes first: `_acquire_gate`).
 HOLDS_UP_GATES = SERIAL_STAGES | {Stage.TESTING}
 
+
+def keeps_gate(state: TaskState, stage: str) -> bool:
+    """A task moving to `stage` in `state` keeps the repo's serial gate, if it holds it."""
+    return state is TaskState.ACTIVE and stage in SERIAL_STAGES
+
+
+def frees_gate(from_stage: str, state: TaskState, stage: str) -> bool:
+    """A task moving from `from_stage` may let another task take the serial gate: one
+    waiting for it must hear of it now, not at the next fallback poll."""
+    return not keeps_gate(state, stage) and from_stage in HOLDS_UP_GATES
+
+
 # How many more candidates than free slots a claim looks at, so that jobs waiting for a
 # serial gate do not hide runnable ones behind them.
 _CLAIM_LOOKAHEAD = 32

@@ -7,61 +7,21 @@ half-recorded or recorded twice (`events.job_id` is unique as well).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import Connection, bindparam, insert, update
 
 from orchestrator.errors import Conflict, StaleState
-from orchestrator.pipeline.stages import SERIAL_STAGES, Producer, Stage, TaskState
-from orchestrator.pipeline.transitions import Judgement, Transition
+from orchestrator.pipeline.stages import Producer, Stage, TaskState
+from orchestrator.pipeline.transitions import Judgement
 from orchestrator.store import tallies
 from orchestrator.store.base import StoreBase, announce, utcnow
-from orchestrator.store.claims import HOLDS_UP_GATES, Claimant, claim
+from orchestrator.store.claims import Claimant, claim, frees_gate, keeps_gate
 from orchestrator.store.jobs import UPDATE_HELD, held_values, metrics_values
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus, Task
 from orchestrator.store.schema import alerts, jobs, tasks
 from orchestrator.store.tasks import MoveRows, fetch_task, write_move
+from orchestrator.store.verdicts import Verdict, write_verdict
 
 RETRY_VERDICT = "RETRY"  # the verdict word of a person's retry event
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A finished job's verdict and everything it changes."""
-
-    job: Job
-    producer: Producer
-    artifact_name: str
-    artifact_text: str
-    verdict: str  # the value the gate read, e.g. "PASS" or "CHANGES_REQUESTED"
-    transition: Transition
-    metrics: JobMetrics
-    alert_kind: str = "verdict"
-    extra_alert: tuple[str, str] | None = None  # (kind, message), e.g. an infra failure
-
-    @classmethod
-    def of(
-        cls,
-        job: Job,
-        producer: Producer,
-        name: str,
-        text: str,
-        judged: Judgement,
-        metrics: JobMetrics,
-        extra_alert: tuple[str, str] | None = None,
-    ) -> Verdict:
-        """The verdict a judged artifact makes (`pipeline.transitions.judge`)."""
-        return cls(
-            job,
-            producer,
-            name,
-            text,
-            judged.gate.verdict,
-            judged.move,
-            metrics,
-            judged.alert_kind,
-            extra_alert,
-        )
 
 
 # The statements of every verdict, built and keyed once (store/jobs.py, `UPDATE_HELD`): an
@@ -99,18 +59,22 @@ class LifecycleQueries(StoreBase):
     def _apply_verdict(
         self, conn: Connection, verdict: Verdict, *, announced: bool = True
     ) -> int | None:
-        """The verdict's rows; the id of the job it queued, if any (announced or not)."""
+        """The verdict's rows; the id of the job it queued, if any (announced or not). One
+        statement on PostgreSQL (store/verdicts.py); one by one on SQLite."""
         job, move = verdict.job, verdict.transition
         queued = None
-        self._end_job(conn, job, JobStatus.DONE, verdict.metrics)
-        rows = MoveRows(
-            job.task_id, job.id, job.round, verdict.producer, job.stage, move.event_to,
-            verdict.verdict,
-        )  # fmt: skip
-        write_move(conn, rows, verdict.artifact_name, verdict.artifact_text)
-        self._move_task(conn, job, move.stage, move.state, move.round, move.alert)
-        if move.state is TaskState.ACTIVE:
-            queued = self._queue(conn, job.task_id, move.stage, move.round, announced=announced)
+        if conn.dialect.name == "postgresql":
+            queued = write_verdict(conn, verdict, announced=announced)
+        else:
+            self._end_job(conn, job, JobStatus.DONE, verdict.metrics)
+            rows = MoveRows(
+                job.task_id, job.id, job.round, verdict.producer, job.stage, move.event_to,
+                verdict.verdict,
+            )  # fmt: skip
+            write_move(conn, rows, verdict.artifact_name, verdict.artifact_text)
+            self._move_task(conn, job, move.stage, move.state, move.round, move.alert)
+            if move.state is TaskState.ACTIVE:
+                queued = self._queue(conn, job.task_id, move.stage, move.round, announced=announced)
         if move.alert:
             self._alert(conn, verdict.alert_kind, move.alert, job.task_id)
         if verdict.extra_alert:
@@ -282,7 +246,6 @@ class LifecycleQueries(StoreBase):
         round_: int,
         reason: str | None,
     ) -> None:
-        keeps_gate = state is TaskState.ACTIVE and stage in SERIAL_STAGES
         values: dict[str, object] = {
             "move_id": job.task_id,
             "move_from": job.stage,
@@ -292,13 +255,13 @@ class LifecycleQueries(StoreBase):
             "updated_at": utcnow(),
             "reason": reason if state is not TaskState.ACTIVE else None,
         }
-        if not keeps_gate:
+        if not keeps_gate(state, stage):
             values["gate_acquired_at"] = None
         moved = conn.execute(_MOVE_ACTIVE, values)
         if moved.rowcount != 1:
             raise StaleState(f"task {job.task_id} left {job.stage} before the job ended")
         tallies.count_task(conn, TaskState.ACTIVE, state)
-        if not keeps_gate and job.stage in HOLDS_UP_GATES:
+        if frees_gate(job.stage, state, stage):
             # The serial gate, if this task held it, is free, or it no longer tests ahead of
             # younger tasks: one waiting for the gate must hear of it now, not at the next
             # fallback poll (a final verdict queues no job, so nothing else would announce it).

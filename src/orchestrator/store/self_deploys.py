@@ -20,10 +20,11 @@ from orchestrator.pipeline.stages import Producer, Stage, TaskState
 from orchestrator.store import tallies
 from orchestrator.store.base import announce, utcnow
 from orchestrator.store.jobs import held
-from orchestrator.store.lifecycle import LifecycleQueries, Verdict
+from orchestrator.store.lifecycle import LifecycleQueries
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobStatus, Task
 from orchestrator.store.schema import jobs, self_deploys, tasks
 from orchestrator.store.tasks import MoveRows, fetch_task, write_move
+from orchestrator.store.verdicts import Verdict
 
 
 class SelfDeployState(StrEnum):
