@@ -125,6 +125,40 @@ def test_listening_workers_hear_of_new_jobs(pg_store: Store, origin: Path, orch_
         listener.join(10)
 
 
+@pytest.mark.pg
+def test_a_hang_up_is_not_a_job_and_ends_a_stopped_listener(
+    pg_store: Store, origin: Path, orch_home: Path
+) -> None:
+    # A worker's shutdown hangs its listener up (scheduler/worker.py), so that a drain ends
+    # without waiting out the listener's poll; the hang-up is no news of a job.
+    store = pg_store
+    register_repo(store, "app", str(origin), RepoOptions())
+    stop = threading.Event()
+    notices: list[int] = []
+    heard = threading.Event()
+
+    def on_notify() -> None:
+        notices.append(1)
+        heard.set()
+
+    listener = threading.Thread(
+        target=store.listen_for_jobs, args=(on_notify, stop), kwargs={"hang_up": "orch_stop_t1"}
+    )
+    listener.start()
+    try:
+        assert heard.wait(10)  # the catch-up call made on listening
+        heard.clear()
+        store.hang_up("orch_stop_t1")  # not stopped: it keeps listening
+        submit_task(store, orch_home, "app", "Wake up", "")  # delivered after the hang-up
+        assert heard.wait(10)
+        assert len(notices) == 2 and listener.is_alive()
+    finally:
+        stop.set()
+        store.hang_up("orch_stop_t1")
+        listener.join(10)
+    assert not listener.is_alive()
+
+
 def test_a_listener_that_cannot_connect_is_a_store_error() -> None:
     from orchestrator.store import Store as StoreClass
     from orchestrator.store.engine import make_engine

@@ -63,6 +63,22 @@ def test_a_verdict_that_finds_nothing_runnable_claims_nothing(store: Store) -> N
     assert store.running_jobs() == []
 
 
+def test_a_one_job_claim_takes_the_gate_for_the_oldest_or_passes_it_over(store: Store) -> None:
+    # PostgreSQL takes one job in one statement unless the oldest needs its repo's serial
+    # gate (store/claims.py, `_take_oldest`): then the whole claim decides, as on SQLite.
+    for task_id in ("aaaa1111", "bbbb2222", "cccc3333"):
+        add_task(store, task_id)
+    for task_id in ("aaaa1111", "bbbb2222"):
+        move_to(store, task_id, Stage.DEPLOY_STAGING)
+    [holder] = store.claim_jobs("w-1", "here", 1, 30)  # the oldest takes the free gate
+    assert (holder.task_id, holder.stage) == ("aaaa1111", Stage.DEPLOY_STAGING)
+    assert store.get_task("aaaa1111").gate_acquired_at is not None
+    [passed_over] = store.claim_jobs("w-1", "here", 1, 30)  # bbbb2222 waits for the gate
+    assert (passed_over.task_id, passed_over.stage) == ("cccc3333", Stage.ANALYSIS)
+    assert store.claim_jobs("w-1", "here", 1, 30) == []
+    assert store.get_task("bbbb2222").gate_acquired_at is None
+
+
 @contextmanager
 def listening(url: str) -> Iterator[psycopg.Connection]:
     """A connection that LISTENs on the workers' channel, as a worker's does."""

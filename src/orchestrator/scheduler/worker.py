@@ -72,6 +72,7 @@ class Worker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._listening = threading.Event()
+        self._hang_up = f"orch_stop_{secrets.token_hex(6)}"  # this worker's listener alone
         self._slots = Slots(settings.max_parallel_jobs)
         self._thread = threading.local()  # a job thread's HandOff, from its run to its hand-off
         self.outage = Outage()  # database faults, ridden out (scheduler/outage.py)
@@ -261,7 +262,9 @@ class Worker:
         warned = False
         while not self._stopping.is_set():
             try:
-                self.store.listen_for_jobs(self._wake.set, self._stopping, self._listening.set)
+                self.store.listen_for_jobs(
+                    self._wake.set, self._stopping, self._listening.set, hang_up=self._hang_up
+                )
             except Exception as exc:
                 if not warned:
                     log.warning(
@@ -384,3 +387,4 @@ class Worker:
                 if r.future.result() is JobEnd.CANCELLED:
                     self.store.abandon_job(r.job, "the worker stopped; re-queued")
             self.store.stop_worker(self.identity.worker_id)
+            self.store.hang_up(self._hang_up)  # the listener is joined next: now, not in a second

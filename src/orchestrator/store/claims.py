@@ -15,13 +15,16 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Interval,
     Select,
     and_,
     bindparam,
+    cast,
     func,
     not_,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -92,6 +95,18 @@ def claim(conn: Connection, claimant: Claimant, limit: int) -> list[Job]:
     """
     claimed: list[Job] = []
     pg = conn.dialect.name == "postgresql"
+    if pg and limit == 1:  # every hand-off: one statement, unless a serial gate is in play
+        lease = {
+            "c_worker": claimant.worker_id,
+            "c_host": claimant.host,
+            "c_lease_s": timedelta(seconds=claimant.lease_s),
+        }
+        first = conn.execute(_take_oldest(claimant.self_deploy), lease).first()
+        if first is None:
+            return claimed  # nothing runnable that another claim does not hold
+        if not first.gated:
+            return [Job.from_row(first)]
+        # The oldest job waits for its repo's serial gate: the full claim below decides.
     here = utcnow()
     limits = {"limit": limit + _CLAIM_LOOKAHEAD, "now": here}
     rows = conn.execute(_candidates(pg, claimant.self_deploy), limits).all()
@@ -171,6 +186,50 @@ _TAKE = (
     )
     .returning(jobs)
 )
+
+
+@functools.cache
+def _take_oldest(self_deploy: bool) -> Select[tuple[Any, ...]]:
+    """PostgreSQL's claim of one job in one statement: the oldest runnable job no concurrent
+    claim holds (`FOR UPDATE SKIP LOCKED` on that row alone) is taken, unless it needs its
+    repo's serial gate (then `gated`, and `claim` decides as it does for several). No row:
+    nothing to take. Built and keyed once, as `_candidates`."""
+    # The gated stages one by one, not `in_`: an IN list is rendered at each execution.
+    gated_stage = or_(*(jobs.c.stage == stage for stage in sorted(SERIAL_STAGES)))
+    needs_gate = and_(gated_stage, tasks.c.gate_acquired_at.is_(None))
+    oldest = (
+        select(jobs.c.id, needs_gate.label("gated"))
+        .join(tasks, tasks.c.id == jobs.c.task_id)
+        .join(repos, repos.c.id == tasks.c.repo_id)
+        .where(runnable(func.statement_timestamp()), tasks.c.state == TaskState.ACTIVE)
+        .order_by(tasks.c.created_at, tasks.c.id, jobs.c.id)
+        .limit(1)
+        .with_for_update(of=jobs, skip_locked=True)
+    )
+    if not self_deploy:
+        oldest = oldest.where(not_(self_deploy_job()))
+    first = oldest.cte("oldest")
+    now = func.statement_timestamp()
+    taken = (
+        update(jobs)
+        .where(jobs.c.id == first.c.id, not_(first.c.gated))
+        .values(
+            status=JobStatus.RUNNING,
+            attempt=jobs.c.attempt + 1,
+            worker_id=bindparam("c_worker"),
+            host=bindparam("c_host"),
+            started_at=now,
+            heartbeat_at=now,
+            lease_expires_at=now + cast(bindparam("c_lease_s"), Interval()),
+            pid=None,
+            pgid=None,
+            proc_started_at=None,
+            marker=None,
+        )
+        .returning(*jobs.c)
+        .cte("taken")
+    )
+    return select(first.c.gated, *taken.c).select_from(first.outerjoin(taken, true()))
 
 
 def _acquire_gate(conn: Connection, row: Any, now: datetime) -> bool:

@@ -6,7 +6,8 @@ import threading
 from collections.abc import Callable
 
 import psycopg
-from sqlalchemy import insert, select, update
+from psycopg import sql
+from sqlalchemy import func, insert, select, update
 
 from orchestrator.errors import StoreError
 from orchestrator.store.base import JOBS_CHANNEL, StoreBase, db_now
@@ -74,13 +75,16 @@ class WorkerQueries(StoreBase):
         on_notify: Callable[[], None],
         stop: threading.Event,
         on_listening: Callable[[], None] | None = None,
+        *,
+        hang_up: str | None = None,
     ) -> None:
         """Call `on_notify` whenever another process makes a job runnable, until `stop`.
 
         PostgreSQL only (LISTEN/NOTIFY on a connection of its own); returns at once on SQLite,
         where the one worker process learns of its own jobs directly. `on_listening` is
-        called once the LISTEN is in place. Raises StoreError when the connection fails, for
-        the caller to retry.
+        called once the LISTEN is in place. A notification on the channel `hang_up` (sent
+        by `hang_up`) makes it look at `stop` at once. Raises StoreError when the connection
+        fails, for the caller to retry.
         """
         if self.dialect != "postgresql":
             return
@@ -88,12 +92,26 @@ class WorkerQueries(StoreBase):
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f"LISTEN {JOBS_CHANNEL}")
+                if hang_up is not None:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(hang_up)))
                 if on_listening is not None:
                     on_listening()
                 on_notify()  # whatever was announced before we listened
                 while not stop.is_set():
-                    # The timeout (psycopg >= 3.2) lets the loop see `stop` at least once a second.
-                    for _ in conn.notifies(timeout=1.0):
-                        on_notify()
+                    # The timeout (psycopg >= 3.2) lets the loop see `stop` at least once a
+                    # second, should the hang-up not come (the database went away).
+                    for note in conn.notifies(timeout=1.0):
+                        if note.channel == JOBS_CHANNEL:
+                            on_notify()
+                        elif stop.is_set():
+                            break
         except psycopg.Error as exc:
             raise StoreError(f"listening for jobs failed: {exc}") from exc
+
+    def hang_up(self, channel: str) -> None:
+        """Make the listener on `channel` (`listen_for_jobs`) look at its stop now: a
+        worker's shutdown, and a drain's end, then wait for no poll's timeout."""
+        if self.dialect != "postgresql":
+            return
+        with self._write() as conn:
+            conn.execute(select(func.pg_notify(channel, "")))
