@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -71,6 +73,17 @@ class JobContext:
     take_over: TakeOver | None = None
     # Set by the scheduler when the job's slot may run another job after this one.
     hand_off: HandOff | None = None
+    # Set by the scheduler: where the housekeeping after a verdict runs (a done task's
+    # worktree removed), off the path of the next job in the slot. None: at once.
+    chores: Executor | None = None
+
+    def later(self, chore: Callable[[], None]) -> None:
+        """Run `chore` after this job, in `chores` when there are any; a failure is logged,
+        never fatal to the job or the worker."""
+        if self.chores is None:
+            _logged(chore)
+        else:
+            self.chores.submit(_logged, chore)
 
     def marker(self, job: Job) -> str:
         """Tags every process of this job attempt, so that recovery can find them all."""
@@ -90,6 +103,13 @@ class JobContext:
             )
 
         return record
+
+
+def _logged(chore: Callable[[], None]) -> None:
+    try:
+        chore()
+    except Exception:
+        log.exception("housekeeping after a job failed; orch gc tidies what it left")
 
 
 def rules(settings: Settings) -> Rules:
@@ -151,6 +171,6 @@ def commit_verdict(
         move.event_to,
         move.round,
     )
-    if move.state is TaskState.DONE:  # a done task's worktree goes at once
-        checkout.retire_quietly(ctx.settings.home, repo, task)
+    if move.state is TaskState.DONE:  # its worktree goes, off the next job's path
+        ctx.later(functools.partial(checkout.retire_quietly, ctx.settings.home, repo, task))
     return JobEnd.VERDICT

@@ -74,6 +74,7 @@ class Worker:
         self._listening = threading.Event()
         self._hang_up = f"orch_stop_{secrets.token_hex(6)}"  # this worker's listener alone
         self._slots = Slots(settings.max_parallel_jobs)
+        self._chores = ThreadPoolExecutor(1, thread_name_prefix="chores")  # JobContext.later
         self._thread = threading.local()  # a job thread's HandOff, from its run to its hand-off
         self.outage = Outage()  # database faults, ridden out (scheduler/outage.py)
         self._ended = False
@@ -294,6 +295,7 @@ class Worker:
             self._secrets,
             take_over=self.hosting.take_over,
             hand_off=hand_off,
+            chores=self._chores,
         )
         try:
             # Every git push of this job first checks that its attempt still holds its lease.
@@ -381,6 +383,7 @@ class Worker:
         for r in running:
             r.cancel.cancel()
         pool.shutdown(wait=True)
+        self._chores.shutdown(wait=True)
         # Without a database, the leases run out and the next worker re-queues the jobs.
         with contextlib.suppress(StoreError):
             for r in running:
