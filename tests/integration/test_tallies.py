@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from orchestrator.errors import Conflict, StaleState
+from orchestrator.errors import Conflict, StaleState, StoreError
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
 from orchestrator.pipeline.transitions import Transition
 from orchestrator.settings import load_settings
@@ -21,6 +21,7 @@ from orchestrator.store import (
     AgentCall,
     Job,
     JobMetrics,
+    JobStatus,
     NewTask,
     RepoSpec,
     Store,
@@ -223,4 +224,26 @@ def test_any_run_of_calls_keeps_the_totals_equal_to_a_recount(store: Store, batc
         add_tasks(store, "aaaa", 1)
     for agent_call in batch:
         store.record_agent_call(agent_call)
+    assert tallies_agree(store)
+
+
+def test_a_total_that_fails_with_the_commit_rolls_the_verdict_back(pg_store: Store) -> None:
+    # On PostgreSQL a transaction's totals go with its commit, in one pipeline (store/base.py):
+    # one that fails there fails the whole transaction, and leaves the connection usable.
+    store = pg_store
+    add_tasks(store, "aaaa", 2)
+    first, second = store.claim_jobs("w-1", "here", 2, 30)
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE verdict_tallies RENAME TO verdict_tallies_gone"))
+    try:
+        with pytest.raises(StoreError):
+            store.finish_job(analysed(first))
+    finally:
+        with store.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE verdict_tallies_gone RENAME TO verdict_tallies"))
+    assert store.get_job(first.id).status is JobStatus.RUNNING
+    assert [e.to_stage for e in store.events(first.task_id)] == ["analysis"]
+    for job in (first, second):  # the same pooled connections, fine again
+        store.finish_job(analysed(job))
+    assert store.determinization().verdicts_by_producer == {"analyst": 2}
     assert tallies_agree(store)
