@@ -14,9 +14,8 @@ that claimed it committed: the claim's own timestamp would leave out that commit
 a verdict's transaction claims the next job itself.
 
 Round trips are counted at the driver: each statement, each commit and each rollback,
-whichever thread makes them, divided by the stage transitions of the run. Counted apart: a
-statement sent in a pipeline with its transaction's commit (PostgreSQL, store/base.py), and
-the connection check-outs, which cost no round trip (store/engine.py polls the socket).
+whichever thread makes them, divided by the stage transitions of the run. Connection
+check-outs are counted apart: they cost no round trip (store/engine.py polls the socket).
 
 Targets (docs/benchmarks.md): PostgreSQL p50 <= 10 ms, p99 <= 30 ms; SQLite p50 <= 5 ms,
 p99 <= 20 ms; no hand-off over 1 s; >= 60 transitions/s; memory flat; the same cost per
@@ -94,12 +93,8 @@ class RoundTrips:
         with self._lock:
             self.counts[kind] += 1
 
-    def _statement(self, conn: Any, *args: Any) -> None:
-        # A statement sent in psycopg's pipeline mode (a transaction's totals, with its
-        # commit: store/base.py) waits for no answer of its own: the commit's is the trip.
-        pgconn = getattr(conn.connection.driver_connection, "pgconn", None)
-        pipelined = pgconn is not None and pgconn.pipeline_status != 0
-        self._count("pipelined" if pipelined else "statement")
+    def _statement(self, *args: Any) -> None:
+        self._count("statement")
 
     def _end(self, kind: str) -> Any:
         return lambda *args: self._count(kind)
@@ -253,8 +248,7 @@ def report(figures: Figures, stored: int, parallel: int) -> None:
     total = sum(trips[k] for k in kinds)
     parts = ", ".join(f"{trips[k] / f.transitions:.1f} {k}s" for k in kinds)
     print(
-        f"database round trips per transition: {total / f.transitions:.1f} ({parts}; "
-        f"{trips['pipelined'] / f.transitions:.1f} more statements sent with their commit); "
+        f"database round trips per transition: {total / f.transitions:.1f} ({parts}); "
         f"{trips['checkout'] / f.transitions:.1f} connection check-outs"
     )
     cpu = ", ".join(f"{k} {s / f.transitions * 1000:.1f} ms" for k, s in f.cpu_s.items())

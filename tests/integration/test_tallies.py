@@ -227,9 +227,9 @@ def test_any_run_of_calls_keeps_the_totals_equal_to_a_recount(store: Store, batc
     assert tallies_agree(store)
 
 
-def test_a_total_that_fails_with_the_commit_rolls_the_verdict_back(pg_store: Store) -> None:
-    # On PostgreSQL a transaction's totals go with its commit, in one pipeline (store/base.py):
-    # one that fails there fails the whole transaction, and leaves the connection usable.
+def test_a_total_that_fails_at_the_end_rolls_the_verdict_back(pg_store: Store) -> None:
+    # A transaction's totals are its last statements (store/tallies.py): one that fails
+    # there fails the whole transaction, and leaves the pooled connection usable.
     store = pg_store
     add_tasks(store, "aaaa", 2)
     first, second = store.claim_jobs("w-1", "here", 2, 30)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
-import psycopg
 from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -123,36 +122,13 @@ class StoreBase:
         try:
             with self.engine.connect().execution_options(write=True) as conn:
                 try:
-                    with conn.begin() as transaction:
+                    with conn.begin():
                         yield conn
-                        with _pipelined(conn):
-                            tallies.flush(conn)
-                            transaction.commit()
+                        tallies.flush(conn)
                 finally:
                     tallies.discard(conn)  # the counts of a rolled-back transaction
         except SQLAlchemyError as exc:
             raise translate(exc) from exc
-
-
-@contextmanager
-def _pipelined(conn: Connection) -> Iterator[None]:
-    """On PostgreSQL, a transaction's totals and its commit go to the server together and
-    are answered together: one round trip, not one per total and one for the commit
-    (psycopg's pipeline mode). An error in them is raised at the commit, as it would be."""
-    if conn.dialect.name != "postgresql" or not tallies.pending(conn):
-        yield
-        return
-    driver = conn.connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
-    try:
-        with driver.pipeline():
-            yield
-    except BaseException:
-        # A failed statement leaves the transaction aborted and the commit unsent; SQLAlchemy
-        # takes a failed commit for an ended transaction and would pool the connection so.
-        with suppress(psycopg.Error):
-            driver.rollback()
-        raise
 
 
 def _end_read(conn: Connection) -> None:

@@ -96,11 +96,6 @@ def discard(conn: Connection) -> None:
     conn.info.pop(_PENDING, None)
 
 
-def pending(conn: Connection) -> bool:
-    """Whether this transaction has counts to add at its end."""
-    return bool(conn.info.get(_PENDING))
-
-
 def flush(conn: Connection) -> None:
     """Add this transaction's counts to the totals: its last statements, in key order."""
     pending: dict[tuple[str, tuple[str, ...]], Counter[str]] = conn.info.pop(_PENDING, {})
