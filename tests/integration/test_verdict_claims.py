@@ -10,12 +10,16 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 import psycopg
+from sqlalchemy import text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.pipeline.transitions import Transition
 from orchestrator.store import Claimant, JobStatus, Store
 from orchestrator.store.base import JOBS_CHANNEL
+from orchestrator.store.claims import _candidates, _take_oldest
+from orchestrator.store.schema import jobs, tasks
 from tests.integration.test_leases import add_task, move_to
 from tests.integration.test_tallies import add_tasks, analysed
 
@@ -77,6 +81,29 @@ def test_a_one_job_claim_takes_the_gate_for_the_oldest_or_passes_it_over(store: 
     assert (passed_over.task_id, passed_over.stage) == ("cccc3333", Stage.ANALYSIS)
     assert store.claim_jobs("w-1", "here", 1, 30) == []
     assert store.get_task("bbbb2222").gate_acquired_at is None
+
+
+def test_a_claim_finds_tasks_by_their_key_under_statistics_from_a_quiet_spell(
+    pg_store: Store,
+) -> None:
+    # Statistics taken when no task was active (a long-lived installation's may be), then
+    # 50 tasks become active: the claim must look each runnable job's task up by its key,
+    # not read every active task again for each job (4.7 ms a claim at 100,000 tasks).
+    store = pg_store
+    add_tasks(store, "dddd", 1000)
+    with store.engine.begin() as conn:
+        conn.execute(update(tasks).values(state=TaskState.DONE))
+        conn.execute(update(jobs).values(status=JobStatus.DONE))
+        conn.execute(text("ANALYZE tasks"))
+        conn.execute(text("ANALYZE jobs"))
+    add_tasks(store, "llll", 50)
+    dialect = postgresql.dialect()
+    for statement in (_take_oldest(False), _candidates(True, False)):
+        compiled = statement.compile(dialect=dialect)
+        values = {**compiled.params, "c_worker": "w", "c_host": "h", "c_lease_s": "30 s"}
+        with store.engine.connect() as conn:
+            plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}", values))
+        assert "pk_tasks" in plan and "ix_tasks_state_stage" not in plan, plan
 
 
 @contextmanager

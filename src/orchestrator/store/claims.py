@@ -21,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
+    literal_column,
     not_,
     or_,
     select,
@@ -53,6 +54,15 @@ def frees_gate(from_stage: str, state: TaskState, stage: str) -> bool:
 # How many more candidates than free slots a claim looks at, so that jobs waiting for a
 # serial gate do not hide runnable ones behind them.
 _CLAIM_LOOKAHEAD = 32
+
+
+# A runnable job's task must be active, checked on the task row its job points to (found by
+# its primary key) and never used to find task rows: with statistics taken when few tasks
+# were active, as a long-lived installation's may be, PostgreSQL's planner would read every
+# active task again for each runnable job (4.7 ms a claim at 100,000 stored tasks and 200
+# active, against 0.7 ms through the key). Appending '' leaves the value as it is and makes
+# the condition one no index answers.
+_ACTIVE_TASK = tasks.c.state.concat(literal_column("''")) == TaskState.ACTIVE
 
 
 def runnable(now: datetime | ColumnElement[datetime]):  # type: ignore[no-untyped-def]
@@ -150,7 +160,7 @@ def _candidates(pg: bool, self_deploy: bool) -> Select[tuple[Any, ...]]:
         select(*columns, *([func.statement_timestamp().label("now")] if pg else []))
         .join(tasks, tasks.c.id == jobs.c.task_id)
         .join(repos, repos.c.id == tasks.c.repo_id)
-        .where(runnable(clock), tasks.c.state == TaskState.ACTIVE)
+        .where(runnable(clock), _ACTIVE_TASK)
         .order_by(tasks.c.created_at, tasks.c.id, jobs.c.id)
         .limit(bindparam("limit"))
     )
@@ -201,7 +211,7 @@ def _take_oldest(self_deploy: bool) -> Select[tuple[Any, ...]]:
         select(jobs.c.id, needs_gate.label("gated"))
         .join(tasks, tasks.c.id == jobs.c.task_id)
         .join(repos, repos.c.id == tasks.c.repo_id)
-        .where(runnable(func.statement_timestamp()), tasks.c.state == TaskState.ACTIVE)
+        .where(runnable(func.statement_timestamp()), _ACTIVE_TASK)
         .order_by(tasks.c.created_at, tasks.c.id, jobs.c.id)
         .limit(1)
         .with_for_update(of=jobs, skip_locked=True)
