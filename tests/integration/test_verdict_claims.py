@@ -18,9 +18,9 @@ from orchestrator.pipeline.stages import Stage, TaskState
 from orchestrator.pipeline.transitions import Transition
 from orchestrator.store import Claimant, JobStatus, Store
 from orchestrator.store.base import JOBS_CHANNEL
-from orchestrator.store.claims import _candidates, _take_oldest
+from orchestrator.store.claims import _candidates, _take_oldest, claim
 from orchestrator.store.schema import jobs, tasks
-from tests.integration.test_leases import add_task, move_to
+from tests.integration.test_leases import add_task, move_to, verdict
 from tests.integration.test_tallies import add_tasks, analysed
 
 ME = Claimant("w-1", "here", 30.0)
@@ -81,6 +81,22 @@ def test_a_one_job_claim_takes_the_gate_for_the_oldest_or_passes_it_over(store: 
     assert (passed_over.task_id, passed_over.stage) == ("cccc3333", Stage.ANALYSIS)
     assert store.claim_jobs("w-1", "here", 1, 30) == []
     assert store.get_task("bbbb2222").gate_acquired_at is None
+
+
+def test_a_one_job_claim_leaves_a_gated_job_it_did_not_take_unlocked(pg_store: Store) -> None:
+    # A claim that passes over the oldest job (its gate is held) must not hold it locked till
+    # it commits: the gate's holder may finish meanwhile, and a concurrent claim that
+    # skipped the job would leave it to the next poll (the lost wake-up of SPEC section 6).
+    store = pg_store
+    for task_id in ("aaaa1111", "bbbb2222"):
+        move_to(store, add_task(store, task_id), Stage.DEPLOY_STAGING)
+    [holder] = store.claim_jobs("w-1", "here", 1, 30)
+    with store.engine.connect() as other, other.begin():  # a claim still in its transaction
+        assert claim(other, Claimant("w-2", "there", 30.0), 1) == []
+        done = Transition(Stage.DEPLOY_STAGING, TaskState.DONE, 1, "done")
+        store.finish_job(verdict(holder, done))  # the gate is free
+        [taken] = store.claim_jobs("w-3", "here", 1, 30)
+    assert (taken.task_id, taken.stage) == ("bbbb2222", Stage.DEPLOY_STAGING)
 
 
 def test_a_claim_finds_tasks_by_their_key_under_statistics_from_a_quiet_spell(

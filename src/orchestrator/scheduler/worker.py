@@ -383,7 +383,6 @@ class Worker:
         for r in running:
             r.cancel.cancel()
         pool.shutdown(wait=True)
-        self._chores.shutdown(wait=True)
         # Without a database, the leases run out and the next worker re-queues the jobs.
         with contextlib.suppress(StoreError):
             for r in running:
@@ -391,3 +390,4 @@ class Worker:
                     self.store.abandon_job(r.job, "the worker stopped; re-queued")
             self.store.stop_worker(self.identity.worker_id)
             self.store.hang_up(self._hang_up)  # the listener is joined next: now, not in a second
+        self._chores.shutdown(wait=True)  # after the jobs are given back: chores can wait

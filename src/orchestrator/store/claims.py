@@ -113,10 +113,11 @@ def claim(conn: Connection, claimant: Claimant, limit: int) -> list[Job]:
         }
         first = conn.execute(_take_oldest(claimant.self_deploy), lease).first()
         if first is None:
-            return claimed  # nothing runnable that another claim does not hold
-        if not first.gated:
+            return claimed  # nothing runnable
+        if first.id is not None:
             return [Job.from_row(first)]
-        # The oldest job waits for its repo's serial gate: the full claim below decides.
+        # The oldest job needs its repo's serial gate, or a concurrent claim holds it: the
+        # full claim below decides.
     here = utcnow()
     limits = {"limit": limit + _CLAIM_LOOKAHEAD, "now": here}
     rows = conn.execute(_candidates(pg, claimant.self_deploy), limits).all()
@@ -200,10 +201,11 @@ _TAKE = (
 
 @functools.cache
 def _take_oldest(self_deploy: bool) -> Select[tuple[Any, ...]]:
-    """PostgreSQL's claim of one job in one statement: the oldest runnable job no concurrent
-    claim holds (`FOR UPDATE SKIP LOCKED` on that row alone) is taken, unless it needs its
-    repo's serial gate (then `gated`, and `claim` decides as it does for several). No row:
-    nothing to take. Built and keyed once, as `_candidates`."""
+    """PostgreSQL's claim of one job in one statement: the oldest runnable job is taken if it
+    needs no serial gate and no concurrent claim holds it (`FOR UPDATE SKIP LOCKED` on that
+    row alone). Otherwise nothing is locked and the row says so (no `id`): `claim` decides
+    as it does for several, and a job it does not take is never left locked, where a
+    concurrent claim would pass it over. No row: nothing runnable. Built and keyed once."""
     # The gated stages one by one, not `in_`: an IN list is rendered at each execution.
     gated_stage = or_(*(jobs.c.stage == stage for stage in sorted(SERIAL_STAGES)))
     needs_gate = and_(gated_stage, tasks.c.gate_acquired_at.is_(None))
@@ -214,15 +216,21 @@ def _take_oldest(self_deploy: bool) -> Select[tuple[Any, ...]]:
         .where(runnable(func.statement_timestamp()), _ACTIVE_TASK)
         .order_by(tasks.c.created_at, tasks.c.id, jobs.c.id)
         .limit(1)
-        .with_for_update(of=jobs, skip_locked=True)
     )
     if not self_deploy:
         oldest = oldest.where(not_(self_deploy_job()))
     first = oldest.cte("oldest")
+    held = (
+        select(jobs.c.id)
+        .join(first, and_(first.c.id == jobs.c.id, not_(first.c.gated)))
+        .where(or_(jobs.c.status == JobStatus.QUEUED, jobs.c.status == JobStatus.DEFERRED))
+        .with_for_update(of=jobs, skip_locked=True)
+        .cte("held")
+    )
     now = func.statement_timestamp()
     taken = (
         update(jobs)
-        .where(jobs.c.id == first.c.id, not_(first.c.gated))
+        .where(jobs.c.id == held.c.id)
         .values(
             status=JobStatus.RUNNING,
             attempt=jobs.c.attempt + 1,
