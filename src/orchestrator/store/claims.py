@@ -156,16 +156,41 @@ def _candidates(pg: bool, self_deploy: bool) -> Select[tuple[Any, ...]]:
         tasks.c.repo_id,
         tasks.c.gate_acquired_at,
         tasks.c.created_at,
+        *([func.statement_timestamp().label("now")] if pg else []),
     ]
-    candidates = (
-        select(*columns, *([func.statement_timestamp().label("now")] if pg else []))
+    return _oldest_first(columns, clock, self_deploy).limit(bindparam("limit"))
+
+
+def _oldest_first(
+    columns: list[Any], clock: ColumnElement[datetime], self_deploy: bool
+) -> Select[tuple[Any, ...]]:
+    """`columns` of the jobs runnable at `clock`, oldest task first (both claims)."""
+    runnable_jobs = (
+        select(*columns)
         .join(tasks, tasks.c.id == jobs.c.task_id)
         .join(repos, repos.c.id == tasks.c.repo_id)
         .where(runnable(clock), _ACTIVE_TASK)
         .order_by(tasks.c.created_at, tasks.c.id, jobs.c.id)
-        .limit(bindparam("limit"))
     )
-    return candidates if self_deploy else candidates.where(not_(self_deploy_job()))
+    return runnable_jobs if self_deploy else runnable_jobs.where(not_(self_deploy_job()))
+
+
+def _taken(now: ColumnElement[datetime], lease_ends: ColumnElement[datetime]) -> dict[str, Any]:
+    """What a claim sets on the job it takes: running, its attempt bumped, held by the
+    claimant (`c_worker`, `c_host`) from `now` to `lease_ends`, no process yet."""
+    return {
+        "status": JobStatus.RUNNING,
+        "attempt": jobs.c.attempt + 1,
+        "worker_id": bindparam("c_worker"),
+        "host": bindparam("c_host"),
+        "started_at": now,
+        "heartbeat_at": now,
+        "lease_expires_at": lease_ends,
+        "pid": None,
+        "pgid": None,
+        "proc_started_at": None,
+        "marker": None,
+    }
 
 
 # One candidate taken, if it is still waiting and no concurrent claim holds it (SQLite,
@@ -182,19 +207,7 @@ _TAKE = (
             .with_for_update(skip_locked=True)
         )
     )
-    .values(
-        status=JobStatus.RUNNING,
-        attempt=jobs.c.attempt + 1,
-        worker_id=bindparam("c_worker"),
-        host=bindparam("c_host"),
-        started_at=bindparam("c_now"),
-        heartbeat_at=bindparam("c_now"),
-        lease_expires_at=bindparam("c_lease"),
-        pid=None,
-        pgid=None,
-        proc_started_at=None,
-        marker=None,
-    )
+    .values(_taken(bindparam("c_now"), bindparam("c_lease")))
     .returning(jobs)
 )
 
@@ -209,16 +222,8 @@ def _take_oldest(self_deploy: bool) -> Select[tuple[Any, ...]]:
     # The gated stages one by one, not `in_`: an IN list is rendered at each execution.
     gated_stage = or_(*(jobs.c.stage == stage for stage in sorted(SERIAL_STAGES)))
     needs_gate = and_(gated_stage, tasks.c.gate_acquired_at.is_(None))
-    oldest = (
-        select(jobs.c.id, needs_gate.label("gated"))
-        .join(tasks, tasks.c.id == jobs.c.task_id)
-        .join(repos, repos.c.id == tasks.c.repo_id)
-        .where(runnable(func.statement_timestamp()), _ACTIVE_TASK)
-        .order_by(tasks.c.created_at, tasks.c.id, jobs.c.id)
-        .limit(1)
-    )
-    if not self_deploy:
-        oldest = oldest.where(not_(self_deploy_job()))
+    clock = func.statement_timestamp()
+    oldest = _oldest_first([jobs.c.id, needs_gate.label("gated")], clock, self_deploy).limit(1)
     first = oldest.cte("oldest")
     held = (
         select(jobs.c.id)
@@ -227,23 +232,11 @@ def _take_oldest(self_deploy: bool) -> Select[tuple[Any, ...]]:
         .with_for_update(of=jobs, skip_locked=True)
         .cte("held")
     )
-    now = func.statement_timestamp()
+    lease_ends = clock + cast(bindparam("c_lease_s"), Interval())
     taken = (
         update(jobs)
         .where(jobs.c.id == held.c.id)
-        .values(
-            status=JobStatus.RUNNING,
-            attempt=jobs.c.attempt + 1,
-            worker_id=bindparam("c_worker"),
-            host=bindparam("c_host"),
-            started_at=now,
-            heartbeat_at=now,
-            lease_expires_at=now + cast(bindparam("c_lease_s"), Interval()),
-            pid=None,
-            pgid=None,
-            proc_started_at=None,
-            marker=None,
-        )
+        .values(_taken(clock, lease_ends))
         .returning(*jobs.c)
         .cte("taken")
     )

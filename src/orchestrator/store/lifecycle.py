@@ -7,7 +7,7 @@ half-recorded or recorded twice (`events.job_id` is unique as well).
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, insert, update
 
 from orchestrator.errors import Conflict, StaleState
 from orchestrator.pipeline.stages import Producer, Stage, TaskState
@@ -19,7 +19,7 @@ from orchestrator.store.jobs import UPDATE_HELD, held_values, metrics_values
 from orchestrator.store.records import LIVE_JOB_STATUSES, Job, JobMetrics, JobStatus, Task
 from orchestrator.store.schema import alerts, jobs, tasks
 from orchestrator.store.tasks import MoveRows, fetch_task, write_move
-from orchestrator.store.verdicts import Verdict, write_verdict
+from orchestrator.store.verdicts import STILL_IN_STAGE, Verdict, move_reason, write_verdict
 
 RETRY_VERDICT = "RETRY"  # the verdict word of a person's retry event
 
@@ -27,11 +27,7 @@ RETRY_VERDICT = "RETRY"  # the verdict word of a person's retry event
 # The statements of every verdict, built and keyed once (store/jobs.py, `UPDATE_HELD`): an
 # active task's move out of the stage its job ran in, setting the columns its parameters
 # name; and a fresh job.
-_MOVE_ACTIVE = update(tasks).where(
-    tasks.c.id == bindparam("move_id"),
-    tasks.c.state == TaskState.ACTIVE,
-    tasks.c.stage == bindparam("move_from"),
-)
+_MOVE_ACTIVE = update(tasks).where(*STILL_IN_STAGE)
 _QUEUE = insert(jobs).returning(jobs.c.id)
 
 
@@ -253,7 +249,7 @@ class LifecycleQueries(StoreBase):
             "state": state,
             "round": round_,
             "updated_at": utcnow(),
-            "reason": reason if state is not TaskState.ACTIVE else None,
+            "reason": move_reason(state, reason),
         }
         if not keeps_gate(state, stage):
             values["gate_acquired_at"] = None

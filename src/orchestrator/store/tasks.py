@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, Select, and_, bindparam, func, insert, or_, select
 
@@ -61,31 +60,6 @@ class MoveRows:
 # Built and keyed once: every move writes them (store/jobs.py, `UPDATE_HELD`, says why).
 _NEW_ARTIFACT = insert(artifacts)
 _NEW_EVENT = insert(events)
-# On PostgreSQL a verdict's artifact and event are one statement, one round trip less on
-# the path from a job's end to the next job's start (SQLite has no writing WITH).
-_SHARED = ("task_id", "job_id", "round", "producer")  # the artifact's and the event's
-_SHARED_VALUES: dict[str, Any] = {column: bindparam(column) for column in _SHARED}
-_NEW_ARTIFACT_AND_EVENT = (
-    insert(events)
-    .values(
-        **_SHARED_VALUES,
-        from_stage=bindparam("from_stage"),
-        to_stage=bindparam("to_stage"),
-        verdict=bindparam("verdict"),
-        at=bindparam("at"),
-    )
-    .add_cte(
-        insert(artifacts)
-        .values(
-            **_SHARED_VALUES,
-            name=bindparam("artifact_name"),
-            text=bindparam("artifact_text"),
-            created_at=bindparam("at"),
-        )
-        .cte("artifact")
-    )
-)
-
 
 # What every job reads first: its task, its repo, the task's latest artifacts.
 _TASK_BY_ID = task_select().where(tasks.c.id == bindparam("task_id"))
@@ -117,16 +91,11 @@ def write_move(
         "round": rows.round,
         "at": utcnow(),
     }
-    if name is None or text is None:
-        conn.execute(_NEW_EVENT, event)
-    elif conn.dialect.name == "postgresql":
-        written = {**event, "artifact_name": name, "artifact_text": text}
-        conn.execute(_NEW_ARTIFACT_AND_EVENT, written)
-    else:
-        shared = {column: event[column] for column in _SHARED}
+    if name is not None and text is not None:
+        shared = {column: event[column] for column in ("task_id", "job_id", "round", "producer")}
         artifact = {**shared, "name": name, "text": text, "created_at": event["at"]}
         conn.execute(_NEW_ARTIFACT, artifact)
-        conn.execute(_NEW_EVENT, event)
+    conn.execute(_NEW_EVENT, event)
     if rows.from_stage is not None:
         tallies.count_verdict(conn, str(rows.producer), rows.from_stage)
 

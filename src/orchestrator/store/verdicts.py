@@ -30,6 +30,19 @@ from orchestrator.store.schema import artifacts, events, jobs, tasks
 
 _METRICS = tuple(JobMetrics.__dataclass_fields__)
 
+# A task a job's end may move: still active, in the stage the job ran in (`move_id`,
+# `move_from`); anything else moved it meanwhile. Both ways of writing a verdict use it.
+STILL_IN_STAGE = (
+    tasks.c.id == bindparam("move_id"),
+    tasks.c.state == TaskState.ACTIVE,
+    tasks.c.stage == bindparam("move_from"),
+)
+
+
+def move_reason(state: TaskState, reason: str | None) -> str | None:
+    """The reason a task keeps after a move: only one that stops it has one."""
+    return reason if state is not TaskState.ACTIVE else None
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -91,7 +104,7 @@ def write_verdict(conn: Connection, verdict: Verdict, *, announced: bool) -> int
         "move_stage": move.stage,
         "move_state": move.state,
         "move_round": move.round,
-        "move_reason": move.alert if move.state is not TaskState.ACTIVE else None,
+        "move_reason": move_reason(move.state, move.alert),
         "at": at,
         "job_id": job.id,
         "job_round": job.round,
@@ -143,12 +156,7 @@ def _statement(keeps_gate: bool, queues: bool, announces: bool) -> Select[Any]:
         moving["gate_acquired_at"] = None
     moved = (
         update(tasks)
-        .where(
-            tasks.c.id == bindparam("move_id"),
-            tasks.c.state == TaskState.ACTIVE,
-            tasks.c.stage == bindparam("move_from"),
-            exists(select(ended.c.id)),
-        )
+        .where(*STILL_IN_STAGE, exists(select(ended.c.id)))
         .values(moving)
         .returning(tasks.c.id)
         .cte("moved")
