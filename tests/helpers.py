@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Alert, Job, Store, tallies
 from orchestrator.store.schema import task_tallies, usage_tallies, verdict_tallies
+from orchestrator.store.tallies import summed
 
 # A service that starts and never answers /health (for the supervisor's tests).
 SILENT_SERVICE = [sys.executable, "-c", "import time; time.sleep(120)"]
@@ -125,11 +126,12 @@ def stored_totals(engine: Engine, recount: bool = False) -> dict[str, Any]:
     with engine.connect() as conn, conn.begin() as transaction:
         if recount:
             tallies.recount(conn)
-        states = {  # a state with no task left may keep a row of 0
-            row.state: row.tasks for row in conn.execute(select(task_tallies)) if row.tasks
+        states = {  # a state with no task left may keep a total of 0
+            row.state: row.tasks for row in conn.execute(select(summed(task_tallies))) if row.tasks
         }
         verdicts = {
-            (row.producer, row.stage): row.verdicts for row in conn.execute(select(verdict_tallies))
+            (row.producer, row.stage): row.verdicts
+            for row in conn.execute(select(summed(verdict_tallies)))
         }
         usage = {
             (row.stage, row.role): (
@@ -140,7 +142,7 @@ def stored_totals(engine: Engine, recount: bool = False) -> dict[str, Any]:
                 row.measured_calls,
                 row.measured_tokens,
             )
-            for row in conn.execute(select(usage_tallies))
+            for row in conn.execute(select(summed(usage_tallies)))
         }
         transaction.rollback()
     return {"tasks": states, "verdicts": verdicts, "usage": usage}

@@ -67,6 +67,22 @@ def at_revision(db_url: str, revision: str) -> Iterator[Connection]:
         engine.dispose()
 
 
+@contextmanager
+def migrated_back(db_url: str, revision: str) -> Iterator[Connection]:
+    """A connection, in a transaction, to the database migrated down to `revision`."""
+    engine = make_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.connect() as conn, conn.begin():
+            config.attributes["connection"] = conn
+            command.downgrade(config, revision)
+            assert current_revision(conn) == revision
+            yield conn
+    finally:
+        engine.dispose()
+
+
 def old_task(conn: Connection, task_id: str, state: str, round: int) -> None:
     """A repo `app` and one task of it in testing, written as an older revision's rows."""
     conn.execute(
@@ -328,14 +344,5 @@ def test_upgrades_from_0012_give_tasks_budget_round_one_and_the_built_in_pipelin
         assert (task.budget_round, task.pipeline, task.stage) == (1, BUILT_IN, Stage.TESTING)
     finally:
         upgraded.engine.dispose()
-    engine = make_engine(db_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    try:
-        with engine.connect() as conn, conn.begin():
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0012")
-            assert current_revision(conn) == "0012"
-            assert conn.execute(text("SELECT round FROM tasks")).scalar_one() == 4
-    finally:
-        engine.dispose()
+    with migrated_back(db_url, "0012") as conn:
+        assert conn.execute(text("SELECT round FROM tasks")).scalar_one() == 4

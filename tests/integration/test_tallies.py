@@ -1,6 +1,7 @@
 """The running totals of the history (store/tallies.py), on both backends: they agree with a
 count of the rows at every point, a rolled-back transaction adds nothing, concurrent verdicts
-on one stage all count without a deadlock, and an upgrade counts the history already stored."""
+on one stage all count without a deadlock and without waiting for one another, folds keep
+them whole, and an upgrade counts the history already stored."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ from orchestrator.store import (
 )
 from orchestrator.store import open_store as open_store_
 from orchestrator.store.tasks import MoveRows, write_move
-from tests.helpers import tallies_agree
-from tests.integration.test_store import at_revision, old_task
+from tests.helpers import stored_totals, tallies_agree
+from tests.integration.test_store import at_revision, migrated_back, old_task
 
 TO_DESIGN = Transition(Stage.DESIGN, TaskState.ACTIVE, 1, "design")
 
@@ -126,12 +127,16 @@ def test_a_rolled_back_transaction_adds_nothing_to_the_totals(store: Store) -> N
 
 
 @pytest.mark.pg
-def test_concurrent_verdicts_and_calls_on_one_stage_all_count(pg_store: Store) -> None:
-    # Eight workers finish analysis verdicts and record analyst calls at once: they all add to
-    # the same two rows of totals, which a transaction locks until its commit.
+def test_concurrent_verdicts_and_calls_on_one_stage_all_count_while_folds_run(
+    pg_store: Store,
+) -> None:
+    # Eight workers finish analysis verdicts and record analyst calls at once, adding to the
+    # same two totals, while two workers fold the totals' rows again and again.
     store, workers, each = pg_store, 8, 12
     add_tasks(store, "aaaa", workers * each)
     faults: list[BaseException] = []
+    working = threading.Event()
+    working.set()
 
     def work(n: int) -> None:
         try:
@@ -142,10 +147,21 @@ def test_concurrent_verdicts_and_calls_on_one_stage_all_count(pg_store: Store) -
         except BaseException as exc:  # a deadlock would surface here as a StoreError
             faults.append(exc)
 
+    def fold() -> None:
+        try:
+            while working.is_set():
+                store.fold_totals()
+        except BaseException as exc:
+            faults.append(exc)
+
+    folders = [threading.Thread(target=fold) for _ in range(2)]
     threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
-    for thread in threads:
+    for thread in (*folders, *threads):
         thread.start()
     for thread in threads:
+        thread.join(120)
+    working.clear()
+    for thread in folders:
         thread.join(120)
     assert faults == []
     figures = store.determinization()
@@ -153,6 +169,89 @@ def test_concurrent_verdicts_and_calls_on_one_stage_all_count(pg_store: Store) -
     assert (figures.agent_calls, figures.tokens_in) == (workers * each, 2 * workers * each)
     assert store.counts().by_state == {"active": workers * each}
     assert tallies_agree(store)
+
+
+@pytest.mark.pg
+def test_a_verdict_does_not_wait_for_the_totals_of_an_uncommitted_one(pg_store: Store) -> None:
+    # Another transaction added to the analysis verdicts and has not committed: a total updated
+    # in place would stay locked until then, and this verdict on the same stage would wait.
+    store = pg_store
+    add_tasks(store, "aaaa", 1)
+    [job] = store.claim_jobs("w-1", "here", 1, 30)
+    finished = threading.Event()
+    faults: list[BaseException] = []
+
+    def finish() -> None:
+        try:
+            store.finish_job(analysed(job))
+            finished.set()
+        except BaseException as exc:
+            faults.append(exc)
+
+    with store.engine.connect() as other:
+        other.begin()
+        tallies.count_verdict(other, str(Producer.ANALYST), str(Stage.ANALYSIS))
+        tallies.flush(other)
+        thread = threading.Thread(target=finish, daemon=True)
+        thread.start()
+        ended_meanwhile = finished.wait(20)  # a bound for a stuck wait, not a timing
+        other.rollback()
+    thread.join(60)
+    assert faults == []
+    assert ended_meanwhile, "the verdict waited for another transaction's totals"
+    assert store.determinization().verdicts_by_producer == {"analyst": 1}
+
+
+def table_rows(store: Store, table: str) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_a_fold_leaves_one_row_per_total_and_every_total_as_it_was(store: Store) -> None:
+    add_tasks(store, "aaaa", 4)
+    for job in store.claim_jobs("w-1", "here", 4, 30):
+        store.record_agent_call(call("analysis", "analyst", tokens_in=3, tokens_out=1))
+        store.finish_job(analysed(job))
+    store.cancel_task("aaaa0003")
+    before = stored_totals(store.engine)
+    tables = ("task_tallies", "verdict_tallies", "usage_tallies")
+    # An addition a row: four new tasks, one moved out again; four verdicts; four calls.
+    assert [table_rows(store, t) for t in tables] == [6, 4, 4]
+    assert store.fold_totals() == 4 + 3 + 3
+    assert stored_totals(store.engine) == before
+    assert [table_rows(store, t) for t in tables] == [2, 1, 1]
+    assert store.fold_totals() == 0  # nothing left to fold
+    assert store.counts().by_state == {"active": 3, "cancelled": 1}
+
+
+def test_the_totals_survive_the_upgrade_to_additions_and_the_way_back(db_url: str) -> None:
+    with at_revision(db_url, "0016") as conn:
+        old_task(conn, "dddd0000", "active", 1)
+        conn.execute(text("INSERT INTO task_tallies (state, tasks) VALUES ('active', 1)"))
+        conn.execute(
+            text(
+                "INSERT INTO verdict_tallies (producer, stage, verdicts) "
+                "VALUES ('analyst', 'analysis', 5), ('tester', 'testing', 2)"
+            )
+        )
+    upgraded = open_store_(load_settings(db_url=db_url))
+    try:
+        assert upgraded.determinization().verdicts_by_producer == {"analyst": 5, "tester": 2}
+        assert upgraded.counts().by_state == {"active": 1}
+        with upgraded.engine.begin() as conn:  # two more additions to one total
+            tallies.count_verdict(conn, "analyst", "analysis")
+            tallies.flush(conn)
+            tallies.count_verdict(conn, "analyst", "analysis")
+            tallies.flush(conn)
+        assert table_rows(upgraded, "verdict_tallies") == 4
+    finally:
+        upgraded.close()
+    with migrated_back(db_url, "0016") as conn:
+        rows = conn.execute(text("SELECT producer, stage, verdicts FROM verdict_tallies"))
+        assert sorted(tuple(row) for row in rows) == [
+            ("analyst", "analysis", 7),
+            ("tester", "testing", 2),
+        ]
 
 
 def test_the_upgrade_counts_the_history_already_stored(db_url: str) -> None:

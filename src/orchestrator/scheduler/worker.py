@@ -340,6 +340,7 @@ class Worker:
         while not self._stopping.wait(interval):
             try:
                 self.store.worker_heartbeat(self.identity.worker_id)
+                self.store.fold_totals()  # so that /status sums a few rows of them
                 mine = self._slots.ids()
                 if take_over(self.store, self.identity, self.settings.kill_grace_s, mine):
                     self._wake.set()

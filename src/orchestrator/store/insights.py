@@ -24,6 +24,7 @@ from orchestrator.store.schema import (
     tasks,
     verdict_tallies,
 )
+from orchestrator.store.tallies import summed
 from orchestrator.store.usage import UsageQueries, UsageTally
 
 # Runner verdicts on these stages replaced a call to the LLM tester or deployer.
@@ -78,9 +79,8 @@ class InsightQueries(UsageQueries):
         """Verdicts by producer, LLM calls avoided, and the agents' usage (from the running
         totals: a few rows however long the history; `usage` when already read)."""
         llm = [role.value for role in LLM_ROLES]
-        query = select(
-            verdict_tallies.c.producer, verdict_tallies.c.stage, verdict_tallies.c.verdicts
-        )
+        totals = summed(verdict_tallies)
+        query = select(totals.c.producer, totals.c.stage, totals.c.verdicts)
         with self._read() as conn:
             rows = conn.execute(query).all()
         usage = self.usage() if usage is None else usage

@@ -272,27 +272,34 @@ agent_calls = Table(
 
 # Running totals of the history, kept in the transaction that adds to it (store/tallies.py):
 # /status and the dashboard read a few rows here, at 200 stored tasks as at 100,000, where
-# counting the tasks, events and agent calls themselves grows with every task ever run.
+# counting the tasks, events and agent calls themselves grows with every task ever run. A row
+# is an addition to the total of its key (a reader sums them; a worker folds them into one),
+# so its id counts every addition ever made: 64 bits.
+_ADDITION_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid is 64-bit already
+
 task_tallies = Table(
     "task_tallies",
     metadata,
-    Column("state", String(16), primary_key=True),
+    Column("id", _ADDITION_ID, primary_key=True),
+    Column("state", String(16), nullable=False),
     Column("tasks", BigInteger, nullable=False),
 )
 
 verdict_tallies = Table(
     "verdict_tallies",
     metadata,
-    Column("producer", String(32), primary_key=True),
-    Column("stage", String(32), primary_key=True),  # the stage the verdict was given on
+    Column("id", _ADDITION_ID, primary_key=True),
+    Column("producer", String(32), nullable=False),
+    Column("stage", String(32), nullable=False),  # the stage the verdict was given on
     Column("verdicts", BigInteger, nullable=False),
 )
 
 usage_tallies = Table(
     "usage_tallies",
     metadata,
-    Column("stage", String(32), primary_key=True),
-    Column("role", String(32), primary_key=True),
+    Column("id", _ADDITION_ID, primary_key=True),
+    Column("stage", String(32), nullable=False),
+    Column("role", String(32), nullable=False),
     Column("calls", BigInteger, nullable=False),
     Column("tokens_in", BigInteger, nullable=False),  # unknown counts count as 0
     Column("tokens_out", BigInteger, nullable=False),

@@ -7,10 +7,13 @@ ever run (40 ms at 100,000 tasks); read from these totals, it is a few rows at a
 
 A total is kept in the transaction that adds to it, so it can never disagree with the rows it
 counts: a move, verdict or call that rolls back was never counted. A state move is counted
-only by an update that matched the task in the state it counts it out of. The additions wait
-until the transaction's last statement (`flush`, called by the store's `_write`) and go in
-one fixed order: a total's row is locked from its update until the commit, and a transaction
-that took it early could wait on another (a serial gate) that waits on the total, a deadlock.
+only by an update that matched the task in the state it counts it out of.
+
+A table of totals holds additions: a transaction inserts a row of what it adds (`flush`, its
+last statement), and a reader sums the rows of each key (`summed`). An insert locks nothing.
+One row per key, updated in place, was locked from the update to the commit: every verdict on
+a stage waited for the one before it to commit, eight workers in a queue on one row. `fold`,
+run by each worker's heartbeat, sums each key's rows into one, so a read sums a few rows.
 """
 
 from __future__ import annotations
@@ -18,9 +21,19 @@ from __future__ import annotations
 from collections import Counter
 from functools import cache
 
-from sqlalchemy import Connection, Insert, Table, and_, bindparam, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import (
+    Column,
+    Connection,
+    Subquery,
+    Table,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+)
 
 from orchestrator.store.schema import (
     agent_calls,
@@ -40,10 +53,11 @@ USAGE_FIGURES = (
     "measured_calls",
     "measured_tokens",
 )
-# Each table of totals by the columns that name one of its rows.
+# Each table of totals by the columns that name one of its totals, then those of its figures.
 _KEYS = {
-    table.name: (table, tuple(column.name for column in table.primary_key))
-    for table in (task_tallies, verdict_tallies, usage_tallies)
+    task_tallies.name: (task_tallies, ("state",), ("tasks",)),
+    verdict_tallies.name: (verdict_tallies, ("producer", "stage"), ("verdicts",)),
+    usage_tallies.name: (usage_tallies, ("stage", "role"), USAGE_FIGURES),
 }
 
 
@@ -97,27 +111,60 @@ def discard(conn: Connection) -> None:
 
 
 def flush(conn: Connection) -> None:
-    """Add this transaction's counts to the totals: its last statements, in key order."""
+    """Add this transaction's counts to the totals: a row of additions for each total it
+    changed, in one insert per table."""
     pending: dict[tuple[str, tuple[str, ...]], Counter[str]] = conn.info.pop(_PENDING, {})
+    rows: dict[str, list[dict[str, object]]] = {}
     for (name, key), figures in sorted(pending.items()):
         if not any(figures.values()):
-            continue  # a task moved out of a state and back in: nothing to lock
-        _table, columns = _KEYS[name]
-        row = {**dict(zip(columns, key, strict=True)), **figures}
-        conn.execute(_upsert(conn.dialect.name, name, tuple(figures)), row)
+            continue  # a task moved out of a state and back in: nothing to add
+        _table, keys, names = _KEYS[name]
+        row: dict[str, object] = {**dict(zip(keys, key, strict=True))}
+        row.update((f, figures[f]) for f in names)
+        rows.setdefault(name, []).append(row)
+    for name, additions in rows.items():
+        conn.execute(insert(_KEYS[name][0]), additions)
 
 
 @cache
-def _upsert(dialect: str, name: str, figures: tuple[str, ...]) -> Insert:
-    # Built once per kind of row: every verdict runs one to three of them, and building and
-    # keying a statement costs more of the worker's time than sending it.
-    table, columns = _KEYS[name]
-    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = upsert(table).values({column: bindparam(column) for column in (*columns, *figures)})
-    return statement.on_conflict_do_update(
-        index_elements=list(columns),
-        set_={figure: table.c[figure] + statement.excluded[figure] for figure in figures},
-    )
+def summed(table: Table) -> Subquery:
+    """The totals of `table`, one row per key: its rows of additions summed (what a reader
+    selects from, by the table's own column names)."""
+    _table, keys, names = _KEYS[table.name]
+    columns: list[Column[object]] = [table.c[k] for k in keys]
+    # Cast back: PostgreSQL sums a bigint into a numeric.
+    sums = [cast(func.sum(table.c[f]), table.c[f].type).label(f) for f in names]
+    return select(*columns, *sums).group_by(*columns).subquery(f"{table.name}_summed")
+
+
+def fold(conn: Connection) -> int:
+    """Sum each key's rows of additions into one row (a worker's heartbeat does, so that a
+    reader sums a few rows at any age); how many rows went. Two folds at once on PostgreSQL
+    each sum only the rows their own delete took: the second waits for the first's rows and
+    skips them once gone. Additions made meanwhile are not seen, and stay for the next."""
+    gone = 0
+    for table, keys, names in _KEYS.values():
+        key = tuple_(*(table.c[k] for k in keys))
+        spread = select(*(table.c[k] for k in keys)).group_by(*(table.c[k] for k in keys))
+        taken = conn.execute(
+            delete(table)
+            .where(key.in_(spread.having(func.count() > 1)))
+            .returning(*(table.c[k] for k in keys), *(table.c[f] for f in names))
+        ).all()
+        sums: dict[tuple[object, ...], Counter[str]] = {}
+        for row in taken:
+            sums.setdefault(tuple(row[: len(keys)]), Counter()).update(
+                dict(zip(names, row[len(keys) :], strict=True))
+            )
+        folded = [
+            dict(zip(keys, k, strict=True)) | {f: figures[f] for f in names}
+            for k, figures in sums.items()
+            if any(figures.values())
+        ]
+        if folded:
+            conn.execute(insert(table), folded)
+        gone += len(taken) - len(folded)
+    return gone
 
 
 def recount(conn: Connection) -> None:

@@ -134,9 +134,8 @@ class UsageQueries(StoreBase):
     def usage(self) -> list[UsageTally]:
         """The running totals of agent usage, by stage and role: a few rows however long the
         history (`usage_by_stage` and `average_tokens` read them)."""
-        query = select(
-            usage_tallies.c.stage, usage_tallies.c.role, *(usage_tallies.c[f] for f in FIGURES)
-        )
+        totals = tallies.summed(usage_tallies)
+        query = select(totals.c.stage, totals.c.role, *(totals.c[f] for f in FIGURES))
         with self._read() as conn:
             rows = conn.execute(query).all()
         return [

@@ -21,12 +21,18 @@ from sqlalchemy import Connection, Select, bindparam, exists, func, insert, lite
 from orchestrator.errors import StaleState
 from orchestrator.pipeline.stages import Producer, TaskState
 from orchestrator.pipeline.transitions import Judgement, Transition
-from orchestrator.store import tallies
 from orchestrator.store.base import JOBS_CHANNEL, note_announced, utcnow
 from orchestrator.store.claims import frees_gate, keeps_gate
 from orchestrator.store.jobs import held
 from orchestrator.store.records import Job, JobMetrics, JobStatus
-from orchestrator.store.schema import artifacts, events, jobs, tasks
+from orchestrator.store.schema import (
+    artifacts,
+    events,
+    jobs,
+    task_tallies,
+    tasks,
+    verdict_tallies,
+)
 
 _METRICS = tuple(JobMetrics.__dataclass_fields__)
 
@@ -123,8 +129,6 @@ def write_verdict(conn: Connection, verdict: Verdict, *, announced: bool) -> int
         raise StaleState(f"task {job.task_id} left {job.stage} before the job ended")
     if announces:
         note_announced(conn)
-    tallies.count_verdict(conn, str(verdict.producer), job.stage)
-    tallies.count_task(conn, TaskState.ACTIVE, move.state)
     return int(row.queued) if queues else None
 
 
@@ -190,6 +194,31 @@ def _statement(keeps_gate: bool, queues: bool, announces: bool) -> Select[Any]:
             "at": typed("at", events.c.at),
         },
     ).cte("event")
+    # The running totals' additions (store/tallies.py): the verdict, and the task's state
+    # when the move ends it. An insert locks nothing, so it may come before the commit.
+    counted = [
+        _insert_from(
+            verdict_tallies,
+            {
+                "producer": typed("producer", verdict_tallies.c.producer),
+                "stage": typed("move_from", verdict_tallies.c.stage),
+                "verdicts": literal(1, verdict_tallies.c.verdicts.type),
+            },
+            moved,
+        ).cte("verdict_counted")
+    ]
+    if not queues:  # the task leaves the active tasks
+        counted += [
+            _insert_from(
+                task_tallies,
+                {"state": state, "tasks": literal(n, task_tallies.c.tasks.type)},
+                moved,
+            ).cte(name)
+            for name, state, n in [
+                ("left_active", literal(TaskState.ACTIVE, task_tallies.c.state.type), -1),
+                ("entered", typed("move_state", task_tallies.c.state), 1),
+            ]
+        ]
     columns: list[Any] = [
         select(func.count()).select_from(ended).scalar_subquery().label("ended"),
         select(func.count()).select_from(moved).scalar_subquery().label("moved"),
@@ -209,9 +238,13 @@ def _statement(keeps_gate: bool, queues: bool, announces: bool) -> Select[Any]:
         columns.append(select(queued_cte.c.id).scalar_subquery().label("queued"))
     if announces:  # sent at commit, as NOTIFY is, and not at all on a rollback
         columns.append(func.pg_notify(JOBS_CHANNEL, "").label("announced"))
-    return select(*columns).add_cte(artifact, event)
+    return select(*columns).add_cte(artifact, event, *counted)
 
 
-def _insert_from(table: Any, values: dict[str, Any]) -> Any:
-    """An insert of one row into `table` for each task `moved` (none, or the one)."""
-    return insert(table).from_select(list(values), select(*values.values()))
+def _insert_from(table: Any, values: dict[str, Any], moved: Any = None) -> Any:
+    """An insert of one row into `table` for each task `moved` (none, or the one); `moved`
+    is named when no value reads it."""
+    rows = select(*values.values())
+    if moved is not None:
+        rows = rows.select_from(moved)
+    return insert(table).from_select(list(values), rows)

@@ -12,6 +12,9 @@ from orchestrator.pipeline.verdicts import Judged
 from orchestrator.store.base import StoreBase
 from orchestrator.store.records import Job, JobStatus, Task
 from orchestrator.store.schema import artifacts, jobs, repos, task_tallies, tasks
+from orchestrator.store.tallies import summed
+
+_TASKS = summed(task_tallies)  # tasks by state
 
 
 @dataclass(frozen=True)
@@ -174,9 +177,7 @@ class ViewQueries(StoreBase):
         have ended), in one query."""
         live = [JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.DEFERRED]
         query = union_all(
-            select(literal("state"), task_tallies.c.state, task_tallies.c.tasks).where(
-                task_tallies.c.tasks > 0
-            ),
+            select(literal("state"), _TASKS.c.state, _TASKS.c.tasks).where(_TASKS.c.tasks > 0),
             select(literal("stage"), tasks.c.stage, func.count())
             .where(tasks.c.state == TaskState.ACTIVE)
             .group_by(tasks.c.stage),

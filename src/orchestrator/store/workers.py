@@ -10,6 +10,7 @@ from psycopg import sql
 from sqlalchemy import func, insert, select, update
 
 from orchestrator.errors import StoreError
+from orchestrator.store import tallies
 from orchestrator.store.base import JOBS_CHANNEL, StoreBase, db_now
 from orchestrator.store.records import Worker
 from orchestrator.store.schema import workers
@@ -39,6 +40,12 @@ class WorkerQueries(StoreBase):
             conn.execute(
                 update(workers).where(workers.c.id == worker_id).values(heartbeat_at=db_now(conn))
             )
+
+    def fold_totals(self) -> int:
+        """Sum the running totals' rows of additions into one per key (store/tallies.py);
+        how many rows went. Each worker does, on its heartbeat."""
+        with self._write() as conn:
+            return tallies.fold(conn)
 
     def stop_worker(self, worker_id: str) -> None:
         """The worker stopped cleanly."""
