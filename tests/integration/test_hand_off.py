@@ -22,7 +22,8 @@ from orchestrator.proc import CancelToken
 from orchestrator.scheduler import Worker
 from orchestrator.scheduler import slots as slots_module
 from orchestrator.store import Claimant, Job, JobStatus, Store, Verdict
-from orchestrator.store.schema import jobs
+from orchestrator.store.schema import jobs, task_tallies, usage_tallies, verdict_tallies
+from orchestrator.store.tallies import summed
 from tests.helpers import fake_agent_settings
 
 
@@ -72,6 +73,12 @@ def test_slots_hand_off_and_never_hold_more_jobs_than_allowed(
     # The loop claims the first two; after that nearly every stage starts by a hand-off.
     assert len(handed) >= stages // 2, len(handed)
     assert len(set(handed)) == len(handed)
+    # The worker folded the running totals' additions as it stopped: a row per total.
+    with store.engine.connect() as conn:
+        for table in (task_tallies, verdict_tallies, usage_tallies):
+            rows = conn.execute(select(func.count()).select_from(table)).scalar_one()
+            totals = conn.execute(select(func.count()).select_from(summed(table))).scalar_one()
+            assert (table.name, rows) == (table.name, totals)
 
 
 def test_a_worker_stopping_during_a_hand_off_gives_the_job_back(

@@ -391,4 +391,5 @@ class Worker:
                     self.store.abandon_job(r.job, "the worker stopped; re-queued")
             self.store.stop_worker(self.identity.worker_id)
             self.store.hang_up(self._hang_up)  # the listener is joined next: now, not in a second
+            self.store.fold_totals()  # what this worker added since its last heartbeat
         self._chores.shutdown(wait=True)  # after the jobs are given back: chores can wait
