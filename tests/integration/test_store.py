@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, event, func, select, text
 
 from orchestrator.errors import Conflict, NotFound, StoreError
 from orchestrator.pipeline.pipelines import BUILT_IN
@@ -346,3 +346,32 @@ def test_upgrades_from_0012_give_tasks_budget_round_one_and_the_built_in_pipelin
         upgraded.engine.dispose()
     with migrated_back(db_url, "0012") as conn:
         assert conn.execute(text("SELECT round FROM tasks")).scalar_one() == 4
+
+
+def test_a_job_reads_its_task_and_every_field_of_its_repo_in_one_query(store: Store) -> None:
+    store.add_repo(
+        "app",
+        RepoSpec(
+            path="/srv/app",
+            default_branch="trunk",
+            test_command="make check",
+            skip_stages=frozenset({Stage.DEPLOY}),
+            setup_command="make venv",
+            junit_path="out/junit.xml",
+        ),
+    )
+    repo = store.get_repo("app")
+    store.create_task(NewTask("aaaa0001", repo.id, "t", "", "orch/aaaa0001", "/wt"), "x")
+    statements: list[str] = []
+    with store.engine.connect() as conn:  # warm the pool: a new connection asks its own
+        conn.execute(select(1))
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(store.engine, "before_cursor_execute", listen)
+    try:
+        task, its_repo = store.task_and_repo("aaaa0001")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listen)
+    assert (task, its_repo) == (store.get_task("aaaa0001"), repo)
+    assert [s.split()[0] for s in statements if s != "BEGIN"] == ["SELECT"]  # BEGIN: SQLite
+    with pytest.raises(NotFound, match="no task bbbb0001"):
+        store.task_and_repo("bbbb0001")

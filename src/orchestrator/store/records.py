@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -56,7 +56,12 @@ class Repo:
     @classmethod
     def from_row(cls, row: Any) -> Repo:
         """Build from a `repos` row."""
-        values = dict(row._mapping)
+        return cls.of(row._mapping)
+
+    @classmethod
+    def of(cls, columns: Mapping[str, Any]) -> Repo:
+        """Build from the values of a `repos` row's columns, by name."""
+        values = dict(columns)
         values["skip_stages"] = parse_stage_list(values["skip_stages"] or "")
         return cls(**values)
 

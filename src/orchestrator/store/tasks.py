@@ -63,7 +63,12 @@ _NEW_EVENT = insert(events)
 
 # What every job reads first: its task, its repo, the task's latest artifacts.
 _TASK_BY_ID = task_select().where(tasks.c.id == bindparam("task_id"))
-_REPO_BY_NAME = select(repos).where(repos.c.name == bindparam("name"))
+# A task and every column of its repo (as `repos_<column>`: `repo_id` is the task's).
+_TASK_AND_REPO = (
+    task_select()
+    .add_columns(*(column.label(f"repos_{column.name}") for column in repos.c))
+    .where(tasks.c.id == bindparam("task_id"))
+)
 _LATEST_ARTIFACTS = (
     select(artifacts)
     .where(
@@ -112,8 +117,13 @@ def fetch_task(conn: Connection, task_id: str) -> Task:
     """The task with that id, read in the caller's transaction; NotFound otherwise."""
     row = conn.execute(_TASK_BY_ID, {"task_id": task_id}).first()
     if row is None:
-        raise NotFound(f"no task {task_id} (see: orch task list)")
+        raise no_task(task_id)
     return Task.from_row(row)
+
+
+def no_task(task_id: str) -> NotFound:
+    """The error for a task id that names no task."""
+    return NotFound(f"no task {task_id} (see: orch task list)")
 
 
 class TaskQueries(StoreBase):
@@ -164,11 +174,13 @@ class TaskQueries(StoreBase):
             return self._task(conn, task_id)
 
     def task_and_repo(self, task_id: str) -> tuple[Task, Repo]:
-        """The task and its repo, read together (what every job starts with)."""
+        """The task and its repo, in one query (what every job starts with)."""
         with self._read() as conn:
-            task = self._task(conn, task_id)
-            row = conn.execute(_REPO_BY_NAME, {"name": task.repo}).one()
-        return task, Repo.from_row(row)
+            row = conn.execute(_TASK_AND_REPO, {"task_id": task_id}).first()
+        if row is None:
+            raise no_task(task_id)
+        m = row._mapping
+        return Task.from_row(row), Repo.of({c.name: m[f"repos_{c.name}"] for c in repos.c})
 
     def list_tasks(
         self,
