@@ -10,7 +10,8 @@ counts: a move, verdict or call that rolls back was never counted. A state move 
 only by an update that matched the task in the state it counts it out of.
 
 A table of totals holds additions: a transaction inserts a row of what it adds (`flush`, its
-last statement), and a reader sums the rows of each key (`summed`). An insert locks nothing.
+last statement; on PostgreSQL a verdict's are part of its one statement, store/verdicts.py),
+and a reader sums the rows of each key (`summed`). An insert locks nothing.
 One row per key, updated in place, was locked from the update to the commit: every verdict on
 a stage waited for the one before it to commit, eight workers in a queue on one row. `fold`,
 run by each worker's heartbeat, sums each key's rows into one, so a read sums a few rows.
@@ -119,11 +120,18 @@ def flush(conn: Connection) -> None:
         if not any(figures.values()):
             continue  # a task moved out of a state and back in: nothing to add
         _table, keys, names = _KEYS[name]
-        row: dict[str, object] = {**dict(zip(keys, key, strict=True))}
-        row.update((f, figures[f]) for f in names)
-        rows.setdefault(name, []).append(row)
+        rows.setdefault(name, []).append(_row(keys, key, names, figures))
     for name, additions in rows.items():
         conn.execute(insert(_KEYS[name][0]), additions)
+
+
+def _row(
+    keys: tuple[str, ...], key: tuple[object, ...], names: tuple[str, ...], figures: Counter[str]
+) -> dict[str, object]:
+    """A row of a table of totals: the key's columns, then each figure (0 when not added to)."""
+    row: dict[str, object] = dict(zip(keys, key, strict=True))
+    row.update((name, figures[name]) for name in names)
+    return row
 
 
 @cache
@@ -156,11 +164,7 @@ def fold(conn: Connection) -> int:
             sums.setdefault(tuple(row[: len(keys)]), Counter()).update(
                 dict(zip(names, row[len(keys) :], strict=True))
             )
-        folded = [
-            dict(zip(keys, k, strict=True)) | {f: figures[f] for f in names}
-            for k, figures in sums.items()
-            if any(figures.values())
-        ]
+        folded = [_row(keys, k, names, f) for k, f in sums.items() if any(f.values())]
         if folded:
             conn.execute(insert(table), folded)
         gone += len(taken) - len(folded)

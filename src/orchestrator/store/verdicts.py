@@ -1,13 +1,13 @@
 """A finished job's verdict, and on PostgreSQL its rows in one statement.
 
-A verdict ends its job, writes its artifact and event, moves its task and queues the task's
-next job. Sent one by one, those are four round trips between a job's end and the next
-job's start, and at eight jobs on two cores each one is a wait for the server, then for a
-core and the interpreter. On PostgreSQL they are one statement, a writing WITH in which
-each write happens only if the one before it matched: the job's end only under the fencing
-rule, the task's move only after it and only from the stage the job ran in, the rows of the
-move only after that. SQLite, which has no writing WITH, writes them one by one
-(store/lifecycle.py), with the same checks and the same errors.
+A verdict ends its job, writes its artifact and event, moves its task, queues the task's
+next job and adds to the running totals. Sent one by one, those are five round trips between
+a job's end and the next job's start, and at eight jobs on two cores each one is a wait for
+the server, then for a core and the interpreter. On PostgreSQL they are one statement, a
+writing WITH in which each write happens only if the one before it matched: the job's end
+only under the fencing rule, the task's move only after it and only from the stage the job
+ran in, the rows of the move only after that. SQLite, which has no writing WITH, writes them
+one by one (store/lifecycle.py), with the same checks and the same errors.
 """
 
 from __future__ import annotations
