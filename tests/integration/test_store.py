@@ -52,31 +52,17 @@ def test_migrated_schema_matches_the_code_metadata(store: Store) -> None:
 
 
 @contextmanager
-def at_revision(db_url: str, revision: str) -> Iterator[Connection]:
-    """A connection, in a transaction, to the database migrated up to `revision` only; the
-    engine is disposed of after, so that a store opened next upgrades it the usual way."""
+def at_revision(db_url: str, revision: str, *, down: bool = False) -> Iterator[Connection]:
+    """A connection, in a transaction, to the database migrated up (or `down`) to `revision`
+    only; the engine is disposed of after, so that a store opened next upgrades it the usual
+    way."""
     engine = make_engine(db_url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
         with engine.connect() as conn, conn.begin():
             config.attributes["connection"] = conn
-            command.upgrade(config, revision)
-            yield conn
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def migrated_back(db_url: str, revision: str) -> Iterator[Connection]:
-    """A connection, in a transaction, to the database migrated down to `revision`."""
-    engine = make_engine(db_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    try:
-        with engine.connect() as conn, conn.begin():
-            config.attributes["connection"] = conn
-            command.downgrade(config, revision)
+            (command.downgrade if down else command.upgrade)(config, revision)
             assert current_revision(conn) == revision
             yield conn
     finally:
@@ -344,7 +330,7 @@ def test_upgrades_from_0012_give_tasks_budget_round_one_and_the_built_in_pipelin
         assert (task.budget_round, task.pipeline, task.stage) == (1, BUILT_IN, Stage.TESTING)
     finally:
         upgraded.engine.dispose()
-    with migrated_back(db_url, "0012") as conn:
+    with at_revision(db_url, "0012", down=True) as conn:
         assert conn.execute(text("SELECT round FROM tasks")).scalar_one() == 4
 
 

@@ -34,7 +34,7 @@ from orchestrator.store import (
 from orchestrator.store import open_store as open_store_
 from orchestrator.store.tasks import MoveRows, write_move
 from tests.helpers import stored_totals, tallies_agree
-from tests.integration.test_store import at_revision, migrated_back, old_task
+from tests.integration.test_store import at_revision, old_task
 
 TO_DESIGN = Transition(Stage.DESIGN, TaskState.ACTIVE, 1, "design")
 
@@ -246,7 +246,7 @@ def test_the_totals_survive_the_upgrade_to_additions_and_the_way_back(db_url: st
         assert table_rows(upgraded, "verdict_tallies") == 4
     finally:
         upgraded.close()
-    with migrated_back(db_url, "0016") as conn:
+    with at_revision(db_url, "0016", down=True) as conn:
         rows = conn.execute(text("SELECT producer, stage, verdicts FROM verdict_tallies"))
         assert sorted(tuple(row) for row in rows) == [
             ("analyst", "analysis", 7),
