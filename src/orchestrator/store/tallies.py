@@ -116,7 +116,7 @@ def flush(conn: Connection) -> None:
     changed, in one insert per table."""
     pending: dict[tuple[str, tuple[str, ...]], Counter[str]] = conn.info.pop(_PENDING, {})
     rows: dict[str, list[dict[str, object]]] = {}
-    for (name, key), figures in sorted(pending.items()):
+    for (name, key), figures in pending.items():
         if not any(figures.values()):
             continue  # a task moved out of a state and back in: nothing to add
         _table, keys, names = _KEYS[name]
@@ -152,12 +152,12 @@ def fold(conn: Connection) -> int:
     skips them once gone. Additions made meanwhile are not seen, and stay for the next."""
     gone = 0
     for table, keys, names in _KEYS.values():
-        key = tuple_(*(table.c[k] for k in keys))
-        spread = select(*(table.c[k] for k in keys)).group_by(*(table.c[k] for k in keys))
+        key = [table.c[k] for k in keys]
+        spread = select(*key).group_by(*key).having(func.count() > 1)  # keys of several rows
         taken = conn.execute(
             delete(table)
-            .where(key.in_(spread.having(func.count() > 1)))
-            .returning(*(table.c[k] for k in keys), *(table.c[f] for f in names))
+            .where(tuple_(*key).in_(spread))
+            .returning(*key, *(table.c[f] for f in names))
         ).all()
         sums: dict[tuple[object, ...], Counter[str]] = {}
         for row in taken:
